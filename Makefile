@@ -1,0 +1,38 @@
+# mlcycle — every target installs what it needs first, so each works on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.synced
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint bench clean
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+# Re-sync only when the lock file or the project metadata changed.
+$(STAMP): $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --inexact --python $(BIN)/python --extra dev --extra examples --extra postgres
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python examples/demo.py
+
+# pytest exits 5 when no test was collected; that is not a failure of the code.
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/mypy
+
+bench: install
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,200 @@
+"""The typed records that flow between stages.
+
+Each record is a pydantic model stored as JSON beside the files of its artifact
+(``record.json``); the store keys every artifact by the sha256 of its content.
+Stages take and return these records; they never import one another.
+
+Example:
+    >>> report = ValidationReport(rows=10, violations=[])
+    >>> report.ok
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mlcycle.schema import Schema, Violation
+
+# --- data -------------------------------------------------------------------------
+
+
+class Histogram(BaseModel):
+    edges: list[float]
+    counts: list[int]
+
+
+class ColumnProfile(BaseModel):
+    """Summary of one column; moments and counts so two profiles can be merged."""
+
+    name: str
+    kind: str
+    count: int = Field(description="non-null values")
+    nulls: int
+    mean: float | None = None
+    m2: float | None = Field(default=None, description="sum of squared deviations (Welford)")
+    min: float | None = None
+    max: float | None = None
+    quantiles: dict[str, float] = Field(default_factory=dict, description="'0.5' → value")
+    histogram: Histogram | None = None
+    top: dict[str, int] = Field(default_factory=dict, description="most frequent values")
+    distinct: int | None = Field(default=None, description="distinct-count (estimate)")
+
+    @property
+    def std(self) -> float | None:
+        if self.m2 is None or self.count < 2:
+            return None
+        return float((self.m2 / (self.count - 1)) ** 0.5)
+
+
+class Profile(BaseModel):
+    rows: int
+    columns: list[ColumnProfile]
+
+    def column(self, name: str) -> ColumnProfile:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+class DatasetVersion(BaseModel):
+    """Files: ``data.parquet``, ``record.json``."""
+
+    rows: int
+    columns: list[str]
+    source: str
+    source_fingerprint: str
+    content_hash: str = Field(description="hash of the rows, independent of file encoding")
+    schema_: Schema = Field(alias="schema")
+    profile: Profile
+
+    model_config = {"populate_by_name": True}
+
+
+class ValidationReport(BaseModel):
+    rows: int
+    violations: list[Violation]
+
+    @property
+    def ok(self) -> bool:
+        return not any(v.severity == "error" for v in self.violations)
+
+    @property
+    def errors(self) -> list[Violation]:
+        return [v for v in self.violations if v.severity == "error"]
+
+
+# --- prep / train -------------------------------------------------------------------
+
+
+class Splits(BaseModel):
+    """Files: ``train.parquet``, ``valid.parquet``, ``test.parquet``."""
+
+    strategy: str
+    rows: dict[str, int]
+    time_ranges: dict[str, tuple[str, str]] = Field(default_factory=dict)
+
+
+class TrainedModel(BaseModel):
+    """Files: ``model.joblib`` (a fitted sklearn Pipeline taking the feature columns)."""
+
+    name: str
+    estimator: str
+    params: dict[str, Any]
+    features: list[str]
+    classes: list[Any] | None = None
+    train_rows: int
+    fit_seconds: float
+    valid_metrics: dict[str, float] = Field(default_factory=dict)
+
+
+# --- evaluate / registry ------------------------------------------------------------
+
+
+class Evaluation(BaseModel):
+    """Holdout metrics for the candidate and its baseline (and the champion, if any)."""
+
+    task: str
+    primary_metric: str
+    rows: int
+    metrics: dict[str, dict[str, float]] = Field(description="model role → metric → value")
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+    figures: dict[str, float | None] = Field(default_factory=dict)
+
+
+class Blessing(BaseModel):
+    blessed: bool
+    checks: list[Check]
+    champion_version: int | None = None
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+
+class BundleMeta(BaseModel):
+    """``meta.json`` of a model bundle: what serving and monitoring need to know.
+
+    A bundle folder holds ``model.joblib``, ``schema.json`` (the contract, as
+    frozen in the training dataset version), ``meta.json``, ``profile.json``
+    (reference profile) and ``reference.parquet`` (a sample of training rows,
+    features and target, for drift tests that need raw values).
+    """
+
+    name: str
+    task: str
+    target: str
+    positive_label: Any = None
+    classes: list[Any] | None = None
+    features: list[str]
+    id_column: str | None = None
+    timestamp_column: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    baseline_metrics: dict[str, float] = Field(default_factory=dict)
+    dataset_id: str
+    model_artifact_id: str
+    spec_hash: str
+    git_sha: str | None = None
+    mlcycle_version: str
+    created_at: str
+    unseen_category: Literal["reject", "unknown"] = "reject"
+
+
+class ModelVersionInfo(BaseModel):
+    name: str
+    version: int
+    bundle_id: str
+    blessed: bool
+    created_at: str
+    aliases: list[str] = Field(default_factory=list)
+
+
+# --- monitor ------------------------------------------------------------------------
+
+
+class FeatureDrift(BaseModel):
+    feature: str
+    kind: str
+    test: str
+    statistic: float
+    p_value: float | None = None
+    threshold: float
+    drift: bool
+
+
+class DriftReport(BaseModel):
+    reference_rows: int
+    current_rows: int
+    features: list[FeatureDrift]
+
+    @property
+    def drifted(self) -> list[str]:
+        return [f.feature for f in self.features if f.drift]

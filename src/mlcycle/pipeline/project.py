@@ -1,0 +1,94 @@
+"""A project: a spec file, the folder it lives in, and its store.
+
+Example:
+    >>> project = Project.load("mlcycle.yaml")
+    >>> report = project.run()
+    >>> report.status
+    'succeeded'
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlcycle.spec import Spec
+from mlcycle.store import Store
+
+if TYPE_CHECKING:
+    from mlcycle.pipeline.runner import Listener, RunReport
+    from mlcycle.registry.models import Registry, ResolvedVersion
+
+SPEC_FILE = "mlcycle.yaml"
+
+
+class Project:
+    def __init__(self, spec_path: Path, spec: Spec) -> None:
+        self.spec_path = spec_path.resolve()
+        self.base_dir = self.spec_path.parent
+        self.spec = spec
+        self._store: Store | None = None
+
+    @classmethod
+    def load(cls, path: str | Path = SPEC_FILE) -> Project:
+        """Load the project whose spec is ``path`` (a file, or a folder holding mlcycle.yaml)."""
+        spec_path = Path(path)
+        if spec_path.is_dir():
+            spec_path = spec_path / SPEC_FILE
+        return cls(spec_path, Spec.load(spec_path))
+
+    @property
+    def name(self) -> str:
+        return self.spec.project
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.base_dir)
+        return self._store
+
+    @property
+    def registry(self) -> Registry:
+        from mlcycle.registry.models import Registry
+
+        return Registry(self.store)
+
+    @property
+    def schema_path(self) -> Path:
+        return self.base_dir / self.spec.data.schema_file
+
+    @functools.cached_property
+    def git_sha(self) -> str | None:
+        """The commit of the project folder, with ``-dirty`` if it has uncommitted changes."""
+        try:
+            sha = subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=self.base_dir, capture_output=True,
+                text=True, timeout=5, check=True,
+            ).stdout.strip()
+            dirty = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=self.base_dir,
+                capture_output=True, text=True, timeout=5, check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return f"{sha}-dirty" if dirty else sha
+
+    def run(
+        self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
+    ) -> RunReport:
+        """Run the lifecycle pipeline, reusing every step whose inputs did not change."""
+        from mlcycle.pipeline.runner import Runner
+        from mlcycle.pipeline.steps import LIFECYCLE
+
+        return Runner(self, LIFECYCLE).run(until=until, force=force, listener=listener)
+
+    def bundle(self, ref: str) -> tuple[ResolvedVersion, Path]:
+        """Resolve a model reference and return the local folder of its bundle."""
+        resolved = self.registry.resolve(ref)
+        return resolved, self.store.path(resolved.bundle_id)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()

@@ -1,0 +1,340 @@
+"""Registered models, numbered versions, aliases, and the append-only alias log.
+
+Every alias move is a compare-and-set in one transaction plus an event row:
+two processes promoting at once cannot both win, and the history always
+says who moved what, when and why.
+
+Example:
+    >>> reg = Registry(store)
+    >>> v = reg.register("flights", bundle_id, blessed=True)
+    >>> reg.set_alias("flights", "champion", v, reason="first model")
+    >>> reg.resolve("models:/flights@champion").version
+    1
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from mlcycle.artifacts import ModelVersionInfo
+from mlcycle.errors import BadInput, MlcycleError, NotFound
+from mlcycle.store import Store, now
+from mlcycle.store import tables as t
+
+ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_REF_RE = re.compile(
+    r"^(?:models:/)?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:(?:@(?P<alias>[^/@]+))|(?:/(?P<version>\d+)))?$"
+)
+
+
+class AliasConflict(MlcycleError):
+    """Another process moved the alias between our read and our write."""
+
+    exit_code = 1
+
+
+def actor() -> str:
+    """Who is acting: ``MLCYCLE_ACTOR`` (e.g. an API token's name) or the OS user."""
+    explicit = os.environ.get("MLCYCLE_ACTOR")
+    if explicit:
+        return explicit
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    alias: str | None = None
+    version: int | None = None
+
+    def __str__(self) -> str:
+        if self.version is not None:
+            return f"models:/{self.name}/{self.version}"
+        return f"models:/{self.name}@{self.alias or 'champion'}"
+
+
+def parse_model_ref(text: str) -> ModelRef:
+    """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/3`` or ``NAME``."""
+    match = _REF_RE.match(text.strip())
+    if not match:
+        raise BadInput(
+            f"{text!r} is not a model reference",
+            "expected models:/NAME@ALIAS or models:/NAME/VERSION",
+            "e.g. models:/flights@champion or models:/flights/2",
+        )
+    version = match.group("version")
+    return ModelRef(match.group("name"), match.group("alias"), int(version) if version else None)
+
+
+def check_alias(alias: str) -> None:
+    if not ALIAS_RE.match(alias):
+        raise BadInput(
+            f"invalid alias name {alias!r}",
+            "aliases are lower-case letters, digits, '-' and '_', starting with a letter",
+            "e.g. champion, challenger, canary",
+        )
+
+
+@dataclass(frozen=True)
+class ResolvedVersion:
+    name: str
+    version: int
+    bundle_id: str
+    blessed: bool
+
+
+class Registry:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.engine = store.engine
+
+    # --- versions -------------------------------------------------------------------
+
+    def register(self, name: str, bundle_id: str, *, blessed: bool) -> int:
+        """Register a bundle as the next version of ``name``; idempotent per bundle."""
+        for _ in range(5):
+            try:
+                with self.engine.begin() as conn:
+                    existing = conn.execute(
+                        sa.select(t.model_versions.c.version).where(
+                            t.model_versions.c.name == name,
+                            t.model_versions.c.bundle_id == bundle_id,
+                        )
+                    ).scalar()
+                    if existing is not None:
+                        return int(existing)
+                    if not conn.execute(
+                        sa.select(t.registered_models.c.name).where(
+                            t.registered_models.c.name == name
+                        )
+                    ).first():
+                        conn.execute(t.registered_models.insert().values(name=name, created_at=now()))
+                    latest = conn.execute(
+                        sa.select(sa.func.max(t.model_versions.c.version)).where(
+                            t.model_versions.c.name == name
+                        )
+                    ).scalar()
+                    version = int(latest or 0) + 1
+                    conn.execute(
+                        t.model_versions.insert().values(
+                            name=name,
+                            version=version,
+                            bundle_id=bundle_id,
+                            blessed=blessed,
+                            created_at=now(),
+                            created_by=actor(),
+                        )
+                    )
+                    return version
+            except sa.exc.IntegrityError:
+                continue  # another process took this number first: take the next one
+        raise MlcycleError(
+            f"could not register a version of {name}",
+            "other processes kept registering at the same moment",
+            "try again",
+        )
+
+    def versions(self, name: str) -> list[ModelVersionInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.model_versions)
+                .where(t.model_versions.c.name == name)
+                .order_by(t.model_versions.c.version)
+            ).mappings().all()
+            alias_rows = conn.execute(
+                sa.select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.name == name)
+            ).all()
+        by_version: dict[int, list[str]] = {}
+        for alias, version in alias_rows:
+            by_version.setdefault(int(version), []).append(str(alias))
+        return [
+            ModelVersionInfo(
+                name=r["name"],
+                version=r["version"],
+                bundle_id=r["bundle_id"],
+                blessed=bool(r["blessed"]),
+                created_at=r["created_at"],
+                aliases=sorted(by_version.get(r["version"], [])),
+            )
+            for r in rows
+        ]
+
+    def models(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return [
+                str(r[0])
+                for r in conn.execute(
+                    sa.select(t.registered_models.c.name).order_by(t.registered_models.c.name)
+                )
+            ]
+
+    def alias_version(self, name: str, alias: str) -> int | None:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.name == name, t.aliases.c.alias == alias
+                )
+            ).scalar()
+        return None if value is None else int(value)
+
+    def resolve(self, ref: str | ModelRef) -> ResolvedVersion:
+        """The version a reference points to; :class:`NotFound` with what exists otherwise."""
+        parsed = parse_model_ref(ref) if isinstance(ref, str) else ref
+        known = self.models()
+        if parsed.name not in known:
+            raise NotFound(
+                f"no registered model named '{parsed.name}'",
+                f"registered models: {', '.join(known) or 'none yet'}",
+                "run `mlcycle run` to train and register one, or check the name",
+            )
+        version = parsed.version
+        if version is None:
+            alias = parsed.alias or "champion"
+            version = self.alias_version(parsed.name, alias)
+            if version is None:
+                raise NotFound(
+                    f"model '{parsed.name}' has no alias '{alias}'",
+                    "no version was promoted to it",
+                    f"see `mlcycle models show {parsed.name}`; promote one with "
+                    f"`mlcycle models promote {parsed.name} VERSION`",
+                )
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.model_versions.c.bundle_id, t.model_versions.c.blessed).where(
+                    t.model_versions.c.name == parsed.name, t.model_versions.c.version == version
+                )
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"model '{parsed.name}' has no version {version}",
+                f"versions: {', '.join(str(v.version) for v in self.versions(parsed.name))}",
+                "pick an existing version",
+            )
+        return ResolvedVersion(parsed.name, version, str(row[0]), bool(row[1]))
+
+    # --- aliases --------------------------------------------------------------------
+
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str,
+        forced: bool = False,
+        expected: int | None | str = "any",
+    ) -> int | None:
+        """Point ``alias`` at ``version``; return the version it pointed at before.
+
+        ``expected`` makes the move a compare-and-set: if the alias no longer
+        points where the caller last saw it, :class:`AliasConflict` is raised
+        and nothing changes.
+        """
+        check_alias(alias)
+        self.resolve(ModelRef(name, version=version))
+        with self.engine.begin() as conn:
+            current = conn.execute(
+                sa.select(t.aliases.c.version)
+                .where(t.aliases.c.name == name, t.aliases.c.alias == alias)
+                .with_for_update()
+            ).scalar()
+            if expected != "any" and current != expected:
+                raise AliasConflict(
+                    f"alias {name}@{alias} moved meanwhile (now v{current}, expected v{expected})",
+                    "another promotion or rollback happened at the same time",
+                    "look at `mlcycle models history` and try again",
+                )
+            if current is None:
+                try:
+                    conn.execute(t.aliases.insert().values(name=name, alias=alias, version=version))
+                except sa.exc.IntegrityError as exc:
+                    raise AliasConflict(
+                        f"alias {name}@{alias} was created by another process meanwhile",
+                        "two promotions happened at the same time",
+                        "look at `mlcycle models history` and try again",
+                    ) from exc
+            else:
+                moved = conn.execute(
+                    t.aliases.update()
+                    .where(
+                        t.aliases.c.name == name,
+                        t.aliases.c.alias == alias,
+                        t.aliases.c.version == current,
+                    )
+                    .values(version=version)
+                ).rowcount
+                if moved != 1:
+                    raise AliasConflict(
+                        f"alias {name}@{alias} moved meanwhile",
+                        "another promotion or rollback happened at the same time",
+                        "look at `mlcycle models history` and try again",
+                    )
+            conn.execute(
+                t.alias_events.insert().values(
+                    name=name,
+                    alias=alias,
+                    from_version=current,
+                    to_version=version,
+                    actor=actor(),
+                    reason=reason,
+                    forced=forced,
+                    at=now(),
+                )
+            )
+        return None if current is None else int(current)
+
+    def promote(
+        self, name: str, version: int, *, alias: str = "champion", reason: str = "", force: bool = False
+    ) -> int | None:
+        """Move ``alias`` to ``version``; refuse an unblessed version unless forced with a reason."""
+        resolved = self.resolve(ModelRef(name, version=version))
+        if not resolved.blessed and not force:
+            raise BadInput(
+                f"version {version} of {name} did not pass the gate",
+                "promoting an unblessed model needs an explicit, recorded decision",
+                f"see `mlcycle models show {name}/{version}`; or pass --force --reason '…'",
+            )
+        if force and not resolved.blessed and not reason.strip():
+            raise BadInput("--force needs --reason", "a forced promotion is recorded with its reason",
+                           "add --reason 'why this model must go out anyway'")
+        return self.set_alias(
+            name, alias, version, reason=reason or "promoted", forced=force and not resolved.blessed
+        )
+
+    def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+        query = sa.select(t.alias_events).where(t.alias_events.c.name == name)
+        if alias:
+            query = query.where(t.alias_events.c.alias == alias)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.alias_events.c.id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def rollback(self, name: str, *, alias: str = "champion", reason: str = "") -> tuple[int, int]:
+        """Point ``alias`` back at the version it held before its last move."""
+        current = self.alias_version(name, alias)
+        if current is None:
+            raise NotFound(f"model '{name}' has no alias '{alias}'", "nothing to roll back",
+                           "promote a version first")
+        previous = None
+        for event in reversed(self.history(name, alias)):
+            if event["to_version"] == current and event["from_version"] is not None:
+                previous = int(event["from_version"])
+                break
+        if previous is None:
+            raise BadInput(
+                f"{name}@{alias} has no earlier version to roll back to",
+                f"v{current} is the first version it ever pointed at",
+                "promote another version explicitly instead",
+            )
+        self.set_alias(name, alias, previous, reason=reason or f"rollback from v{current}",
+                       expected=current)
+        return current, previous

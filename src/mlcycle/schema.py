@@ -1,0 +1,215 @@
+"""The data contract: one definition of the columns, shared by every stage.
+
+The schema is inferred at first ingest (``mlcycle.data``), written to
+``schema.yaml`` for a person to edit, frozen into each dataset version, copied
+into the model bundle as its signature, enforced by the REST service and the
+batch job, and used by monitoring as the reference. It lives here, below the
+stages, because all of them read it.
+
+Example:
+    >>> schema = Schema.from_yaml(Path("schema.yaml"))
+    >>> problems = check_frame(df, schema, roles=("feature",))
+    >>> [p.message for p in problems if p.severity == "error"]
+    []
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["numeric", "boolean", "categorical", "string", "datetime"]
+Role = Literal["feature", "target", "id", "timestamp", "ignored"]
+
+
+class ColumnSchema(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Kind
+    role: Role = "feature"
+    nullable: bool = True
+    min: float | None = None
+    max: float | None = None
+    categories: list[str] | None = Field(
+        default=None, description="allowed values (as strings) of a categorical column"
+    )
+    unique: bool = False
+
+
+class Schema(BaseModel):
+    """An ordered list of columns with their kind, role and constraints."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[ColumnSchema]
+
+    def column(self, name: str) -> ColumnSchema:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+    def names(self, *roles: Role) -> list[str]:
+        """Column names, optionally only those with one of ``roles``."""
+        return [c.name for c in self.columns if not roles or c.role in roles]
+
+    @property
+    def features(self) -> list[ColumnSchema]:
+        return [c for c in self.columns if c.role == "feature"]
+
+    def to_yaml(self, path: Path) -> None:
+        doc = {
+            "columns": [c.model_dump(exclude_none=True, exclude_defaults=False) for c in self.columns]
+        }
+        header = (
+            "# mlcycle data contract: inferred at first ingest, then yours to edit.\n"
+            "# Every new dataset version, serving request and monitoring window is\n"
+            "# checked against it. kinds: numeric boolean categorical string datetime;\n"
+            "# roles: feature target id timestamp ignored.\n"
+        )
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> Schema:
+        return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+class Violation(BaseModel):
+    """One way a frame breaks the contract."""
+
+    column: str | None
+    check: Literal["missing", "extra", "type", "null", "range", "category", "unique", "empty"]
+    severity: Literal["error", "warn"]
+    message: str
+    count: int = 0
+
+
+def kind_of(series: pd.Series) -> Kind:
+    """The contract kind a pandas column has (before any categorical decision)."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_numeric_dtype(dtype):
+        return "numeric"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return "categorical"
+    return "string"
+
+
+def _compatible(expected: Kind, actual: Kind) -> bool:
+    if expected == actual:
+        return True
+    text = {"categorical", "string"}
+    if expected in text and actual in text:
+        return True
+    # A boolean column read from CSV/JSON may arrive as 0/1 numbers.
+    return expected == "boolean" and actual == "numeric"
+
+
+def check_frame(
+    df: pd.DataFrame,
+    schema: Schema,
+    *,
+    roles: tuple[Role, ...] = ("feature", "target", "id", "timestamp"),
+    ranges: bool = True,
+    unseen_is_error: bool = True,
+) -> list[Violation]:
+    """Check ``df`` against the columns of ``schema`` that have one of ``roles``.
+
+    Missing columns, wrong kinds and nulls in non-nullable columns are errors;
+    out-of-range values are warnings (the world moves; monitoring tracks it);
+    unseen categories are errors unless ``unseen_is_error`` is false.
+    """
+    out: list[Violation] = []
+    if len(df) == 0:
+        out.append(Violation(column=None, check="empty", severity="error", message="no rows"))
+    wanted = [c for c in schema.columns if c.role in roles]
+    for col in wanted:
+        if col.name not in df.columns:
+            out.append(
+                Violation(
+                    column=col.name,
+                    check="missing",
+                    severity="error",
+                    message=f"column '{col.name}' ({col.kind}, {col.role}) is missing",
+                )
+            )
+            continue
+        series = df[col.name]
+        actual = kind_of(series)
+        if not _compatible(col.kind, actual) and not series.isna().all():
+            out.append(
+                Violation(
+                    column=col.name,
+                    check="type",
+                    severity="error",
+                    message=f"column '{col.name}' should be {col.kind} but is {actual} "
+                    f"({series.dtype})",
+                )
+            )
+            continue
+        nulls = int(series.isna().sum())
+        if nulls and not col.nullable:
+            out.append(
+                Violation(
+                    column=col.name,
+                    check="null",
+                    severity="error",
+                    message=f"column '{col.name}' has {nulls} null value(s) but the contract "
+                    "says it is never null",
+                    count=nulls,
+                )
+            )
+        if ranges and col.kind == "numeric" and (col.min is not None or col.max is not None):
+            values = pd.to_numeric(series, errors="coerce")
+            low = int((values < col.min).sum()) if col.min is not None else 0
+            high = int((values > col.max).sum()) if col.max is not None else 0
+            if low or high:
+                out.append(
+                    Violation(
+                        column=col.name,
+                        check="range",
+                        severity="warn",
+                        message=f"column '{col.name}': {low + high} value(s) outside "
+                        f"[{col.min}, {col.max}]",
+                        count=low + high,
+                    )
+                )
+        if col.categories is not None and col.kind in ("categorical", "string"):
+            allowed = set(col.categories)
+            present = series.dropna().astype(str)
+            unseen_mask = ~present.isin(allowed)
+            unseen = int(unseen_mask.sum())
+            if unseen:
+                examples = sorted(set(present[unseen_mask].head(50)))[:5]
+                out.append(
+                    Violation(
+                        column=col.name,
+                        check="category",
+                        severity="error" if unseen_is_error else "warn",
+                        message=f"column '{col.name}': {unseen} value(s) not among the "
+                        f"{len(allowed)} known categories, e.g. {examples}",
+                        count=unseen,
+                    )
+                )
+        if col.unique and series.duplicated().any():
+            dups = int(series.duplicated().sum())
+            out.append(
+                Violation(
+                    column=col.name,
+                    check="unique",
+                    severity="error",
+                    message=f"column '{col.name}' should be unique but has {dups} duplicate(s)",
+                    count=dups,
+                )
+            )
+    return out

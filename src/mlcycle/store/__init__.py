@@ -1,0 +1,274 @@
+"""The store: metadata in a SQL database, artifact files in a content-addressed folder.
+
+SQLite (``.mlcycle/mlcycle.db`` next to the spec, WAL mode) by default;
+PostgreSQL or any SQLAlchemy URL via ``MLCYCLE_STORE_URL``. Artifacts live in
+``.mlcycle/artifacts`` or wherever ``MLCYCLE_ARTIFACTS_URL`` points (any fsspec
+URL). Migrations run automatically when a store is opened.
+
+Example:
+    >>> store = Store.open(Path("."))
+    >>> with store.staging() as folder:
+    ...     (folder / "hello.txt").write_text("hi")
+    ...     ref = store.put(folder, kind="note", record={"text": "hi"})
+    >>> store.record(ref)["text"]
+    'hi'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from mlcycle.errors import BadInput, NotFound
+from mlcycle.store import tables as t
+from mlcycle.store.blobs import BlobStore
+
+SCHEMA_HEAD = "0001"
+STORE_DIR = ".mlcycle"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers and one writer work at once across processes; the busy
+    # timeout makes a second writer wait instead of failing with "locked".
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("postgresql://"):
+        # psycopg 3 is the driver we ship in the `postgres` extra.
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except (sa.exc.ArgumentError, ModuleNotFoundError) as exc:
+        raise BadInput(
+            f"cannot use store URL {url!r}",
+            str(exc),
+            "set MLCYCLE_STORE_URL to sqlite:///PATH or postgresql://USER@HOST/DB "
+            "(install mlcycle[postgres] for PostgreSQL)",
+        ) from exc
+    if engine.dialect.name == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision; cheap when it already is."""
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        if current == SCHEMA_HEAD:
+            return
+    except sa.exc.DBAPIError:
+        pass  # no alembic_version table yet: a new store
+    # Alembic is only imported when there is work to do: it costs ~0.1 s.
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two processes opening a new store at once must not both create tables.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7431001)"))
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+class Store:
+    """Metadata database + artifact folders, with lineage between artifacts."""
+
+    def __init__(self, engine: Engine, blobs: BlobStore, home: Path) -> None:
+        self.engine = engine
+        self.blobs = blobs
+        self.home = home
+
+    @classmethod
+    def open(cls, base_dir: Path, url: str | None = None, artifacts_url: str | None = None) -> Store:
+        """Open (creating if needed) the store of the project in ``base_dir``."""
+        home = base_dir / STORE_DIR
+        home.mkdir(parents=True, exist_ok=True)
+        url = url or os.environ.get("MLCYCLE_STORE_URL") or f"sqlite:///{home / 'mlcycle.db'}"
+        artifacts_url = (
+            artifacts_url or os.environ.get("MLCYCLE_ARTIFACTS_URL") or str(home / "artifacts")
+        )
+        engine = make_engine(url)
+        try:
+            migrate(engine)
+        except sa.exc.OperationalError as exc:
+            raise BadInput(
+                f"cannot open the metadata store at {engine.url.render_as_string()}",
+                str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
+                "check MLCYCLE_STORE_URL and that the database server is running",
+            ) from exc
+        return cls(engine, BlobStore(artifacts_url, home / "cache"), home)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- artifacts ------------------------------------------------------------------
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A scratch folder to write an artifact's files into; removed if not committed."""
+        folder = self.blobs.new_staging()
+        try:
+            yield folder
+        finally:
+            if folder.exists():
+                shutil.rmtree(folder, ignore_errors=True)
+
+    def put(
+        self,
+        folder: Path,
+        *,
+        kind: str,
+        record: BaseModel | dict[str, Any],
+        parents: dict[str, str] | None = None,
+    ) -> str:
+        """Commit a staging folder as an artifact with its record and lineage; return its id.
+
+        ``record`` is also written as ``record.json`` inside the artifact, so the
+        files alone are self-describing. ``parents`` maps a role to a parent id.
+        """
+        payload = (
+            record.model_dump(mode="json", by_alias=True)
+            if isinstance(record, BaseModel)
+            else record
+        )
+        text = json.dumps(payload, sort_keys=True, default=str)
+        (folder / "record.json").write_text(text, encoding="utf-8")
+        artifact_id, size = self.blobs.commit(folder)
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                sa.select(t.artifacts.c.id).where(t.artifacts.c.id == artifact_id)
+            ).first()
+            if not exists:
+                conn.execute(
+                    t.artifacts.insert().values(
+                        id=artifact_id, kind=kind, created_at=now(), size=size, record=text
+                    )
+                )
+            for role, parent in (parents or {}).items():
+                edge = {"child": artifact_id, "parent": parent, "role": role}
+                found = conn.execute(
+                    sa.select(t.edges.c.child).where(
+                        t.edges.c.child == artifact_id,
+                        t.edges.c.parent == parent,
+                        t.edges.c.role == role,
+                    )
+                ).first()
+                if not found:
+                    conn.execute(t.edges.insert().values(**edge))
+        return artifact_id
+
+    def record(self, artifact_id: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.artifacts.c.record).where(t.artifacts.c.id == artifact_id)
+            ).first()
+        if row is None:
+            raise NotFound(
+                f"no artifact {artifact_id[:12]}",
+                "the store has no record of it",
+                "list artifacts with `mlcycle lineage` or re-run the pipeline",
+            )
+        return dict(json.loads(row[0]))
+
+    def kind(self, artifact_id: str) -> str:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.artifacts.c.kind).where(t.artifacts.c.id == artifact_id)
+            ).first()
+        if row is None:
+            raise NotFound(f"no artifact {artifact_id[:12]}", "", "")
+        return str(row[0])
+
+    def has(self, artifact_id: str) -> bool:
+        """True when the artifact has both its row and its files."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.artifacts.c.id).where(t.artifacts.c.id == artifact_id)
+            ).first()
+        return row is not None and self.blobs.exists(artifact_id)
+
+    def path(self, artifact_id: str) -> Path:
+        return self.blobs.path(artifact_id)
+
+    def resolve(self, prefix: str) -> str:
+        """The full id of the artifact whose id starts with ``prefix`` (≥ 6 characters)."""
+        if len(prefix) < 6:
+            raise BadInput(f"artifact id {prefix!r} is too short", "", "give at least 6 characters")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.artifacts.c.id).where(t.artifacts.c.id.like(prefix + "%")).limit(2)
+            ).all()
+        if not rows:
+            raise NotFound(f"no artifact starts with {prefix!r}", "", "check the id")
+        if len(rows) > 1:
+            raise BadInput(f"artifact id {prefix!r} is ambiguous", "", "give more characters")
+        return str(rows[0][0])
+
+    def parents(self, artifact_id: str) -> list[tuple[str, str, str]]:
+        """(role, parent id, parent kind) for each input the artifact came from."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.edges.c.role, t.edges.c.parent, t.artifacts.c.kind)
+                .join(t.artifacts, t.artifacts.c.id == t.edges.c.parent)
+                .where(t.edges.c.child == artifact_id)
+                .order_by(t.edges.c.role)
+            ).all()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def lineage(self, artifact_id: str) -> dict[str, Any]:
+        """The tree of inputs below an artifact, down to the data it came from."""
+        seen: set[str] = set()
+
+        def walk(node: str, role: str) -> dict[str, Any]:
+            rec = self.record(node)
+            entry: dict[str, Any] = {
+                "id": node,
+                "role": role,
+                "kind": self.kind(node),
+                "summary": {k: rec[k] for k in _SUMMARY_KEYS if k in rec},
+            }
+            if node in seen:
+                entry["repeated"] = True
+                return entry
+            seen.add(node)
+            entry["inputs"] = [walk(parent, r) for r, parent, _ in self.parents(node)]
+            return entry
+
+        return walk(artifact_id, "self")
+
+
+_SUMMARY_KEYS = (
+    "name",
+    "rows",
+    "source",
+    "source_fingerprint",
+    "estimator",
+    "blessed",
+    "spec_hash",
+    "git_sha",
+    "strategy",
+    "primary_metric",
+)

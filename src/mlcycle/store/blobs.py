@@ -1,0 +1,116 @@
+"""Content-addressed artifact files through fsspec (a local folder by default).
+
+An artifact is a folder of files. Its id is the sha256 over the sorted
+(relative path, file sha256) pairs, so the same content always gets the same
+id and a finished artifact is never rewritten. Writers fill a staging folder on
+local disk; :meth:`BlobStore.commit` hashes it and moves it into place — a
+rename on a local store (atomic), an upload followed by a ``_COMPLETE`` marker
+on object storage, so a reader never sees a half-written artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import fsspec
+
+from mlcycle.errors import NotFound
+
+_MARKER = "_COMPLETE"
+
+
+def hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_dir(folder: Path) -> tuple[str, int]:
+    """The content id of a folder and its total size in bytes."""
+    digest = hashlib.sha256()
+    size = 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        digest.update(rel.encode() + b"\0" + hash_file(path).encode() + b"\n")
+        size += path.stat().st_size
+    return digest.hexdigest(), size
+
+
+class BlobStore:
+    """Artifact folders under ``root`` (a path or an fsspec URL)."""
+
+    def __init__(self, root: str, cache_dir: Path) -> None:
+        self.url = root
+        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.local = self.fs.protocol in ("file", "local") or self.fs.protocol == (
+            "file",
+            "local",
+        )
+        self.cache_dir = cache_dir
+        if self.local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self.staging_root = Path(self.root) / ".staging"
+        else:
+            self.staging_root = cache_dir / ".staging"
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+
+    def _dest(self, artifact_id: str) -> str:
+        return f"{self.root}/{artifact_id[:2]}/{artifact_id}"
+
+    def new_staging(self) -> Path:
+        """A fresh, empty local folder for a writer to fill (same filesystem as the store)."""
+        return Path(tempfile.mkdtemp(prefix="stage-", dir=self.staging_root))
+
+    def commit(self, staging: Path) -> tuple[str, int]:
+        """Move a filled staging folder into place; return (artifact id, size)."""
+        artifact_id, size = hash_dir(staging)
+        if self.exists(artifact_id):
+            shutil.rmtree(staging, ignore_errors=True)
+            return artifact_id, size
+        dest = self._dest(artifact_id)
+        if self.local:
+            Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(staging, dest)
+            except OSError:
+                # Another process committed the same content first: theirs is identical.
+                if not Path(dest).is_dir():
+                    raise
+                shutil.rmtree(staging, ignore_errors=True)
+        else:
+            self.fs.put(str(staging), dest, recursive=True)
+            with self.fs.open(f"{dest}/{_MARKER}", "wb") as fh:
+                fh.write(b"")
+            shutil.rmtree(staging, ignore_errors=True)
+        return artifact_id, size
+
+    def exists(self, artifact_id: str) -> bool:
+        dest = self._dest(artifact_id)
+        if self.local:
+            return Path(dest).is_dir()
+        return bool(self.fs.exists(f"{dest}/{_MARKER}"))
+
+    def path(self, artifact_id: str) -> Path:
+        """A local folder holding the artifact (downloaded once for remote stores)."""
+        if not self.exists(artifact_id):
+            raise NotFound(
+                f"artifact {artifact_id[:12]} has no files in {self.url}",
+                "its folder was deleted or never finished writing",
+                "run the pipeline again with --force to rebuild it",
+            )
+        if self.local:
+            return Path(self._dest(artifact_id))
+        target = self.cache_dir / artifact_id
+        if not target.is_dir():
+            tmp = self.cache_dir / f".{artifact_id}.{uuid.uuid4().hex}"
+            self.fs.get(self._dest(artifact_id), str(tmp), recursive=True)
+            (tmp / _MARKER).unlink(missing_ok=True)
+            os.replace(tmp, target)
+        return target

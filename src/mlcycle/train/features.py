@@ -1,0 +1,56 @@
+"""Preprocessing built from the data contract.
+
+The preprocessing lives inside the fitted pipeline, so it is fitted on
+training rows only and travels with the model to serving. Categorical
+columns are one-hot encoded with the categories the contract declares (not
+the ones a split happens to contain) — an encoding that also converts to ONNX
+exactly, unlike native categorical support in HistGradientBoosting.
+"""
+
+from __future__ import annotations
+
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlcycle.schema import Schema
+
+# Families that cope with NaN and unscaled inputs themselves.
+TREE_FAMILIES = ("hist_gradient_boosting",)
+
+
+def build_preprocessor(schema: Schema, features: list[str], family: str) -> ColumnTransformer:
+    """A ColumnTransformer for ``features`` suited to the estimator ``family``."""
+    numeric = [c.name for c in schema.features if c.name in features and c.kind in ("numeric", "boolean")]
+    categorical = [
+        c for c in schema.features if c.name in features and c.kind in ("categorical",)
+    ]
+    transformers: list[tuple[str, object, list[str]]] = []
+    if numeric:
+        if family in TREE_FAMILIES:
+            transformers.append(("num", "passthrough", numeric))
+        else:
+            transformers.append(
+                (
+                    "num",
+                    Pipeline(
+                        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+                    ),
+                    numeric,
+                )
+            )
+    if categorical:
+        encoder = OneHotEncoder(
+            categories=[list(c.categories or []) for c in categorical],
+            handle_unknown="ignore",
+            sparse_output=False,
+            dtype="float64",
+        )
+        transformers.append(("cat", encoder, [c.name for c in categorical]))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def model_features(schema: Schema) -> list[str]:
+    """The feature columns a model can use (datetime and free text are not encoded yet)."""
+    return [c.name for c in schema.features if c.kind in ("numeric", "boolean", "categorical")]
