@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from mlcycle.schema import Schema, Violation
 
@@ -181,6 +181,9 @@ class ModelVersionInfo(BaseModel):
 
 
 class FeatureDrift(BaseModel):
+    # A category unseen in the reference makes χ² infinite; keep it through JSON.
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
     feature: str
     kind: str
     test: str

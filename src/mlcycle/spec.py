@@ -84,7 +84,7 @@ class Features(_Model):
 
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
-    max_categories: int = Field(default=50, ge=2)
+    max_categories: int = Field(default=200, ge=2)
 
 
 class Data(_Model):
@@ -146,7 +146,7 @@ class Serve(_Model):
 
 
 class Monitor(_Model):
-    drift_test: Literal["auto", "ks", "chi2", "psi", "wasserstein", "js", "hellinger"] = "auto"
+    drift_test: Literal["auto", "ks", "chi2", "z", "psi", "wasserstein", "js", "hellinger"] = "auto"
 
 
 class Spec(_Model):
@@ -246,9 +246,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         ann = field.annotation
         candidates = [ann, *getattr(ann, "__args__", ())]
-        nested = [
-            c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)
-        ]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if not nested:
             inner = [a for c in candidates for a in getattr(c, "__args__", ())]
             nested = [c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)]

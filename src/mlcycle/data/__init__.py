@@ -1,0 +1,29 @@
+"""The data stage: read a source, infer its contract, profile it, validate it.
+
+Pure functions over pandas DataFrames and the records of :mod:`mlcycle.schema`
+and :mod:`mlcycle.artifacts`; the pipeline stores what they return.
+
+Example:
+    >>> from mlcycle import data
+    >>> df = data.read_source(spec.data.source, spec_dir)
+    >>> schema = data.infer_schema(df, spec.problem, spec.data.features)
+    >>> report = data.validate_frame(df, schema)
+    >>> profile = data.compute_profile(df, schema)
+    >>> key = data.fingerprint_source(spec.data.source, spec_dir), data.content_hash(df)
+"""
+
+from mlcycle.data.infer import infer_schema, parse_timestamp
+from mlcycle.data.profile import compute_profile, merge_profiles
+from mlcycle.data.sources import content_hash, fingerprint_source, read_source
+from mlcycle.data.validate import validate_frame
+
+__all__ = [
+    "compute_profile",
+    "content_hash",
+    "fingerprint_source",
+    "infer_schema",
+    "merge_profiles",
+    "parse_timestamp",
+    "read_source",
+    "validate_frame",
+]

@@ -1,0 +1,459 @@
+"""Data drift: which columns changed distribution between a reference and a current sample.
+
+One test per column, chosen by Evidently's default rules (:func:`choose_test`)
+or named by the caller; the result is a :class:`mlcycle.artifacts.DriftReport`
+with one :class:`~mlcycle.artifacts.FeatureDrift` per column.
+
+Column handling, in order:
+
+1. Columns: the ``columns`` argument; else the schema's feature columns; else the
+   columns the two frames share. Datetime columns are left out of the defaults
+   (as in Evidently) and refused when asked for by name.
+2. Missing values: NaN/None — and ±inf in numeric columns — are dropped per
+   side, as Evidently does. A column with no values left on one side is
+   reported with ``test="skipped"``, ``drift=False`` (statistic 0, threshold 0):
+   a column that went entirely null is a data-quality failure for validation
+   and anomaly checks, not a distribution to compare, and one dead column must
+   not stop the report for the others.
+3. Kind: from the schema when it has the column (numeric → numeric; boolean,
+   categorical, string → categorical), else from the dtype (numbers → numeric,
+   booleans and text → categorical). A numeric column with at most 5 distinct
+   values over both samples counts as categorical (Evidently's ``n_unique <= 5``).
+4. Test and threshold: :func:`choose_test` for ``test="auto"``, else the named
+   test with its default threshold; ``threshold`` overrides either for every
+   column (like Evidently's ``stattest_threshold``). A column drifts when
+   ``p_value < threshold`` (ks, chi2, z) or ``statistic >= threshold`` (psi,
+   wasserstein, js, hellinger).
+
+Example:
+    >>> report = drift_report(reference_df, current_df)
+    >>> report.drifted
+    ['dep_delay', 'carrier']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from mlcycle.artifacts import DriftReport, FeatureDrift
+from mlcycle.errors import BadInput
+from mlcycle.monitor import stattests as st
+from mlcycle.monitor.stattests import Kind
+from mlcycle.schema import Schema, kind_of
+
+#: Reference rows at or below which the p-value tests are used (Evidently: 1000).
+SMALL_SAMPLE = 1000
+#: A numeric column with at most this many distinct values is tested as categorical.
+LOW_CARDINALITY = 5
+
+TestFunc = Callable[[np.ndarray, np.ndarray, Kind], tuple[float, float | None]]
+
+
+@dataclass(frozen=True)
+class DriftTest:
+    """One registered test: how to run it and how to read its result."""
+
+    name: str
+    title: str
+    func: TestFunc
+    uses_p_value: bool
+    threshold: float
+    numeric_only: bool = False
+
+    def drifted(self, statistic: float, p_value: float | None, threshold: float) -> bool:
+        """Drift is ``p_value < threshold`` for a p-value test, ``statistic >= threshold`` else."""
+        if self.uses_p_value:
+            return p_value is not None and p_value < threshold
+        return statistic >= threshold
+
+
+def _ks(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.ks(ref, cur)
+
+
+def _chi2(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.chi2(ref, cur)
+
+
+def _z(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.z_proportions(ref, cur)
+
+
+def _psi(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.psi(ref, cur, kind)
+
+
+def _wasserstein(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.wasserstein_norm(ref, cur)
+
+
+def _js(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.jensenshannon(ref, cur, kind)
+
+
+def _hellinger(ref: np.ndarray, cur: np.ndarray, kind: Kind) -> tuple[float, float | None]:
+    return st.hellinger(ref, cur, kind)
+
+
+#: The tests by the name used in ``monitor.drift_test`` and ``drift_report(test=...)``.
+TESTS: dict[str, DriftTest] = {
+    t.name: t
+    for t in (
+        DriftTest("ks", "Kolmogorov-Smirnov p-value", _ks, True, 0.05, numeric_only=True),
+        DriftTest("chi2", "chi-square p-value", _chi2, True, 0.05),
+        DriftTest("z", "Z-test (two proportions) p-value", _z, True, 0.05),
+        DriftTest("psi", "Population Stability Index", _psi, False, 0.1),
+        DriftTest(
+            "wasserstein",
+            "Wasserstein distance (normed)",
+            _wasserstein,
+            False,
+            0.1,
+            numeric_only=True,
+        ),
+        DriftTest("js", "Jensen-Shannon distance", _js, False, 0.1),
+        DriftTest("hellinger", "Hellinger distance", _hellinger, False, 0.1),
+    )
+}
+
+
+def choose_test(kind: str, n_ref: int, n_unique: int) -> tuple[str, float]:
+    """Evidently's default drift test for a column: ``(test name, threshold)``.
+
+    The rules of Evidently's ``get_default_stattest`` (legacy API 0.4.x,
+    unchanged from 0.1.50 through 0.6.7), with ``n_ref`` the reference values
+    left after dropping NaN/±inf and ``n_unique`` the distinct values over
+    reference and current together:
+
+    * ``n_ref <= 1000`` (p-value tests, drift when p < 0.05):
+        - numeric with ``n_unique > 5`` → ``"ks"`` (two-sample Kolmogorov-Smirnov)
+        - categorical, or numeric with ``n_unique <= 5`` → ``"chi2"``, or ``"z"``
+          (two-proportion Z-test) when ``n_unique <= 2``
+    * ``n_ref > 1000`` (distances, drift when statistic >= 0.1):
+        - numeric with ``n_unique > 5`` → ``"wasserstein"`` (normed by the reference std)
+        - categorical, or numeric with ``n_unique <= 5`` → ``"js"`` (Jensen-Shannon, base 2)
+
+    Example:
+        >>> choose_test("numeric", 160_000, 900)
+        ('wasserstein', 0.1)
+        >>> choose_test("categorical", 300, 2)
+        ('z', 0.05)
+    """
+    if kind not in st.KINDS:
+        raise BadInput(
+            f"unknown column kind '{kind}'",
+            "the default test depends on whether a column holds numbers or categories",
+            f"use one of: {', '.join(st.KINDS)}",
+        )
+    categorical = kind == "categorical" or n_unique <= LOW_CARDINALITY
+    if n_ref <= SMALL_SAMPLE:
+        if categorical:
+            name = "z" if n_unique <= 2 else "chi2"
+            return name, TESTS[name].threshold
+        return "ks", TESTS["ks"].threshold
+    if categorical:
+        return "js", TESTS["js"].threshold
+    return "wasserstein", TESTS["wasserstein"].threshold
+
+
+def drift_report(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: list[str] | None = None,
+    *,
+    schema: Schema | None = None,
+    test: str = "auto",
+    threshold: float | None = None,
+) -> DriftReport:
+    """Test every column for drift between ``reference`` and ``current``.
+
+    See the module docstring for how columns, missing values, kinds and tests
+    are decided. Raises :class:`BadInput` for an empty frame, a column missing on
+    either side, a column whose type changed between the samples ("retyped"),
+    a text column given a numeric-only test, an unknown test name or a bad
+    threshold.
+
+    Example:
+        >>> report = drift_report(train_df, last_week_df, schema=schema)
+        >>> [(f.feature, f.test, round(f.statistic, 3), f.drift) for f in report.features]
+        [('distance', 'wasserstein', 0.012, False), ('carrier', 'js', 0.148, True)]
+    """
+    if test != "auto" and test not in TESTS:
+        raise BadInput(
+            f"unknown drift test '{test}'",
+            "mlcycle implements a fixed set of drift tests",
+            f"use one of: auto, {', '.join(TESTS)}",
+        )
+    if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
+        raise BadInput(
+            f"drift threshold {threshold} is not a positive number",
+            "a threshold is a p-value level (e.g. 0.05) or a distance (e.g. 0.1)",
+            "pass a positive threshold, or none for each test's default",
+        )
+    for side, frame in (("reference", reference), ("current", current)):
+        if len(frame) == 0:
+            raise BadInput(
+                f"the {side} data has no rows",
+                "drift compares the distribution of two samples",
+                f"point the {side} at a non-empty dataset or window",
+            )
+    names = _columns(reference, current, columns, schema)
+    features = [
+        _column_drift(
+            name, reference[name], current[name], _schema_kind(schema, name), test, threshold
+        )
+        for name in names
+    ]
+    return DriftReport(reference_rows=len(reference), current_rows=len(current), features=features)
+
+
+# --- columns and kinds ---------------------------------------------------------------
+
+_FAMILY = {
+    "numeric": "numeric",
+    "boolean": "boolean",
+    "categorical": "text",
+    "string": "text",
+    "datetime": "datetime",
+}
+_NUMBERS = frozenset({"numeric", "boolean"})
+
+
+def _schema_kind(schema: Schema | None, name: str) -> str | None:
+    if schema is None:
+        return None
+    try:
+        return schema.column(name).kind
+    except KeyError:
+        return None
+
+
+def _columns(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str] | None,
+    schema: Schema | None,
+) -> list[str]:
+    if columns is not None:
+        names = list(dict.fromkeys(columns))
+        origin = "the columns asked for"
+    elif schema is not None:
+        names = [c.name for c in schema.features if c.kind != "datetime"]
+        origin = "the schema's feature columns"
+    else:
+        shared = set(current.columns)
+        names = [
+            c for c in reference.columns if c in shared and kind_of(reference[c]) != "datetime"
+        ]
+        origin = "the columns both frames share"
+    if not names:
+        raise BadInput(
+            "no columns to test for drift",
+            f"{origin} are none",
+            "pass columns=[...] naming columns present in both frames",
+        )
+    gaps = []
+    for side, frame in (("reference", reference), ("current", current)):
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            gaps.append(f"{_quote(missing)} missing from the {side} data")
+    if gaps:
+        raise BadInput(
+            f"column {'; '.join(gaps)}",
+            "drift is measured column by column on both samples",
+            "add the column to that data, or leave it out of the columns tested"
+            + (" (or update the schema)" if columns is None and schema is not None else ""),
+        )
+    for side, frame in (("reference", reference), ("current", current)):
+        counts = frame.columns.value_counts()
+        repeated = [n for n in names if counts[n] > 1]
+        if repeated:
+            raise BadInput(
+                f"column {_quote(repeated)} appears more than once in the {side} data",
+                "a drift test needs one series per column name",
+                "drop or rename the duplicate columns",
+            )
+    return names
+
+
+def _quote(names: Sequence[str], limit: int = 10) -> str:
+    shown = ", ".join(f"'{n}'" for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _family(series: pd.Series) -> str | None:
+    """numeric / boolean / text / datetime, or None for a column with no values."""
+    if series.count() == 0:
+        return None
+    return _FAMILY[kind_of(series)]
+
+
+# --- one column ----------------------------------------------------------------------
+
+
+def _column_drift(
+    name: str,
+    ref_s: pd.Series,
+    cur_s: pd.Series,
+    schema_kind: str | None,
+    test: str,
+    threshold: float | None,
+) -> FeatureDrift:
+    ref_fam, cur_fam = _family(ref_s), _family(cur_s)
+    if ref_fam is None or cur_fam is None:
+        return _skipped(name, schema_kind, ref_fam or cur_fam or _FAMILY[kind_of(ref_s)])
+    if ref_fam != cur_fam and {ref_fam, cur_fam} != _NUMBERS:
+        raise BadInput(
+            f"column '{name}' was retyped: {ref_fam} in the reference, {cur_fam} in the "
+            "current data",
+            "a drift test compares values of one kind, and a changed type usually means a "
+            "broken upstream step",
+            f"cast the current '{name}' back to {ref_fam} (e.g. pd.to_numeric) or fix the "
+            "step that produces the current data",
+        )
+    if ref_fam == "datetime" or schema_kind == "datetime":
+        raise BadInput(
+            f"column '{name}' holds dates/times",
+            "drift tests compare numbers or categories; Evidently leaves datetime columns out too",
+            f"leave '{name}' out of the columns tested, or derive a numeric feature from it "
+            "(e.g. hour of day) and test that",
+        )
+    if schema_kind == "numeric" and ref_fam == "text":
+        raise BadInput(
+            f"column '{name}' holds text but the schema says it is numeric",
+            "the data contract and the data disagree",
+            f"cast '{name}' to numbers (pd.to_numeric) or set its kind to categorical in "
+            "the schema",
+        )
+    numbers = ref_fam in _NUMBERS
+    kind: Kind
+    if schema_kind is not None:
+        numeric = schema_kind == "numeric" and ref_fam == cur_fam == "numeric"
+    else:
+        numeric = ref_fam == cur_fam == "numeric"
+    kind = "numeric" if numeric else "categorical"
+
+    ref_num: npt.NDArray[np.float64] | None = None
+    cur_num: npt.NDArray[np.float64] | None = None
+    uniques: npt.NDArray[np.float64] | None = None
+    ref_codes = cur_codes = np.empty(0, dtype=np.intp)
+    ref_args: np.ndarray
+    cur_args: np.ndarray
+    if numbers:
+        ref_num, cur_num = _finite(ref_s), _finite(cur_s)
+        if ref_num.size == 0 or cur_num.size == 0:
+            return _skipped(name, schema_kind, ref_fam)
+        n_ref = ref_num.size
+        n_unique, uniques = _few_unique(ref_num, cur_num, LOW_CARDINALITY)
+        if uniques is not None:
+            kind = "categorical"
+    else:
+        ref_codes, cur_codes, n_unique = _text_codes(ref_s, cur_s)
+        n_ref = ref_codes.size
+
+    if test == "auto":
+        chosen, default = choose_test(kind, n_ref, n_unique)
+    else:
+        chosen, default = test, TESTS[test].threshold
+    spec = TESTS[chosen]
+    limit = default if threshold is None else threshold
+
+    if ref_num is not None and cur_num is not None:
+        if kind == "categorical" and not spec.numeric_only:
+            if uniques is None:
+                uniques = np.unique(np.concatenate([ref_num, cur_num]))
+            # Small dense codes take the bincount path in the stattests.
+            ref_args = np.searchsorted(uniques, ref_num)
+            cur_args = np.searchsorted(uniques, cur_num)
+        else:
+            ref_args, cur_args = ref_num, cur_num
+    elif spec.numeric_only:
+        raise BadInput(
+            f"test '{chosen}' needs numbers but column '{name}' holds text",
+            f"{spec.title} compares numeric values",
+            "use one of: " + ", ".join(t.name for t in TESTS.values() if not t.numeric_only),
+        )
+    else:
+        ref_args, cur_args = ref_codes, cur_codes
+
+    try:
+        statistic, p_value = spec.func(ref_args, cur_args, kind)
+    except BadInput as exc:
+        raise BadInput(f"column '{name}': {exc.what}", exc.why, exc.fix) from None
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        test=chosen,
+        statistic=statistic,
+        p_value=p_value,
+        threshold=limit,
+        drift=spec.drifted(statistic, p_value, limit),
+    )
+
+
+def _skipped(name: str, schema_kind: str | None, family: str) -> FeatureDrift:
+    if schema_kind is not None:
+        kind = "numeric" if schema_kind == "numeric" else "categorical"
+    else:
+        kind = "numeric" if family == "numeric" else "categorical"
+    return FeatureDrift(
+        feature=name,
+        kind=kind,
+        test="skipped",
+        statistic=0.0,
+        p_value=None,
+        threshold=0.0,
+        drift=False,
+    )
+
+
+def _finite(series: pd.Series) -> npt.NDArray[np.float64]:
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    keep = np.isfinite(values)
+    return values if keep.all() else values[keep]
+
+
+def _few_unique(
+    ref: npt.NDArray[np.float64], cur: npt.NDArray[np.float64], limit: int
+) -> tuple[int, npt.NDArray[np.float64] | None]:
+    """``(n_unique, sorted distinct values)`` when there are at most ``limit``, else
+    ``(limit + 1, None)`` — the exact count above the limit changes no decision.
+
+    A strided sample settles most columns: more than ``limit`` distinct values
+    in it means more in the column. Otherwise checking that every value is one
+    of the sample's proves the count without hashing both samples.
+    """
+    sample = np.unique(
+        np.concatenate([ref[:: max(1, ref.size // 256)], cur[:: max(1, cur.size // 256)]])
+    )
+    if sample.size > limit:
+        return limit + 1, None
+    if np.isin(ref, sample).all() and np.isin(cur, sample).all():
+        return int(sample.size), sample
+    distinct = pd.unique(np.concatenate([ref, cur]))
+    if distinct.size > limit:
+        return limit + 1, None
+    return int(distinct.size), np.sort(distinct)
+
+
+def _text_codes(
+    ref_s: pd.Series, cur_s: pd.Series
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], int]:
+    """Integer codes per side over the union of categories (missing values dropped)."""
+    ref_codes, ref_uniques = pd.factorize(ref_s)
+    cur_codes, cur_uniques = pd.factorize(cur_s)
+    # Plain object indexes: aligns str, object and categorical dtypes alike.
+    known = pd.Index(np.asarray(ref_uniques, dtype=object))
+    mapping = known.get_indexer(pd.Index(np.asarray(cur_uniques, dtype=object)))
+    new = mapping < 0
+    n_new = int(new.sum())
+    mapping[new] = len(known) + np.arange(n_new)
+    ref_codes = ref_codes[ref_codes >= 0]
+    cur_codes = mapping[cur_codes[cur_codes >= 0]]
+    return ref_codes, cur_codes, len(known) + n_new
