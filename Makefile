@@ -13,9 +13,11 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-# Re-sync only when the lock file or the project metadata changed.
+# Re-sync only when the lock file or the project metadata changed. Bytecode is
+# compiled at install: where PYTHONDONTWRITEBYTECODE is set, every start-up
+# would otherwise re-compile pandas and friends from source (seconds).
 $(STAMP): $(UV) uv.lock pyproject.toml
-	$(UV) sync --frozen --inexact --python $(BIN)/python --extra dev --extra examples --extra postgres
+	$(UV) sync --frozen --inexact --compile-bytecode --python $(BIN)/python --extra dev --extra examples --extra postgres
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -64,7 +64,9 @@ class Schema(BaseModel):
 
     def to_yaml(self, path: Path) -> None:
         doc = {
-            "columns": [c.model_dump(exclude_none=True, exclude_defaults=False) for c in self.columns]
+            "columns": [
+                c.model_dump(exclude_none=True, exclude_defaults=False) for c in self.columns
+            ]
         }
         header = (
             "# mlcycle data contract: inferred at first ingest, then yours to edit.\n"

@@ -5,11 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from mlcycle.cli.common import JsonOption, SpecOption, console, handle_errors, load_project, print_json
+from mlcycle.cli.common import (
+    JsonOption,
+    SpecOption,
+    console,
+    handle_errors,
+    load_project,
+    print_json,
+)
 
 app = typer.Typer(help="Data: dataset versions, their schema and profile.", no_args_is_help=True)
 
@@ -21,6 +27,8 @@ def versions(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
 
     Example: mlcycle data versions
     """
+    import sqlalchemy as sa
+
     from mlcycle.store import tables as t
 
     project = load_project(spec)
@@ -33,8 +41,15 @@ def versions(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
     data = []
     for artifact_id, created, record in rows:
         rec = json.loads(record)
-        data.append({"id": artifact_id, "created_at": created, "rows": rec["rows"],
-                     "columns": len(rec["columns"]), "source": rec["source"]})
+        data.append(
+            {
+                "id": artifact_id,
+                "created_at": created,
+                "rows": rec["rows"],
+                "columns": len(rec["columns"]),
+                "source": rec["source"],
+            }
+        )
     if as_json:
         print_json(data)
         return
@@ -63,7 +78,9 @@ def show(
     if as_json:
         print_json({"id": artifact_id, **record})
         return
-    console.print(f"[bold]dataset {artifact_id[:12]}[/] rows={record['rows']} source={record['source']}")
+    console.print(
+        f"[bold]dataset {artifact_id[:12]}[/] rows={record['rows']} source={record['source']}"
+    )
     profile = {c["name"]: c for c in record["profile"]["columns"]}
     table = Table()
     for col in ("column", "kind", "role", "nulls", "min", "max", "mean", "top"):
@@ -72,8 +89,14 @@ def show(
         p = profile.get(c["name"], {})
         top = ", ".join(list(p.get("top", {}))[:3])
         mean = p.get("mean")
-        table.add_row(c["name"], c["kind"], c["role"], str(p.get("nulls", "")),
-                      str(c.get("min") if c.get("min") is not None else ""),
-                      str(c.get("max") if c.get("max") is not None else ""),
-                      "" if mean is None else f"{mean:.3g}", top)
+        table.add_row(
+            c["name"],
+            c["kind"],
+            c["role"],
+            str(p.get("nulls", "")),
+            str(c.get("min") if c.get("min") is not None else ""),
+            str(c.get("max") if c.get("max") is not None else ""),
+            "" if mean is None else f"{mean:.3g}",
+            top,
+        )
     console.print(table)

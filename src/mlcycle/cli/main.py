@@ -97,12 +97,20 @@ def run(
         if report is None:
             status.update(f"[bold]{step}[/]…")
             return
-        mark = {"ran": "[green]✔[/]", "cached": "[cyan]↺[/]", "skipped": "[yellow]–[/]",
-                "failed": "[red]✘[/]"}[report.status]
-        detail = ", ".join(f"{k}={fmt(v)}" for k, v in report.summary.items()
-                           if k not in ("schema_hash", "model", "first_warnings", "failed"))
-        console.print(f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}",
-                      highlight=False)
+        mark = {
+            "ran": "[green]✔[/]",
+            "cached": "[cyan]↺[/]",
+            "skipped": "[yellow]–[/]",
+            "failed": "[red]✘[/]",
+        }[report.status]
+        detail = ", ".join(
+            f"{k}={fmt(v)}"
+            for k, v in report.summary.items()
+            if k not in ("schema_hash", "model", "first_warnings", "failed")
+        )
+        console.print(
+            f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}", highlight=False
+        )
         for line in report.summary.get("failed", []) or []:
             console.print(f"    [yellow]gate:[/] {line}", highlight=False)
 
@@ -129,7 +137,9 @@ def run(
 @app.command()
 @handle_errors
 def lineage(
-    ref: str = typer.Argument(..., help="A model reference (models:/NAME@ALIAS, NAME/3) or an artifact id."),
+    ref: str = typer.Argument(
+        ..., help="A model reference (models:/NAME@ALIAS, NAME/3) or an artifact id."
+    ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -175,15 +185,24 @@ def steps(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
 
     project = load_project(spec)
     with project.store.engine.connect() as conn:
-        last = conn.execute(
-            sa.select(t.pipeline_runs).order_by(t.pipeline_runs.c.started_at.desc()).limit(1)
-        ).mappings().first()
+        last = (
+            conn.execute(
+                sa.select(t.pipeline_runs).order_by(t.pipeline_runs.c.started_at.desc()).limit(1)
+            )
+            .mappings()
+            .first()
+        )
         if last is None:
             raise BadInput("no pipeline run yet", "", "run `mlcycle run`")
-        rows = conn.execute(
-            sa.select(t.step_runs).where(t.step_runs.c.pipeline_run_id == last["id"])
-            .order_by(t.step_runs.c.id)
-        ).mappings().all()
+        rows = (
+            conn.execute(
+                sa.select(t.step_runs)
+                .where(t.step_runs.c.pipeline_run_id == last["id"])
+                .order_by(t.step_runs.c.id)
+            )
+            .mappings()
+            .all()
+        )
     if as_json:
         print_json({"run": dict(last), "steps": [dict(r) for r in rows]})
         return
@@ -191,8 +210,12 @@ def steps(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
     for col in ("step", "status", "seconds", "error"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["step"], r["status"], f"{r['duration_s'] or 0:.2f}",
-                      (r["error"] or "").splitlines()[0] if r["error"] else "")
+        table.add_row(
+            r["step"],
+            r["status"],
+            f"{r['duration_s'] or 0:.2f}",
+            (r["error"] or "").splitlines()[0] if r["error"] else "",
+        )
     console.print(table)
 
 

@@ -9,10 +9,19 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from mlcycle.cli.common import JsonOption, SpecOption, console, fmt, handle_errors, load_project, print_json
+from mlcycle.cli.common import (
+    JsonOption,
+    SpecOption,
+    console,
+    fmt,
+    handle_errors,
+    load_project,
+    print_json,
+)
 
-app = typer.Typer(help="Registered models: versions, aliases, promotion and rollback.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Registered models: versions, aliases, promotion and rollback.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -33,8 +42,14 @@ def list_models(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
         table.add_column(col)
     for name, versions in data.items():
         for v in versions:
-            table.add_row(name, str(v["version"]), ", ".join(v["aliases"]), str(v["blessed"]),
-                          v["created_at"], v["bundle_id"][:12])
+            table.add_row(
+                name,
+                str(v["version"]),
+                ", ".join(v["aliases"]),
+                str(v["blessed"]),
+                v["created_at"],
+                v["bundle_id"][:12],
+            )
     console.print(table)
 
 
@@ -42,8 +57,9 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
     resolved, folder = project.bundle(ref)
     meta = json.loads((folder / "meta.json").read_text())
     blessing = json.loads((folder / "blessing.json").read_text())
-    aliases = next(v.aliases for v in project.registry.versions(resolved.name)
-                   if v.version == resolved.version)
+    aliases = next(
+        v.aliases for v in project.registry.versions(resolved.name) if v.version == resolved.version
+    )
     return {
         "name": resolved.name,
         "version": resolved.version,
@@ -98,7 +114,9 @@ def promote(
     version: int = typer.Argument(..., help="Version to promote."),
     alias: str = typer.Option("champion", "--alias", help="Alias to move."),
     reason: str = typer.Option("", "--reason", help="Why; recorded in the history."),
-    force: bool = typer.Option(False, "--force", help="Promote a version that did not pass the gate."),
+    force: bool = typer.Option(
+        False, "--force", help="Promote a version that did not pass the gate."
+    ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -157,6 +175,13 @@ def history(
     for col in ("when", "alias", "from", "to", "who", "forced", "why"):
         table.add_column(col)
     for e in events:
-        table.add_row(e["at"], e["alias"], str(e["from_version"] or "-"), str(e["to_version"]),
-                      e["actor"], str(e["forced"]), e["reason"])
+        table.add_row(
+            e["at"],
+            e["alias"],
+            str(e["from_version"] or "-"),
+            str(e["to_version"]),
+            e["actor"],
+            str(e["forced"]),
+            e["reason"],
+        )
     console.print(table)

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from mlcycle.cli.common import JsonOption, SpecOption, console, fmt, handle_errors, print_json
-from mlcycle.schema import Schema
 
-app = typer.Typer(help="Monitoring: data drift against the training reference.",
-                  no_args_is_help=True)
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlcycle.schema import Schema
+
+app = typer.Typer(
+    help="Monitoring: data drift against the training reference.", no_args_is_help=True
+)
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -25,17 +30,29 @@ def read_table(path: str) -> pd.DataFrame:
 @app.command()
 @handle_errors
 def drift(
-    current: str = typer.Option(..., "--current", "-c", help="Current data: Parquet/CSV file, folder or glob."),
+    current: str = typer.Option(
+        ..., "--current", "-c", help="Current data: Parquet/CSV file, folder or glob."
+    ),
     reference: str | None = typer.Option(
-        None, "--reference", "-r",
+        None,
+        "--reference",
+        "-r",
         help="Reference data file; default: the reference sample in the model's bundle.",
     ),
-    model: str | None = typer.Option(None, "--model", "-m",
-                                     help="Model whose reference to use (default: the champion)."),
-    test: str = typer.Option("auto", "--test", help="auto (Evidently's rules), ks, chi2, z, psi, "
-                             "wasserstein, js or hellinger."),
-    threshold: float | None = typer.Option(None, "--threshold", help="Override the test's threshold."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the report as JSON here."),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model whose reference to use (default: the champion)."
+    ),
+    test: str = typer.Option(
+        "auto",
+        "--test",
+        help="auto (Evidently's rules), ks, chi2, z, psi, wasserstein, js or hellinger.",
+    ),
+    threshold: float | None = typer.Option(
+        None, "--threshold", help="Override the test's threshold."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write the report as JSON here."
+    ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -44,7 +61,10 @@ def drift(
     Example: mlcycle monitor drift --current data/flights_future.parquet
     Example (no project): mlcycle monitor drift --reference ref.parquet --current cur.parquet --json
     """
+    import pandas as pd
+
     from mlcycle.monitor import drift_report
+    from mlcycle.schema import Schema
 
     schema: Schema | None = None
     columns = None
@@ -61,8 +81,9 @@ def drift(
 
         columns = json.loads((folder / "meta.json").read_text())["features"]
     current_df = read_table(current)
-    report = drift_report(reference_df, current_df, columns, schema=schema, test=test,
-                          threshold=threshold)
+    report = drift_report(
+        reference_df, current_df, columns, schema=schema, test=test, threshold=threshold
+    )
     rows = [f.model_dump() for f in report.features]
     if output is not None:
         tmp = output.with_suffix(output.suffix + ".tmp")
@@ -71,16 +92,26 @@ def drift(
     if as_json:
         print_json(rows)
         return
-    table = Table(title=f"drift: {report.current_rows} current rows vs {report.reference_rows} reference rows")
+    table = Table(
+        title=f"drift: {report.current_rows} current rows vs {report.reference_rows} reference rows"
+    )
     for col in ("feature", "kind", "test", "statistic", "p-value", "threshold", "drift"):
         table.add_column(col)
     for f in report.features:
-        table.add_row(f.feature, f.kind, f.test, fmt(f.statistic),
-                      "" if f.p_value is None else f"{f.p_value:.3g}", fmt(f.threshold),
-                      "[red]yes[/]" if f.drift else "no")
+        table.add_row(
+            f.feature,
+            f.kind,
+            f.test,
+            fmt(f.statistic),
+            "" if f.p_value is None else f"{f.p_value:.3g}",
+            fmt(f.threshold),
+            "[red]yes[/]" if f.drift else "no",
+        )
     console.print(table)
-    console.print(f"{len(report.drifted)} of {len(report.features)} features drifted"
-                  + (f": {', '.join(report.drifted)}" if report.drifted else ""))
+    console.print(
+        f"{len(report.drifted)} of {len(report.features)} features drifted"
+        + (f": {', '.join(report.drifted)}" if report.drifted else "")
+    )
 
 
 def _project_name(spec: Path) -> str:

@@ -8,7 +8,14 @@ from typing import Any
 
 import typer
 
-from mlcycle.cli.common import JsonOption, SpecOption, console, err_console, handle_errors, print_json
+from mlcycle.cli.common import (
+    JsonOption,
+    SpecOption,
+    console,
+    err_console,
+    handle_errors,
+    print_json,
+)
 from mlcycle.errors import BadInput
 
 BUNDLE_ENV = "MLCYCLE_SERVE_BUNDLE"
@@ -39,10 +46,15 @@ def app_factory() -> Any:
 
 @handle_errors
 def serve(
-    model: str = typer.Argument("", help="models:/NAME@ALIAS, NAME/VERSION or a bundle folder "
-                                "(default: the project's champion)."),
+    model: str = typer.Argument(
+        "",
+        help="models:/NAME@ALIAS, NAME/VERSION or a bundle folder "
+        "(default: the project's champion).",
+    ),
     spec: Path = SpecOption,
-    host: str | None = typer.Option(None, "--host", help="Bind address (default from spec: 127.0.0.1)."),
+    host: str | None = typer.Option(
+        None, "--host", help="Bind address (default from spec: 127.0.0.1)."
+    ),
     port: int | None = typer.Option(None, "--port", help="Port (default from spec: 8000)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
 ) -> None:
@@ -69,8 +81,14 @@ def serve(
     if version is not None:
         os.environ[VERSION_ENV] = str(version)
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
-    uvicorn.run("mlcycle.cli.serve:app_factory", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+    uvicorn.run(
+        "mlcycle.cli.serve:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )
 
 
 @handle_errors
@@ -84,7 +102,7 @@ def predict(
 ) -> None:
     """Batch prediction: score a file in chunks; rows that break the contract go to a reject file.
 
-    Example: mlcycle predict models:/flights@champion -i data/flights_future.parquet -o preds.parquet
+    Example: mlcycle predict flights@champion -i data/flights_future.parquet -o preds.parquet
     """
     from rich.progress import Progress
 
@@ -93,13 +111,21 @@ def predict(
     folder, version, _ = resolve_bundle(model, spec)
     runtime = ModelRuntime.load(folder, version)
     if Path(output).resolve() == Path(input).resolve():
-        raise BadInput("--output is the same file as --input", "the input would be overwritten",
-                       "write the predictions to another file")
+        raise BadInput(
+            "--output is the same file as --input",
+            "the input would be overwritten",
+            "write the predictions to another file",
+        )
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring", total=None)
-        result = predict_file(runtime, input, output, chunk_rows=chunk_rows,
-                              id_column=runtime.meta.id_column,
-                              progress=lambda rows: progress.advance(task, rows))
+        result = predict_file(
+            runtime,
+            input,
+            output,
+            chunk_rows=chunk_rows,
+            id_column=runtime.meta.id_column,
+            progress=lambda rows: progress.advance(task, rows),
+        )
     if as_json:
         print_json(result)
         return

@@ -47,7 +47,11 @@ BINARY: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 
 def compute_metrics(
-    task: str, y_true: np.ndarray, scores: Scores, *, positive_label: Any = None,
+    task: str,
+    y_true: np.ndarray,
+    scores: Scores,
+    *,
+    positive_label: Any = None,
     classes: list[Any] | None = None,
 ) -> dict[str, float]:
     """All metrics of ``task`` for one model's scores on labelled rows."""
@@ -57,7 +61,10 @@ def compute_metrics(
         if y.min() == y.max():
             # ROC-AUC is undefined with one class; report what is defined.
             label = scores >= 0.5
-            return {"accuracy": float(np.mean(label == y)), "brier": float(np.mean((scores - y) ** 2))}
+            return {
+                "accuracy": float(np.mean(label == y)),
+                "brier": float(np.mean((scores - y) ** 2)),
+            }
         return {name: fn(y, scores) for name, fn in BINARY.items()}
     if task == "multiclass":
         labels = list(classes) if classes is not None else sorted(set(y_true))
@@ -105,8 +112,9 @@ def paired_difference(
     else:
 
         def metric_of(idx: np.ndarray, scores: Scores) -> float:
-            return compute_metrics(task, y_true[idx], scores[idx], positive_label=positive_label,
-                                   classes=classes)[metric]
+            return compute_metrics(
+                task, y_true[idx], scores[idx], positive_label=positive_label, classes=classes
+            )[metric]
 
     sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
     n = len(y_true)
@@ -119,6 +127,10 @@ def paired_difference(
         diffs[b] = sign * (metric_of(idx, candidate) - metric_of(idx, reference))
     alpha = (1 - confidence) / 2
     low, high = np.quantile(diffs, [alpha, 1 - alpha])
-    return {"improvement": float(point), "ci_low": float(low), "ci_high": float(high),
-            "n_boot": float(n_boot), "rows": float(n)}
-
+    return {
+        "improvement": float(point),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "n_boot": float(n_boot),
+        "rows": float(n),
+    }

@@ -64,12 +64,20 @@ class Project:
         """The commit of the project folder, with ``-dirty`` if it has uncommitted changes."""
         try:
             sha = subprocess.run(
-                ["git", "rev-parse", "HEAD"], cwd=self.base_dir, capture_output=True,
-                text=True, timeout=5, check=True,
+                ["git", "rev-parse", "HEAD"],
+                cwd=self.base_dir,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout.strip()
             dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"], cwd=self.base_dir,
-                capture_output=True, text=True, timeout=5, check=True,
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                cwd=self.base_dir,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=True,
             ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None

@@ -69,6 +69,7 @@ class StepReport:
     seconds: float
     summary: dict[str, Any]
     error: str | None = None
+    started_at: str = field(default_factory=now)
 
 
 @dataclass
@@ -156,9 +157,11 @@ class Runner:
             if listener:
                 listener(step.name, None)
             if skipping is None:
-                skipping = step.skip_reason(self.project, inputs) if len(inputs) == len(
-                    step.inputs
-                ) else "an input is missing"
+                skipping = (
+                    step.skip_reason(self.project, inputs)
+                    if len(inputs) == len(step.inputs)
+                    else "an input is missing"
+                )
             if skipping is not None:
                 report = StepReport(step.name, "skipped", 0.0, {"reason": skipping})
                 reports.append(report)
@@ -168,17 +171,21 @@ class Runner:
                 continue
             key = cache_key(step, self.project, inputs)
             t0 = time.perf_counter()
+            step_started = now()
             cached = None if force else self._cached(step, key)
             if cached is not None:
                 available.update(cached.outputs)
-                report = StepReport(step.name, "cached", time.perf_counter() - t0, cached.summary)
+                report = StepReport(
+                    step.name, "cached", time.perf_counter() - t0, cached.summary, None, step_started
+                )
             else:
                 try:
                     result = step.run(self.project, inputs)
                 except Exception as exc:  # every failure is recorded, then re-raised as StepFailed
                     failure = StepFailed(step.name, exc)
                     report = StepReport(
-                        step.name, "failed", time.perf_counter() - t0, {}, failure.message
+                        step.name, "failed", time.perf_counter() - t0, {}, failure.message,
+                        step_started,
                     )
                     reports.append(report)
                     self._record(run_id, step.name, key, report, tb=traceback.format_exc())
@@ -188,7 +195,9 @@ class Runner:
                     break
                 self._store_cache(step, key, result)
                 available.update(result.outputs)
-                report = StepReport(step.name, "ran", time.perf_counter() - t0, result.summary)
+                report = StepReport(
+                    step.name, "ran", time.perf_counter() - t0, result.summary, None, step_started
+                )
             reports.append(report)
             self._record(run_id, step.name, key, report)
             if listener:
@@ -250,7 +259,7 @@ class Runner:
                     step=step,
                     cache_key=key,
                     status=report.status,
-                    started_at=now(),
+                    started_at=report.started_at,
                     ended_at=now(),
                     duration_s=report.seconds,
                     error=(report.error or "") + ("\n" + tb if tb else "") or None,

@@ -198,9 +198,7 @@ def _split(project: Project, splits_id: str, name: str) -> pd.DataFrame:
     return pd.read_parquet(project.store.path(splits_id) / f"{name}.parquet")
 
 
-def _put_model(
-    project: Project, fitted: Any, record: TrainedModel, parents: dict[str, str]
-) -> str:
+def _put_model(project: Project, fitted: Any, record: TrainedModel, parents: dict[str, str]) -> str:
     with project.store.staging() as folder:
         joblib.dump(fitted, folder / "model.joblib")
         return project.store.put(folder, kind="model", record=record, parents=parents)
@@ -232,31 +230,47 @@ class Train(Step):
             fitted = fit_candidate(
                 train, candidate, schema=dataset.schema_, problem=problem, seed=spec.train.seed
             )
-            scores = scores_for(problem.task, fitted.model, valid[fitted.features],
-                                problem.positive_label)
-            valid_metrics = compute_metrics(problem.task, valid[problem.target].to_numpy(), scores,
-                                            positive_label=problem.positive_label,
-                                            classes=fitted.classes)
+            scores = scores_for(
+                problem.task, fitted.model, valid[fitted.features], problem.positive_label
+            )
+            valid_metrics = compute_metrics(
+                problem.task,
+                valid[problem.target].to_numpy(),
+                scores,
+                positive_label=problem.positive_label,
+                classes=fitted.classes,
+            )
             results.append((fitted, valid_metrics))
         best, best_metrics = sorted(
             results, key=lambda r: r[1][metric] if lower_better else -r[1][metric]
         )[0]
-        baseline = fit_baseline(train, strategy=spec.train.baseline, schema=dataset.schema_,
-                                problem=problem)
+        baseline = fit_baseline(
+            train, strategy=spec.train.baseline, schema=dataset.schema_, problem=problem
+        )
 
         def record(fit: Any, metrics: dict[str, float]) -> TrainedModel:
             return TrainedModel(
-                name=fit.name, estimator=fit.estimator, params=_jsonable(fit.params),
-                features=fit.features, classes=fit.classes, train_rows=len(train),
-                fit_seconds=fit.fit_seconds, valid_metrics=metrics,
+                name=fit.name,
+                estimator=fit.estimator,
+                params=_jsonable(fit.params),
+                features=fit.features,
+                classes=fit.classes,
+                train_rows=len(train),
+                fit_seconds=fit.fit_seconds,
+                valid_metrics=metrics,
             )
 
         model_id = _put_model(project, best.model, record(best, best_metrics), parents)
-        base_scores = scores_for(problem.task, baseline.model, valid[baseline.features],
-                                 problem.positive_label)
-        base_metrics = compute_metrics(problem.task, valid[problem.target].to_numpy(), base_scores,
-                                       positive_label=problem.positive_label,
-                                       classes=baseline.classes)
+        base_scores = scores_for(
+            problem.task, baseline.model, valid[baseline.features], problem.positive_label
+        )
+        base_metrics = compute_metrics(
+            problem.task,
+            valid[problem.target].to_numpy(),
+            base_scores,
+            positive_label=problem.positive_label,
+            classes=baseline.classes,
+        )
         baseline_id = _put_model(project, baseline.model, record(baseline, base_metrics), parents)
         return StepResult(
             {"model": model_id, "baseline": baseline_id},
@@ -291,7 +305,10 @@ class Evaluate(Step):
         for role in ("model", "baseline"):
             scores, record = _score(project, inputs[role], test)
             metrics["candidate" if role == "model" else role] = compute_metrics(
-                problem.task, y, scores, positive_label=problem.positive_label,
+                problem.task,
+                y,
+                scores,
+                positive_label=problem.positive_label,
                 classes=record.classes,
             )
         evaluation = Evaluation(
@@ -300,15 +317,23 @@ class Evaluate(Step):
         with project.store.staging() as folder:
             (folder / "evaluation.json").write_text(evaluation.model_dump_json(indent=1))
             evaluation_id = project.store.put(
-                folder, kind="evaluation", record=evaluation,
-                parents={"model": inputs["model"], "baseline": inputs["baseline"],
-                         "splits": inputs["splits"]},
+                folder,
+                kind="evaluation",
+                record=evaluation,
+                parents={
+                    "model": inputs["model"],
+                    "baseline": inputs["baseline"],
+                    "splits": inputs["splits"],
+                },
             )
         m = problem.metric
         return StepResult(
             {"evaluation": evaluation_id},
-            {"test_rows": len(test), m: round(metrics["candidate"][m], 4),
-             f"baseline_{m}": round(metrics["baseline"].get(m, float("nan")), 4)},
+            {
+                "test_rows": len(test),
+                m: round(metrics["candidate"][m], 4),
+                f"baseline_{m}": round(metrics["baseline"].get(m, float("nan")), 4),
+            },
         )
 
 
@@ -317,8 +342,9 @@ def _score(project: Project, model_id: str, rows: pd.DataFrame) -> tuple[np.ndar
 
     record = TrainedModel.model_validate(project.store.record(model_id))
     model = joblib.load(project.store.path(model_id) / "model.joblib")
-    return scores_for(project.spec.problem.task, model, rows[record.features],
-                      project.spec.problem.positive_label), record
+    return scores_for(
+        project.spec.problem.task, model, rows[record.features], project.spec.problem.positive_label
+    ), record
 
 
 class Gate(Step):
@@ -365,19 +391,27 @@ class Gate(Step):
                 from mlcycle.evaluate import scores_for
 
                 champion_model = joblib.load(folder / "model.joblib")
-                champion_scores = scores_for(problem.task, champion_model, test[meta.features],
-                                             problem.positive_label)
+                champion_scores = scores_for(
+                    problem.task, champion_model, test[meta.features], problem.positive_label
+                )
                 candidate_scores, record = _score(project, inputs["model"], test)
                 comparison = paired_difference(
-                    problem.task, problem.metric, test[problem.target].to_numpy(),
-                    candidate_scores, champion_scores, positive_label=problem.positive_label,
-                    classes=record.classes, seed=spec.train.seed,
+                    problem.task,
+                    problem.metric,
+                    test[problem.target].to_numpy(),
+                    candidate_scores,
+                    champion_scores,
+                    positive_label=problem.positive_label,
+                    classes=record.classes,
+                    seed=spec.train.seed,
                 )
         blessing = judge(evaluation, spec.gates, champion_version, comparison)
         with project.store.staging() as folder:
             (folder / "blessing.json").write_text(blessing.model_dump_json(indent=1))
             blessing_id = project.store.put(
-                folder, kind="blessing", record=blessing,
+                folder,
+                kind="blessing",
+                record=blessing,
                 parents={"evaluation": inputs["evaluation"], "model": inputs["model"]},
             )
         return StepResult(
@@ -453,9 +487,13 @@ class Register(Step):
             bundle_id = store.put(
                 folder,
                 kind="bundle",
-                record={"name": project.name, "blessed": blessing.blessed,
-                        "spec_hash": meta.spec_hash, "git_sha": meta.git_sha,
-                        "host": platform.node()},
+                record={
+                    "name": project.name,
+                    "blessed": blessing.blessed,
+                    "spec_hash": meta.spec_hash,
+                    "git_sha": meta.git_sha,
+                    "host": platform.node(),
+                },
                 parents={
                     "model": inputs["model"],
                     "baseline": inputs["baseline"],
@@ -465,8 +503,10 @@ class Register(Step):
                 },
             )
         version = project.registry.register(project.name, bundle_id, blessed=blessing.blessed)
-        return StepResult({"bundle": bundle_id},
-                          {"model": project.name, "version": version, "blessed": blessing.blessed})
+        return StepResult(
+            {"bundle": bundle_id},
+            {"model": project.name, "version": version, "blessed": blessing.blessed},
+        )
 
 
 def _created_at(project: Project, model_id: str) -> str:
@@ -500,11 +540,21 @@ class Promote(Step):
         current = registry.alias_version(project.name, "champion")
         if current != version:
             registry.promote(
-                project.name, version, alias="champion",
+                project.name,
+                version,
+                alias="champion",
                 reason=f"blessed by the pipeline (blessing {inputs['blessing'][:12]})",
             )
         return StepResult({}, {"champion": version, "previous": current})
 
 
-LIFECYCLE: list[Step] = [Ingest(), Validate(), Split(), Train(), Evaluate(), Gate(), Register(),
-                         Promote()]
+LIFECYCLE: list[Step] = [
+    Ingest(),
+    Validate(),
+    Split(),
+    Train(),
+    Evaluate(),
+    Gate(),
+    Register(),
+    Promote(),
+]

@@ -31,8 +31,8 @@ def split_frame(
 ) -> dict[str, pd.DataFrame]:
     """Split ``df`` into train/valid/test frames as the spec says."""
     n = len(df)
-    n_test = int(round(n * split.test_fraction))
-    n_valid = int(round(n * split.valid_fraction))
+    n_test = round(n * split.test_fraction)
+    n_valid = round(n * split.valid_fraction)
     if min(n_test, n_valid, n - n_test - n_valid) < MIN_ROWS_PER_SPLIT:
         raise BadInput(
             f"{n} rows are too few to split",

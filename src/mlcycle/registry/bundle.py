@@ -57,19 +57,26 @@ def read_schema(folder: Path) -> Schema:
     return Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
 
 
-def model_card(meta: BundleMeta, evaluation: Evaluation, blessing: Blessing, problem: Problem) -> str:
+def model_card(
+    meta: BundleMeta, evaluation: Evaluation, blessing: Blessing, problem: Problem
+) -> str:
     """A short, generated model card: what the model is for and how well it does."""
     lines = [
         f"# Model card: {meta.name}",
         "",
         "## Intended use",
         f"Predicts `{problem.target}` ({problem.task}"
-        + (f", positive label `{problem.positive_label}`" if problem.positive_label is not None else "")
+        + (
+            f", positive label `{problem.positive_label}`"
+            if problem.positive_label is not None
+            else ""
+        )
         + f") from {len(meta.features)} features: {', '.join(meta.features)}.",
         "",
         "## Training data",
         f"Dataset version `{meta.dataset_id[:12]}`; spec hash `{meta.spec_hash[:12]}`; "
-        f"git `{meta.git_sha or 'n/a'}`; built {meta.created_at} with mlcycle {meta.mlcycle_version}.",
+        f"git `{meta.git_sha or 'n/a'}`; built {meta.created_at} "
+        f"with mlcycle {meta.mlcycle_version}.",
         "",
         f"## Holdout metrics ({evaluation.rows} rows)",
         "| metric | model | baseline |",

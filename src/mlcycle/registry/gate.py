@@ -44,7 +44,8 @@ def judge(
             Check(
                 name=f"threshold:{name}",
                 passed=value is not None and _better(name, value, bound),
-                detail=f"{name} = {value if value is None else round(value, 4)} must be {op} {bound}",
+                detail=f"{name} = {'n/a' if value is None else round(value, 4)} "
+                f"must be {op} {bound}",
                 figures={"value": value, "bound": bound},
             )
         )
@@ -59,13 +60,22 @@ def judge(
                 passed=improvement > gates.baseline_margin,
                 detail=f"{metric} improves on the baseline by {improvement:.4f}; "
                 f"required > {gates.baseline_margin}",
-                figures={"candidate": value, "baseline": base, "improvement": improvement,
-                         "margin": gates.baseline_margin},
+                figures={
+                    "candidate": value,
+                    "baseline": base,
+                    "improvement": improvement,
+                    "margin": gates.baseline_margin,
+                },
             )
         )
     else:
-        checks.append(Check(name="beats_baseline", passed=False,
-                            detail=f"{metric} is missing for the candidate or the baseline"))
+        checks.append(
+            Check(
+                name="beats_baseline",
+                passed=False,
+                detail=f"{metric} is missing for the candidate or the baseline",
+            )
+        )
 
     if champion_version is not None and comparison is not None:
         mode = gates.champion.mode
@@ -82,9 +92,14 @@ def judge(
             )
         )
     elif champion_version is not None:
-        checks.append(Check(name="vs_champion", passed=False,
-                            detail=f"champion v{champion_version} could not be scored on the "
-                            "holdout rows, so the candidate cannot be compared with it"))
+        checks.append(
+            Check(
+                name="vs_champion",
+                passed=False,
+                detail=f"champion v{champion_version} could not be scored on the "
+                "holdout rows, so the candidate cannot be compared with it",
+            )
+        )
     return Blessing(
         blessed=all(c.passed for c in checks),
         checks=checks,

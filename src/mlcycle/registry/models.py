@@ -63,7 +63,7 @@ class ModelRef:
 
 
 def parse_model_ref(text: str) -> ModelRef:
-    """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/3`` or ``NAME``."""
+    """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS`` or ``NAME/3``."""
     match = _REF_RE.match(text.strip())
     if not match:
         raise BadInput(
@@ -117,7 +117,9 @@ class Registry:
                             t.registered_models.c.name == name
                         )
                     ).first():
-                        conn.execute(t.registered_models.insert().values(name=name, created_at=now()))
+                        conn.execute(
+                            t.registered_models.insert().values(name=name, created_at=now())
+                        )
                     latest = conn.execute(
                         sa.select(sa.func.max(t.model_versions.c.version)).where(
                             t.model_versions.c.name == name
@@ -145,11 +147,15 @@ class Registry:
 
     def versions(self, name: str) -> list[ModelVersionInfo]:
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(t.model_versions)
-                .where(t.model_versions.c.name == name)
-                .order_by(t.model_versions.c.version)
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    sa.select(t.model_versions)
+                    .where(t.model_versions.c.name == name)
+                    .order_by(t.model_versions.c.version)
+                )
+                .mappings()
+                .all()
+            )
             alias_rows = conn.execute(
                 sa.select(t.aliases.c.alias, t.aliases.c.version).where(t.aliases.c.name == name)
             ).all()
@@ -231,7 +237,7 @@ class Registry:
         *,
         reason: str,
         forced: bool = False,
-        expected: int | None | str = "any",
+        expected: int | str | None = "any",
     ) -> int | None:
         """Point ``alias`` at ``version``; return the version it pointed at before.
 
@@ -293,9 +299,15 @@ class Registry:
         return None if current is None else int(current)
 
     def promote(
-        self, name: str, version: int, *, alias: str = "champion", reason: str = "", force: bool = False
+        self,
+        name: str,
+        version: int,
+        *,
+        alias: str = "champion",
+        reason: str = "",
+        force: bool = False,
     ) -> int | None:
-        """Move ``alias`` to ``version``; refuse an unblessed version unless forced with a reason."""
+        """Move ``alias`` to ``version``; an unblessed version needs ``force`` and a reason."""
         resolved = self.resolve(ModelRef(name, version=version))
         if not resolved.blessed and not force:
             raise BadInput(
@@ -304,8 +316,11 @@ class Registry:
                 f"see `mlcycle models show {name}/{version}`; or pass --force --reason '…'",
             )
         if force and not resolved.blessed and not reason.strip():
-            raise BadInput("--force needs --reason", "a forced promotion is recorded with its reason",
-                           "add --reason 'why this model must go out anyway'")
+            raise BadInput(
+                "--force needs --reason",
+                "a forced promotion is recorded with its reason",
+                "add --reason 'why this model must go out anyway'",
+            )
         return self.set_alias(
             name, alias, version, reason=reason or "promoted", forced=force and not resolved.blessed
         )
@@ -322,8 +337,11 @@ class Registry:
         """Point ``alias`` back at the version it held before its last move."""
         current = self.alias_version(name, alias)
         if current is None:
-            raise NotFound(f"model '{name}' has no alias '{alias}'", "nothing to roll back",
-                           "promote a version first")
+            raise NotFound(
+                f"model '{name}' has no alias '{alias}'",
+                "nothing to roll back",
+                "promote a version first",
+            )
         previous = None
         for event in reversed(self.history(name, alias)):
             if event["to_version"] == current and event["from_version"] is not None:
@@ -335,6 +353,7 @@ class Registry:
                 f"v{current} is the first version it ever pointed at",
                 "promote another version explicitly instead",
             )
-        self.set_alias(name, alias, previous, reason=reason or f"rollback from v{current}",
-                       expected=current)
+        self.set_alias(
+            name, alias, previous, reason=reason or f"rollback from v{current}", expected=current
+        )
         return current, previous

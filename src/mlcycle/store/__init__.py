@@ -102,7 +102,9 @@ class Store:
         self.home = home
 
     @classmethod
-    def open(cls, base_dir: Path, url: str | None = None, artifacts_url: str | None = None) -> Store:
+    def open(
+        cls, base_dir: Path, url: str | None = None, artifacts_url: str | None = None
+    ) -> Store:
         """Open (creating if needed) the store of the project in ``base_dir``."""
         home = base_dir / STORE_DIR
         home.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Training: baselines and candidates inside scikit-learn pipelines that carry their preprocessing."""
+"""Training: baselines and candidates in scikit-learn pipelines that carry their preprocessing."""
 
 from mlcycle.train.fit import FitResult, fit_baseline, fit_candidate
 

@@ -22,10 +22,10 @@ TREE_FAMILIES = ("hist_gradient_boosting",)
 
 def build_preprocessor(schema: Schema, features: list[str], family: str) -> ColumnTransformer:
     """A ColumnTransformer for ``features`` suited to the estimator ``family``."""
-    numeric = [c.name for c in schema.features if c.name in features and c.kind in ("numeric", "boolean")]
-    categorical = [
-        c for c in schema.features if c.name in features and c.kind in ("categorical",)
+    numeric = [
+        c.name for c in schema.features if c.name in features and c.kind in ("numeric", "boolean")
     ]
+    categorical = [c for c in schema.features if c.name in features and c.kind in ("categorical",)]
     transformers: list[tuple[str, object, list[str]]] = []
     if numeric:
         if family in TREE_FAMILIES:

@@ -132,24 +132,33 @@ def fit_candidate(
     start = time.perf_counter()
     pipeline.fit(train[features], y)
     classes = _classes(pipeline)
-    return FitResult(pipeline, candidate.name, path, params, features, classes,
-                     time.perf_counter() - start)
+    return FitResult(
+        pipeline, candidate.name, path, params, features, classes, time.perf_counter() - start
+    )
 
 
-def fit_baseline(train: pd.DataFrame, *, strategy: str, schema: Schema, problem: Problem) -> FitResult:
+def fit_baseline(
+    train: pd.DataFrame, *, strategy: str, schema: Schema, problem: Problem
+) -> FitResult:
     """The naive model every candidate must beat: prior class or mean."""
     if strategy == "auto":
         strategy = "mean" if problem.task == "regression" else "prior"
     estimator: BaseEstimator
     if problem.task == "regression":
         if strategy not in ("mean", "median"):
-            raise BadInput(f"baseline '{strategy}' does not fit a regression", "",
-                           "use train.baseline: mean or median")
+            raise BadInput(
+                f"baseline '{strategy}' does not fit a regression",
+                "",
+                "use train.baseline: mean or median",
+            )
         estimator = DummyRegressor(strategy=strategy)
     else:
         if strategy not in ("prior", "most_frequent"):
-            raise BadInput(f"baseline '{strategy}' does not fit a classifier", "",
-                           "use train.baseline: prior or most_frequent")
+            raise BadInput(
+                f"baseline '{strategy}' does not fit a classifier",
+                "",
+                "use train.baseline: prior or most_frequent",
+            )
         estimator = DummyClassifier(strategy=strategy)
     features = model_features(schema)
     y = target_values(train, problem)
@@ -157,8 +166,15 @@ def fit_baseline(train: pd.DataFrame, *, strategy: str, schema: Schema, problem:
     pipeline = Pipeline([("model", estimator)])
     start = time.perf_counter()
     pipeline.fit(train[features], y)
-    return FitResult(pipeline, "baseline", f"dummy:{strategy}", {"strategy": strategy}, features,
-                     _classes(pipeline), time.perf_counter() - start)
+    return FitResult(
+        pipeline,
+        "baseline",
+        f"dummy:{strategy}",
+        {"strategy": strategy},
+        features,
+        _classes(pipeline),
+        time.perf_counter() - start,
+    )
 
 
 def _classes(pipeline: Pipeline) -> list[Any] | None:

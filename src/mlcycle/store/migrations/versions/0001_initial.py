@@ -41,9 +41,7 @@ def upgrade() -> None:
     op.create_table(
         "step_runs",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column(
-            "pipeline_run_id", sa.String(36), sa.ForeignKey("pipeline_runs.id"), index=True
-        ),
+        sa.Column("pipeline_run_id", sa.String(36), sa.ForeignKey("pipeline_runs.id"), index=True),
         sa.Column("step", sa.String(40), nullable=False),
         sa.Column("cache_key", sa.String(64), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
