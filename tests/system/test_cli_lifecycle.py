@@ -116,8 +116,12 @@ def test_batch_predict_and_drift(project: Path) -> None:
     )
     future = pd.read_parquet(project / "data" / "flights_future.parquet")
     preds = pd.read_parquet(out)
-    assert result["rows"] + result["rejected"] == len(future)
-    assert len(preds) == result["rows"]
+    assert result["rows"] == len(future)
+    assert result["predicted"] + result["rejected"] == len(future)
+    assert len(preds) == result["predicted"]
+    if result["rejected"]:  # e.g. a destination never seen in January–June
+        rejects = pd.read_parquet(result["rejects"])
+        assert rejects["reason"].str.len().min() > 0
     assert "flight_id" in preds.columns
     drift = json.loads(
         cli(

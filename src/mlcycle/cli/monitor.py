@@ -86,6 +86,7 @@ def drift(
     )
     rows = [f.model_dump() for f in report.features]
     if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
         tmp = output.with_suffix(output.suffix + ".tmp")
         tmp.write_text(report.model_dump_json(indent=1))
         tmp.replace(output)

@@ -116,6 +116,8 @@ def predict(
             "the input would be overwritten",
             "write the predictions to another file",
         )
+    if "://" not in output:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring", total=None)
         result = predict_file(
@@ -123,7 +125,6 @@ def predict(
             input,
             output,
             chunk_rows=chunk_rows,
-            id_column=runtime.meta.id_column,
             progress=lambda rows: progress.advance(task, rows),
         )
     if as_json:

@@ -176,7 +176,12 @@ class Runner:
             if cached is not None:
                 available.update(cached.outputs)
                 report = StepReport(
-                    step.name, "cached", time.perf_counter() - t0, cached.summary, None, step_started
+                    step.name,
+                    "cached",
+                    time.perf_counter() - t0,
+                    cached.summary,
+                    None,
+                    step_started,
                 )
             else:
                 try:
@@ -184,7 +189,11 @@ class Runner:
                 except Exception as exc:  # every failure is recorded, then re-raised as StepFailed
                     failure = StepFailed(step.name, exc)
                     report = StepReport(
-                        step.name, "failed", time.perf_counter() - t0, {}, failure.message,
+                        step.name,
+                        "failed",
+                        time.perf_counter() - t0,
+                        {},
+                        failure.message,
                         step_started,
                     )
                     reports.append(report)

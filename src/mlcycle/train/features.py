@@ -1,23 +1,26 @@
 """Preprocessing built from the data contract.
 
 The preprocessing lives inside the fitted pipeline, so it is fitted on
-training rows only and travels with the model to serving. Categorical
-columns are one-hot encoded with the categories the contract declares (not
-the ones a split happens to contain) — an encoding that also converts to ONNX
-exactly, unlike native categorical support in HistGradientBoosting.
+training rows only and travels with the model to serving. Categories come
+from the contract (not from whatever a split happens to contain). Tree
+families get ordinal codes (one column per feature: fast to fit and to serve,
+and unseen or missing values become NaN, which the trees route natively);
+other families get one-hot columns. Neither uses HistGradientBoosting's native
+categorical support, whose ONNX conversion is not exact.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlcycle.schema import Schema
 
 # Families that cope with NaN and unscaled inputs themselves.
-TREE_FAMILIES = ("hist_gradient_boosting",)
+TREE_FAMILIES = ("hist_gradient_boosting", "random_forest")
 
 
 def build_preprocessor(schema: Schema, features: list[str], family: str) -> ColumnTransformer:
@@ -41,12 +44,23 @@ def build_preprocessor(schema: Schema, features: list[str], family: str) -> Colu
                 )
             )
     if categorical:
-        encoder = OneHotEncoder(
-            categories=[list(c.categories or []) for c in categorical],
-            handle_unknown="ignore",
-            sparse_output=False,
-            dtype="float64",
-        )
+        categories = [list(c.categories or []) for c in categorical]
+        encoder: OneHotEncoder | OrdinalEncoder
+        if family in TREE_FAMILIES:
+            encoder = OrdinalEncoder(
+                categories=categories,
+                handle_unknown="use_encoded_value",
+                unknown_value=np.nan,
+                encoded_missing_value=np.nan,
+                dtype="float64",
+            )
+        else:
+            encoder = OneHotEncoder(
+                categories=categories,
+                handle_unknown="ignore",
+                sparse_output=False,
+                dtype="float64",
+            )
         transformers.append(("cat", encoder, [c.name for c in categorical]))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 

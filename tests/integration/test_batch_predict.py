@@ -1,0 +1,202 @@
+"""Batch prediction: files in, files out, rejects with reasons, nothing left on failure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from serve_fixtures import FEATURES, build_bundle, flights_frame
+
+from mlcycle.errors import BadInput, NotFound
+from mlcycle.serve import ModelRuntime, predict_file
+
+
+@pytest.fixture(scope="module")
+def bundles(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ModelRuntime]:
+    root = tmp_path_factory.mktemp("bundles")
+    return {
+        "binary": ModelRuntime.load(build_bundle(root / "binary"), version=5),
+        "multiclass": ModelRuntime.load(build_bundle(root / "multi", task="multiclass"), version=1),
+        "regression": ModelRuntime.load(build_bundle(root / "reg", task="regression")),
+    }
+
+
+@pytest.fixture(scope="module")
+def rt(bundles: dict[str, ModelRuntime]) -> ModelRuntime:
+    return bundles["binary"]
+
+
+def dirty_frame(n: int = 2500, seed: int = 11) -> pd.DataFrame:
+    """Flights with a few rows that break the contract."""
+    frame = flights_frame(n, seed=seed)
+    frame.loc[10, "carrier"] = "ZZ"
+    frame.loc[1500, "distance"] = np.nan
+    frame.loc[2400, "origin"] = "XXX"
+    return frame
+
+
+def files_in(folder: Path) -> set[str]:
+    return {p.name for p in folder.iterdir()}
+
+
+def test_parquet_in_parquet_out(rt: ModelRuntime, tmp_path: Path) -> None:
+    frame = dirty_frame()
+    frame.to_parquet(tmp_path / "in.parquet")
+    chunks: list[int] = []
+    result = predict_file(
+        rt,
+        str(tmp_path / "in.parquet"),
+        str(tmp_path / "out.parquet"),
+        chunk_rows=1000,
+        progress=chunks.append,
+    )
+    assert chunks == [1000, 1000, 500]
+    assert result["rows"] == 2500
+    assert result["rejected"] == 3
+    assert result["output"] == str(tmp_path / "out.parquet")
+    assert result["rejects"] == str(tmp_path / "out.rejects.parquet")
+    assert result["seconds"] >= 0
+
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(out.columns) == ["flight_id", "prediction", "probability", "model_version"]
+    good = frame.drop(index=[10, 1500, 2400]).reset_index(drop=True)
+    assert out["flight_id"].tolist() == good["flight_id"].tolist()
+    proba = rt.model.predict_proba(good[FEATURES])
+    np.testing.assert_allclose(out["probability"], proba[:, 1], rtol=0, atol=1e-12)
+    assert out["prediction"].tolist() == rt.model.predict(good[FEATURES]).tolist()
+    assert set(out["model_version"]) == {5}
+
+    rejects = pd.read_parquet(tmp_path / "out.rejects.parquet")
+    assert rejects["flight_id"].tolist() == ["F00010", "F01500", "F02400"]
+    assert rejects["reason"].tolist() == [
+        "carrier: unseen category 'ZZ'",
+        "distance: null, but the contract says it is never null",
+        "origin: unseen category 'XXX'",
+    ]
+    assert set(FEATURES) <= set(rejects.columns)
+    assert files_in(tmp_path) == {"in.parquet", "out.parquet", "out.rejects.parquet"}
+
+
+def test_csv_in_csv_out_with_wrong_types(rt: ModelRuntime, tmp_path: Path) -> None:
+    frame = flights_frame(300, seed=12)
+    text = frame.astype({"distance": object})
+    text.loc[7, "distance"] = "far"
+    text.to_csv(tmp_path / "in.csv", index=False)
+    result = predict_file(
+        rt, str(tmp_path / "in.csv"), str(tmp_path / "scored.csv"), id_column="flight_id"
+    )
+    assert (result["rows"], result["rejected"]) == (300, 1)
+    out = pd.read_csv(tmp_path / "scored.csv")
+    good = frame.drop(index=[7]).reset_index(drop=True)
+    np.testing.assert_allclose(
+        out["probability"], rt.model.predict_proba(good[FEATURES])[:, 1], rtol=0, atol=1e-12
+    )
+    rejects = pd.read_parquet(tmp_path / "scored.rejects.parquet")
+    assert rejects["reason"].tolist() == ["distance: expected a finite number, got 'far'"]
+    assert rejects["distance"].tolist() == ["far"]  # the row as it was, to fix and re-run
+
+
+def test_folder_and_glob_inputs(rt: ModelRuntime, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    parts = [flights_frame(200, seed=s) for s in (1, 2, 3)]
+    for i, part in enumerate(parts):
+        part.to_parquet(data / f"part-{i}.parquet")
+    (data / "_SUCCESS").write_text("")
+    whole = pd.concat(parts, ignore_index=True)
+    for source in (str(data), str(data / "part-*.parquet")):
+        result = predict_file(rt, source, str(tmp_path / "out.parquet"), chunk_rows=150)
+        assert (result["rows"], result["rejected"], result["rejects"]) == (600, 0, None)
+        out = pd.read_parquet(tmp_path / "out.parquet")
+        np.testing.assert_allclose(
+            out["probability"], rt.model.predict_proba(whole[FEATURES])[:, 1], atol=1e-12
+        )
+
+
+def test_multiclass_and_regression_columns(
+    bundles: dict[str, ModelRuntime], tmp_path: Path
+) -> None:
+    frame = flights_frame(100, seed=13)
+    frame.drop(columns=["flight_id"]).to_parquet(tmp_path / "in.parquet")
+    multi = bundles["multiclass"]
+    predict_file(multi, str(tmp_path / "in.parquet"), str(tmp_path / "m.parquet"))
+    out = pd.read_parquet(tmp_path / "m.parquet")
+    classes = multi.classes or []
+    assert list(out.columns) == ["prediction", *[f"proba_{c}" for c in classes], "model_version"]
+    np.testing.assert_allclose(
+        out[[f"proba_{c}" for c in classes]].to_numpy(),
+        multi.model.predict_proba(frame[FEATURES]),
+        atol=1e-12,
+    )
+    reg = bundles["regression"]
+    predict_file(reg, str(tmp_path / "in.parquet"), str(tmp_path / "r.parquet"))
+    out = pd.read_parquet(tmp_path / "r.parquet")
+    assert list(out.columns) == ["prediction", "model_version"]
+    assert out["model_version"].isna().all()  # an unversioned bundle
+    np.testing.assert_allclose(out["prediction"], reg.model.predict(frame[FEATURES]), atol=1e-12)
+
+
+def test_missing_column_fails_whole_job(rt: ModelRuntime, tmp_path: Path) -> None:
+    flights_frame(50).drop(columns=["origin"]).to_parquet(tmp_path / "in.parquet")
+    with pytest.raises(BadInput, match="origin") as exc:
+        predict_file(rt, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
+    assert [d["field"] for d in exc.value.details] == ["origin"]  # type: ignore[attr-defined]
+    assert files_in(tmp_path) == {"in.parquet"}
+
+
+def test_missing_input_is_not_found(rt: ModelRuntime, tmp_path: Path) -> None:
+    for source in (tmp_path / "nope.parquet", tmp_path / "*.parquet"):
+        with pytest.raises(NotFound):
+            predict_file(rt, str(source), str(tmp_path / "out.parquet"))
+
+
+def test_unwritable_output_is_bad_input(rt: ModelRuntime, tmp_path: Path) -> None:
+    flights_frame(20).to_parquet(tmp_path / "in.parquet")
+    (tmp_path / "a_file").write_text("x")
+    for target in (
+        tmp_path / "no_dir" / "out.parquet",
+        tmp_path / "a_file" / "out.parquet",
+        tmp_path / "out.txt",
+        tmp_path / "in.parquet",
+    ):
+        with pytest.raises(BadInput) as exc:
+            predict_file(rt, str(tmp_path / "in.parquet"), str(target))
+        assert not isinstance(exc.value, NotFound)
+    assert files_in(tmp_path) == {"in.parquet", "a_file"}
+
+
+def test_failure_midway_leaves_nothing_behind(rt: ModelRuntime, tmp_path: Path) -> None:
+    dirty_frame().to_parquet(tmp_path / "in.parquet")
+    (tmp_path / "out.parquet").write_bytes(b"previous result")
+
+    def interrupt(rows: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(
+            rt,
+            str(tmp_path / "in.parquet"),
+            str(tmp_path / "out.parquet"),
+            chunk_rows=500,
+            progress=interrupt,
+        )
+    # The earlier output is untouched, and no temporary or rejects file is left.
+    assert files_in(tmp_path) == {"in.parquet", "out.parquet"}
+    assert (tmp_path / "out.parquet").read_bytes() == b"previous result"
+
+
+def test_corrupt_input_fails_cleanly(rt: ModelRuntime, tmp_path: Path) -> None:
+    (tmp_path / "in.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(BadInput, match="cannot read"):
+        predict_file(rt, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
+    assert files_in(tmp_path) == {"in.parquet"}
+
+
+def test_stale_rejects_file_is_removed(rt: ModelRuntime, tmp_path: Path) -> None:
+    flights_frame(30).to_parquet(tmp_path / "in.parquet")
+    (tmp_path / "out.rejects.parquet").write_bytes(b"old rejects")
+    result = predict_file(rt, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
+    assert result["rejects"] is None
+    assert files_in(tmp_path) == {"in.parquet", "out.parquet"}
