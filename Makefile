@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.synced
+ALT    := .venv-bench
+ALT_STAMP := $(ALT)/.synced
 PYTEST_ARGS ?=
 
 .PHONY: install demo test lint bench clean
@@ -33,8 +35,14 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/mypy
 
-bench: install
-	$(BIN)/python benchmarks/run.py
+# The alternatives (MLflow, Evidently, ydata-profiling) live in their own venv.
+$(ALT_STAMP): $(UV) benchmarks/alternatives/uv.lock benchmarks/alternatives/pyproject.toml
+	UV_PROJECT_ENVIRONMENT=$(CURDIR)/$(ALT) $(UV) sync --frozen --compile-bytecode \
+		--project benchmarks/alternatives --python $(PYTHON)
+	@touch $(ALT_STAMP)
+
+bench: install $(ALT_STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(ALT) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -16,8 +16,11 @@ Example:
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +36,8 @@ from mlcycle.errors import BadInput, NotFound
 from mlcycle.store import tables as t
 from mlcycle.store.blobs import BlobStore
 
-SCHEMA_HEAD = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+_REVISION = re.compile(r"^(down_revision|revision)\s*=\s*(.+)$", re.MULTILINE)
 STORE_DIR = ".mlcycle"
 
 
@@ -70,12 +74,35 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+@functools.cache
+def schema_heads() -> frozenset[str]:
+    """The head revisions in migrations/versions, read without importing Alembic.
+
+    Stages add their tables as revisions that branch from 0001, so there may be
+    several heads; a store whose applied heads equal these needs no migration.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        for key, value in _REVISION.findall(path.read_text(encoding="utf-8")):
+            parsed = ast.literal_eval(value.strip())
+            if key == "revision":
+                revisions.add(str(parsed))
+            elif isinstance(parsed, (tuple, list)):
+                parents.update(str(p) for p in parsed)
+            elif parsed is not None:
+                parents.add(str(parsed))
+    return frozenset(revisions - parents)
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision; cheap when it already is."""
+    """Bring the schema to the newest revisions; cheap when it already is."""
     try:
         with engine.connect() as conn:
-            current = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
-        if current == SCHEMA_HEAD:
+            applied = {
+                str(r[0]) for r in conn.execute(sa.text("SELECT version_num FROM alembic_version"))
+            }
+        if applied == schema_heads():
             return
     except sa.exc.DBAPIError:
         pass  # no alembic_version table yet: a new store
@@ -84,13 +111,13 @@ def migrate(engine: Engine) -> None:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
             # Two processes opening a new store at once must not both create tables.
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(7431001)"))
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")
 
 
 class Store:
