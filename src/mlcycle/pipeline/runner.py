@@ -43,6 +43,8 @@ class Step:
 
     name: str = ""
     inputs: tuple[str, ...] = ()
+    # Outputs of earlier steps used when present (e.g. model tests); never a reason to skip.
+    optional_inputs: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
     libraries: tuple[str, ...] = ()
     # Bump when the step's code changes what it produces, to invalidate old caches.
@@ -153,14 +155,16 @@ class Runner:
         failure: StepFailed | None = None
         skipping: str | None = None
         for step in self.steps:
-            inputs = {name: available[name] for name in step.inputs if name in available}
+            wanted = (*step.inputs, *step.optional_inputs)
+            inputs = {name: available[name] for name in wanted if name in available}
             if listener:
                 listener(step.name, None)
             if skipping is None:
+                missing = [name for name in step.inputs if name not in available]
                 skipping = (
-                    step.skip_reason(self.project, inputs)
-                    if len(inputs) == len(step.inputs)
-                    else "an input is missing"
+                    f"missing input(s): {', '.join(missing)}"
+                    if missing
+                    else step.skip_reason(self.project, inputs)
                 )
             if skipping is not None:
                 report = StepReport(step.name, "skipped", 0.0, {"reason": skipping})
