@@ -21,7 +21,28 @@ def __getattr__(name: str) -> Any:
         from mlcycle.pipeline.project import Project
 
         return Project
+    if name in _TRACKING:
+        from mlcycle.train import tracking
+
+        return getattr(tracking, name)
     raise AttributeError(f"module 'mlcycle' has no attribute {name!r}")
 
 
-__all__ = ["Project", "__version__"]
+# Experiment tracking (mlcycle.start_run() etc.), from mlcycle.train.tracking.
+_TRACKING = (
+    "start_run",
+    "end_run",
+    "active_run",
+    "log_param",
+    "log_params",
+    "log_metric",
+    "log_metrics",
+    "log_artifact",
+    "set_tag",
+    "set_tags",
+    "search_runs",
+    "get_run",
+    "flush",
+)
+
+__all__ = ["Project", "__version__", *_TRACKING]

@@ -70,6 +70,11 @@ class DatasetVersion(BaseModel):
     content_hash: str = Field(description="hash of the rows, independent of file encoding")
     schema_: Schema = Field(alias="schema")
     profile: Profile
+    # Where the rows came from: the raw partitions (content hashes, in landing
+    # order) and the transforms' code; no timestamps, so same content → same id.
+    source_name: str = "main"
+    partitions: list[str] = Field(default_factory=list)
+    transforms_hash: str | None = None
 
     model_config = {"populate_by_name": True}
 
@@ -111,6 +116,38 @@ class TrainedModel(BaseModel):
     valid_metrics: dict[str, float] = Field(default_factory=dict)
 
 
+class ModelCheck(BaseModel):
+    """One model test: a sanity check or a behavioral test declared in the spec."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    name: str
+    passed: bool
+    severity: Literal["error", "warn"] = "error"
+    detail: str = ""
+    figures: dict[str, float | None] = Field(default_factory=dict)
+
+
+class ModelTestReport(BaseModel):
+    """The train step's ``model_tests`` output; a failed ``error`` check blocks blessing.
+
+    Example:
+        >>> ModelTestReport(model="hgb", checks=[ModelCheck(name="finite", passed=True)]).passed
+        True
+    """
+
+    model: str
+    checks: list[ModelCheck]
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.severity == "error" and not c.passed for c in self.checks)
+
+    @property
+    def failures(self) -> list[ModelCheck]:
+        return [c for c in self.checks if not c.passed]
+
+
 # --- evaluate / registry ------------------------------------------------------------
 
 
@@ -121,6 +158,34 @@ class Evaluation(BaseModel):
     primary_metric: str
     rows: int
     metrics: dict[str, dict[str, float]] = Field(description="model role → metric → value")
+    intervals: dict[str, dict[str, tuple[float, float]]] = Field(
+        default_factory=dict, description="model role → metric → bootstrap (low, high)"
+    )
+    confidence: float = 0.95
+    n_boot: int = 0
+    seed: int = 0
+    slices: list[SliceMetrics] = Field(default_factory=list)
+    benefit: BenefitScore | None = None
+
+
+class SliceMetrics(BaseModel):
+    """Metrics of one slice of the holdout (e.g. ``origin = JFK``)."""
+
+    column: str
+    value: str
+    rows: int
+    judged: bool = Field(description="large enough (evaluate.min_slice_rows) to be judged")
+    metrics: dict[str, dict[str, float]] = Field(description="model role → metric → value")
+    intervals: dict[str, dict[str, tuple[float, float]]] = Field(default_factory=dict)
+
+
+class BenefitScore(BaseModel):
+    """Value of the decisions (spec ``problem.benefit``) at a threshold chosen on validation."""
+
+    threshold: float = Field(description="P(positive) ≥ threshold → act; chosen on validation")
+    per_row: dict[str, float] = Field(description="model role → mean benefit per holdout row")
+    interval: tuple[float, float] | None = None
+    baseline_threshold: float | None = None
 
 
 class Check(BaseModel):
@@ -191,6 +256,9 @@ class FeatureDrift(BaseModel):
     p_value: float | None = None
     threshold: float
     drift: bool
+    p_adjusted: float | None = Field(
+        default=None, description="Benjamini-Hochberg adjusted p-value (mlcycle's decision)"
+    )
 
 
 class DriftReport(BaseModel):

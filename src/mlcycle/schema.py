@@ -87,7 +87,24 @@ class Violation(BaseModel):
     """One way a frame breaks the contract."""
 
     column: str | None
-    check: Literal["missing", "extra", "type", "null", "range", "category", "unique", "empty"]
+    check: Literal[
+        "missing",
+        "extra",
+        "type",
+        "null",
+        "range",
+        "category",
+        "unique",
+        "empty",
+        # declared expectations (data.expectations) and the data stage's own checks
+        "row_count",
+        "null_rate",
+        "allowed",
+        "freshness",
+        "distribution",
+        "malformed",
+        "duplicate",
+    ]
     severity: Literal["error", "warn"]
     message: str
     count: int = 0

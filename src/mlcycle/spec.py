@@ -18,19 +18,49 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlcycle.errors import BadInput
 
 Task = Literal["binary", "multiclass", "regression"]
 
 METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "binary": ("roc_auc", "pr_auc", "log_loss", "brier", "f1", "accuracy"),
-    "multiclass": ("accuracy", "f1_macro", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
+    "binary": (
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier",
+        "f1",
+        "accuracy",
+        "balanced_accuracy",
+        "precision",
+        "recall",
+        "mcc",
+        "ece",
+    ),
+    "multiclass": (
+        "accuracy",
+        "f1_macro",
+        "log_loss",
+        "balanced_accuracy",
+        "f1_weighted",
+        "precision_macro",
+        "precision_weighted",
+        "recall_macro",
+        "recall_weighted",
+        "ece",
+    ),
+    "regression": ("rmse", "mae", "r2", "mape"),
 }
 # Metrics where a smaller value is better; the gate needs the direction.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae"})
+LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape", "ece"})
 
 
 class _Model(BaseModel):
@@ -73,10 +103,37 @@ class Problem(_Model):
 
 
 class Source(_Model):
-    """Where the data comes from: a file (Parquet/CSV) relative to the spec."""
+    """Where the data comes from: a file, folder, glob or fsspec URL (Parquet/CSV,
+    relative to the spec), or a ``sql`` query against a SQLAlchemy ``url``.
 
-    path: str
+    With a ``watermark`` column each ingest reads only rows newer than the last
+    one ingested (append mode); without it every ingest is a full snapshot.
+    """
+
+    path: str | None = None
     format: Literal["auto", "parquet", "csv"] = "auto"
+    sql: str | None = None
+    url: str | None = None
+    name: str = Field(default="main", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    watermark: str | None = None
+    on_bad_lines: Literal["error", "warn"] = "error"
+    duplicates: Literal["drop", "error"] = "drop"
+    retries: int = Field(default=3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("set exactly one of 'path' (files) or 'sql' (a query, with 'url')")
+        if self.sql is not None and not self.url:
+            raise ValueError("a 'sql' source needs 'url', a SQLAlchemy URL such as sqlite:///db")
+        if self.url is not None and self.sql is None:
+            raise ValueError("'url' is only for a 'sql' source; files use 'path'")
+        return self
+
+    @property
+    def shown(self) -> str:
+        """The source as a person would name it (path, or the query)."""
+        return self.path if self.path is not None else f"sql: {self.sql}"
 
 
 class Features(_Model):
@@ -87,10 +144,56 @@ class Features(_Model):
     max_categories: int = Field(default=200, ge=2)
 
 
+class Transform(_Model):
+    """One transform step: DuckDB ``sql`` over the table ``raw`` (the previous
+    step's output), or a Python ``function`` ``module:function`` (DataFrame → DataFrame)."""
+
+    sql: str | None = None
+    function: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Transform:
+        if (self.sql is None) == (self.function is None):
+            raise ValueError("set exactly one of 'sql' or 'function' (module:function)")
+        return self
+
+
+class Expectation(_Model):
+    """A declared check on each new dataset version; ``error`` stops, ``warn`` is recorded."""
+
+    check: Literal[
+        "row_count", "null_rate", "range", "allowed", "unique", "freshness", "distribution"
+    ]
+    column: str | None = None
+    min: float | None = None
+    max: float | None = None
+    values: list[str | int | float | bool] | None = None
+    max_age_days: float | None = Field(default=None, gt=0)
+    threshold: float = Field(default=0.2, gt=0, description="distribution: max distance")
+    severity: Literal["error", "warn"] = "error"
+
+    @model_validator(mode="after")
+    def _fits_check(self) -> Expectation:
+        needs_column = ("null_rate", "range", "allowed", "unique", "freshness")
+        if self.check in needs_column and not self.column:
+            raise ValueError(f"check '{self.check}' needs 'column'")
+        if self.check == "allowed" and not self.values:
+            raise ValueError("check 'allowed' needs 'values'")
+        if self.check in ("row_count", "null_rate", "range") and self.min is None and (
+            self.max is None
+        ):
+            raise ValueError(f"check '{self.check}' needs 'min' and/or 'max'")
+        if self.check == "freshness" and self.max_age_days is None:
+            raise ValueError("check 'freshness' needs 'max_age_days'")
+        return self
+
+
 class Data(_Model):
     source: Source
     features: Features = Field(default_factory=Features)
     schema_file: str = "schema.yaml"
+    transforms: list[Transform] = Field(default_factory=list)
+    expectations: list[Expectation] = Field(default_factory=list)
 
 
 class Split(_Model):
@@ -110,24 +213,145 @@ class Candidate(_Model):
         "random_forest) or a dotted path to a scikit-learn estimator class"
     )
     params: dict[str, Any] = Field(default_factory=dict)
+    search: dict[str, SearchParam] = Field(
+        default_factory=dict, description="estimator parameter → range tuned by Optuna"
+    )
+
+
+class SearchParam(_Model):
+    """One tuned parameter: ``int``/``float`` in [low, high] (``log: true`` for a log
+    scale; ``type: log`` is short for a log-scale float), or ``categorical`` choices."""
+
+    type: Literal["int", "float", "log", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> SearchParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical search parameter needs a non-empty 'choices'")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} search parameter needs 'low' < 'high'")
+        if (self.log or self.type == "log") and self.low <= 0:
+            raise ValueError("a log-scale search parameter needs 'low' > 0")
+        return self
+
+
+class CrossValidation(_Model):
+    """Folds of the training rows; ``auto`` is stratified for classes, k-fold otherwise."""
+
+    kind: Literal["auto", "kfold", "stratified", "group", "time"] = "auto"
+    folds: int = Field(default=5, ge=2, le=100)
+    group_column: str | None = None
+
+    @model_validator(mode="after")
+    def _groups(self) -> CrossValidation:
+        if self.kind == "group" and not self.group_column:
+            raise ValueError("kind 'group' needs 'group_column', the column rows are grouped by")
+        return self
+
+
+class Tuning(_Model):
+    """The Optuna budget: ``trials`` and/or ``seconds`` per candidate with a search space."""
+
+    trials: int | None = Field(default=20, ge=0)
+    seconds: float | None = Field(default=None, ge=0)
+    pruning: bool = True
+    sampler: Literal["tpe", "random"] = "tpe"
+    n_jobs: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _budget(self) -> Tuning:
+        if self.trials == 0 or self.seconds == 0 or (self.trials is None and self.seconds is None):
+            raise ValueError(
+                "a tuning budget of zero tunes nothing; set trials ≥ 1 and/or seconds > 0, "
+                "or remove the candidates' 'search' to fit their params as given"
+            )
+        return self
+
+
+class Directional(_Model):
+    """Raising ``column`` by ``delta`` must not move the prediction against ``expect``."""
+
+    column: str
+    delta: float
+    expect: Literal["increase", "decrease"] = "increase"
+    tolerance: float = Field(default=1e-6, ge=0)
+    max_fraction: float = Field(default=0.0, ge=0, le=1, description="rows allowed to violate")
+    severity: Literal["error", "warn"] = "error"
+
+
+class Invariance(_Model):
+    """Setting ``column`` to each of ``values`` moves the prediction by at most ``epsilon``."""
+
+    column: str
+    values: list[Any] = Field(min_length=1)
+    epsilon: float = Field(default=0.05, ge=0)
+    max_fraction: float = Field(default=0.0, ge=0, le=1)
+    severity: Literal["error", "warn"] = "error"
+
+
+class MinimumCase(_Model):
+    """A named input with the output it must get (a label, a probability bound or a range)."""
+
+    name: str
+    row: dict[str, Any]
+    label: Any = None
+    min_proba: float | None = Field(default=None, ge=0, le=1)
+    max_proba: float | None = Field(default=None, ge=0, le=1)
+    low: float | None = None
+    high: float | None = None
+    severity: Literal["error", "warn"] = "error"
+
+
+class ModelTests(_Model):
+    sanity: bool = True
+    debug_rows: int = Field(default=200, ge=20)
+    directional: list[Directional] = Field(default_factory=list)
+    invariance: list[Invariance] = Field(default_factory=list)
+    cases: list[MinimumCase] = Field(default_factory=list)
 
 
 class Train(_Model):
     seed: int = 42
-    baseline: Literal["auto", "prior", "most_frequent", "mean", "median"] = "auto"
+    baseline: Literal["auto", "prior", "most_frequent", "mean", "median", "persistence"] = "auto"
     candidates: list[Candidate] = Field(
         default_factory=lambda: [
             Candidate(name="hgb", estimator="hist_gradient_boosting", params={})
         ],
         min_length=1,
     )
+    cv: CrossValidation | None = None
+    tuning: Tuning = Field(default_factory=Tuning)
+    final_fit: Literal["train", "train_valid"] = "train"
+    model_tests: ModelTests = Field(default_factory=ModelTests)
 
 
 class Champion(_Model):
     """How a candidate must compare with the current champion on the same rows."""
 
     mode: Literal["superiority", "non_inferiority"] = "non_inferiority"
-    tolerance: float = Field(default=0.005, ge=0)
+    tolerance: float = Field(
+        default=0.005, description="how much worse than the champion is still acceptable (≥ 0)"
+    )
+    slice_tolerance: float = Field(
+        default=0.02, description="how much worse a judged slice may be than the champion's (≥ 0)"
+    )
+
+    @field_validator("tolerance", "slice_tolerance")
+    @classmethod
+    def _tolerance_is_positive(cls, value: float) -> float:
+        if value < 0:
+            raise ValueError(
+                f"{value} is negative; a tolerance is how much *worse* than the champion a "
+                f"candidate may be, written as a positive number: use {abs(value)}"
+            )
+        return value
 
 
 class Gates(_Model):
@@ -136,6 +360,21 @@ class Gates(_Model):
         default_factory=dict, description="metric name → minimum (or maximum if lower is better)"
     )
     champion: Champion = Field(default_factory=Champion)
+    infra_check: bool = Field(
+        default=True, description="load the bundle in a fresh process and time single rows"
+    )
+    max_bundle_mb: float = Field(default=500.0, gt=0)
+
+
+class EvaluateSection(_Model):
+    """Holdout evaluation: bootstrap size, confidence level, declared slices."""
+
+    bootstrap: int = Field(default=1000, ge=0, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    slices: list[str] = Field(default_factory=list, description="columns to slice the holdout by")
+    min_slice_rows: int = Field(default=200, ge=1)
+    max_slice_values: int = Field(default=50, ge=1)
+    calibration_bins: int = Field(default=10, ge=2, le=100)
 
 
 class Serve(_Model):
@@ -145,8 +384,50 @@ class Serve(_Model):
     max_body_bytes: int = Field(default=10_000_000, gt=0)
 
 
+class AlertRule(_Model):
+    """One alert: a window metric against a fixed bound or a band learned from the reference.
+
+    ``metric`` names a window metric (``drift:<feature>``, ``drift_share``,
+    ``prediction_drift``, ``anomaly_rate``, ``rule_anomaly_rate``, ``domain_auc``,
+    ``realized:<metric>``, ``estimated:<metric>``, ``concept_drift``...);
+    ``above``/``below`` are fixed bounds; ``band: reference`` uses the band the
+    reference gives for that metric. It fires once ``persistence`` consecutive
+    windows break the rule.
+    """
+
+    name: str
+    metric: str
+    above: float | None = None
+    below: float | None = None
+    band: Literal["reference"] | None = None
+    persistence: int = Field(default=1, ge=1)
+    severity: Literal["info", "warning", "critical"] = "warning"
+
+
+class AlertSinks(_Model):
+    """Where alerts go besides the log and the store."""
+
+    jsonl: str | None = Field(default=None, description="JSON-lines file, relative to the spec")
+    webhook: str | None = Field(default=None, description="URL that receives an HTTP POST")
+    webhook_retries: int = Field(default=3, ge=0, le=10)
+    webhook_backoff_s: float = Field(default=0.5, ge=0)
+
+
 class Monitor(_Model):
-    drift_test: Literal["auto", "ks", "chi2", "z", "psi", "wasserstein", "js", "hellinger"] = "auto"
+    drift_test: Literal[
+        "auto", "evidently", "ks", "chi2", "z", "psi", "wasserstein", "js", "hellinger"
+    ] = "auto"
+    window: str = Field(
+        default="day", pattern=r"^(day|week|month|rows:[1-9][0-9]*)$",
+        description="day, week, month or rows:N (N predictions per window)",
+    )
+    persistence: int = Field(default=2, ge=1, description="windows a drift must last to alert")
+    fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg level")
+    min_labels: int = Field(default=100, ge=1, description="labels a window needs for metrics")
+    sliding: int = Field(default=3, ge=1, description="windows pooled for sliding metrics")
+    roles: list[str] = Field(default_factory=lambda: ["champion", "batch"])
+    alerts: list[AlertRule] = Field(default_factory=list)
+    sinks: AlertSinks = Field(default_factory=AlertSinks)
 
 
 class Spec(_Model):
@@ -156,6 +437,7 @@ class Spec(_Model):
     prepare: Prepare = Field(default_factory=Prepare)
     train: Train = Field(default_factory=Train)
     gates: Gates = Field(default_factory=Gates)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     serve: Serve = Field(default_factory=Serve)
     monitor: Monitor = Field(default_factory=Monitor)
 

@@ -20,7 +20,7 @@ import uvicorn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from mlcycle.artifacts import BundleMeta
 from mlcycle.schema import ColumnSchema, Schema
@@ -75,9 +75,11 @@ def build_bundle(
     unseen: Literal["reject", "unknown"] = "reject",
     name: str = "flights",
     n: int = 1500,
+    encoder: Literal["onehot", "ordinal"] = "onehot",
+    seed: int = 0,
 ) -> Path:
     """Fit a real pipeline and write model.joblib, meta.json and schema.json into ``folder``."""
-    frame = flights_frame(n)
+    frame = flights_frame(n, seed=seed)
     target = {"binary": "delayed", "multiclass": "status", "regression": "arr_delay"}[task]
     pre = ColumnTransformer(
         [
@@ -89,6 +91,26 @@ def build_bundle(
         ],
         remainder="passthrough",
     )
+    if encoder == "ordinal":
+        # What train/features.py builds for tree families.
+        pre = ColumnTransformer(
+            [
+                ("num", "passthrough", ["dep_delay", "distance", "weekend"]),
+                (
+                    "cat",
+                    OrdinalEncoder(
+                        categories=[CARRIERS, ORIGINS],
+                        handle_unknown="use_encoded_value",
+                        unknown_value=np.nan,
+                        encoded_missing_value=np.nan,
+                        dtype="float64",
+                    ),
+                    ["carrier", "origin"],
+                ),
+            ],
+            remainder="drop",
+            verbose_feature_names_out=False,
+        )
     estimator: Any = (
         HistGradientBoostingRegressor(max_iter=20)
         if task == "regression"
@@ -115,6 +137,7 @@ def build_bundle(
     joblib.dump(model, folder / "model.joblib")
     (folder / "meta.json").write_text(meta.model_dump_json(indent=2), encoding="utf-8")
     (folder / "schema.json").write_text(schema().model_dump_json(indent=2), encoding="utf-8")
+    frame[[*FEATURES, target]].head(500).to_parquet(folder / "reference.parquet", index=False)
     return folder
 
 
@@ -136,7 +159,7 @@ def live_server(app: Any) -> Iterator[str]:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

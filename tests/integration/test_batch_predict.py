@@ -200,3 +200,32 @@ def test_stale_rejects_file_is_removed(rt: ModelRuntime, tmp_path: Path) -> None
     result = predict_file(rt, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"))
     assert result["rejects"] is None
     assert files_in(tmp_path) == {"in.parquet", "out.parquet"}
+
+
+def test_batch_can_write_the_prediction_log(
+    bundles: dict[str, ModelRuntime], tmp_path: Path
+) -> None:
+    from mlcycle.serve.predlog import PredictionLog
+
+    frame = dirty_frame(600)
+    source = tmp_path / "in.parquet"
+    frame.to_parquet(source, index=False)
+    log = PredictionLog(tmp_path / "log")
+    result = predict_file(
+        bundles["multiclass"],
+        str(source),
+        str(tmp_path / "out.parquet"),
+        chunk_rows=250,
+        prediction_log=log,
+    )
+    log.close()
+    files = sorted((tmp_path / "log" / "flights").glob("date=*/*.parquet"))
+    logged = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    assert len(logged) == result["predicted"] == result["rows"] - result["rejected"]
+    assert set(logged["role"]) == {"batch"}
+    assert logged["row_id"].str.startswith("F").all()
+    assert logged["probability"].isna().all()
+    classes = bundles["multiclass"].classes or []
+    proba = logged[[f"proba_{c}" for c in classes]].to_numpy()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
+    assert logged["prediction"].isin([str(c) for c in classes]).all()

@@ -449,6 +449,7 @@ def test_internal_error_is_500_json_without_traceback(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(runtime, "predict_arrays", broken)
+    monkeypatch.setattr(runtime, "predict_matrix", broken)
     with caplog.at_level("ERROR", logger="mlcycle.serve"):
         response = client.post("/predict", json=[good_record(0)], headers={"X-Request-ID": "r-500"})
     body = assert_problem(response, 500)

@@ -105,3 +105,17 @@ def test_artifacts_on_an_fsspec_url(tmp_path: Path) -> None:
     assert store.has(artifact)
     assert (store.path(artifact) / "payload.txt").read_text() == "remote"
     store.close()
+
+
+def test_a_dirty_git_sha_fits(store: Store) -> None:
+    # Project.git_sha is "<40 hex>-dirty" in a repository with uncommitted changes.
+    sha = "0123456789abcdef0123456789abcdef01234567-dirty"
+    with store.engine.begin() as conn:
+        conn.execute(
+            t.pipeline_runs.insert().values(
+                id="run-1", started_at="now", status="running", spec_hash="x" * 64, git_sha=sha
+            )
+        )
+    with store.engine.connect() as conn:
+        stored = conn.execute(sa.select(t.pipeline_runs.c.git_sha)).scalar()
+    assert stored == sha

@@ -7,11 +7,13 @@ from typing import Any
 
 import typer
 from rich.table import Table
-from rich.tree import Tree
 
 from mlcycle.cli import data as data_cli
+from mlcycle.cli import export as export_cli
+from mlcycle.cli import lineage as lineage_cli
 from mlcycle.cli import models as models_cli
 from mlcycle.cli import monitor as monitor_cli
+from mlcycle.cli import runs as runs_cli
 from mlcycle.cli import serve as serve_cli
 from mlcycle.cli.common import (
     JsonOption,
@@ -36,8 +38,17 @@ app = typer.Typer(
 app.add_typer(data_cli.app, name="data")
 app.add_typer(models_cli.app, name="models")
 app.add_typer(monitor_cli.app, name="monitor")
+app.add_typer(runs_cli.app, name="runs")
 app.command("serve")(serve_cli.serve)
 app.command("predict")(serve_cli.predict)
+app.command("lineage")(lineage_cli.lineage)
+models_cli.app.command("export")(export_cli.export)
+
+
+# Summary keys that are for caching and lineage, not for a person watching a run.
+_QUIET_SUMMARY_KEYS = frozenset(
+    {"schema_hash", "model", "first_warnings", "failed", "partitions_hash", "quarantined"}
+)
 
 
 @app.command()
@@ -106,7 +117,7 @@ def run(
         detail = ", ".join(
             f"{k}={fmt(v)}"
             for k, v in report.summary.items()
-            if k not in ("schema_hash", "model", "first_warnings", "failed")
+            if k not in _QUIET_SUMMARY_KEYS
         )
         console.print(
             f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}", highlight=False
@@ -132,44 +143,6 @@ def run(
         f"run {report.run_id[:8]} {report.status} in {report.seconds:.2f}s "
         f"({cached}/{len(report.steps)} steps from cache)"
     )
-
-
-@app.command()
-@handle_errors
-def lineage(
-    ref: str = typer.Argument(
-        ..., help="A model reference (models:/NAME@ALIAS, NAME/3) or an artifact id."
-    ),
-    spec: Path = SpecOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Trace a model version or artifact down to the data and spec that produced it.
-
-    Example: mlcycle lineage models:/flights@champion
-    """
-    project = load_project(spec)
-    store = project.store
-    if ":" in ref or "@" in ref or "/" in ref or ref in project.registry.models():
-        resolved = project.registry.resolve(ref)
-        root = resolved.bundle_id
-        title = f"{resolved.name} v{resolved.version}"
-    else:
-        root = store.resolve(ref)
-        title = root[:12]
-    tree_data = store.lineage(root)
-    if as_json:
-        print_json(tree_data)
-        return
-
-    def add(node: Tree, entry: dict[str, Any]) -> None:
-        summary = ", ".join(f"{k}={v}" for k, v in entry["summary"].items())
-        branch = node.add(f"[bold]{entry['role']}[/] {entry['kind']} {entry['id'][:12]} {summary}")
-        for child in entry.get("inputs", []):
-            add(branch, child)
-
-    tree = Tree(f"[bold]{title}[/]")
-    add(tree, tree_data)
-    console.print(tree)
 
 
 @app.command()

@@ -57,6 +57,9 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
     resolved, folder = project.bundle(ref)
     meta = json.loads((folder / "meta.json").read_text())
     blessing = json.loads((folder / "blessing.json").read_text())
+    evaluation = json.loads((folder / "evaluation.json").read_text())
+    lineage_file = folder / "lineage.json"
+    report = folder / "report.html"
     aliases = next(
         v.aliases for v in project.registry.versions(resolved.name) if v.version == resolved.version
     )
@@ -69,10 +72,17 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
         "bundle_path": str(folder),
         "metrics": meta["metrics"],
         "baseline_metrics": meta["baseline_metrics"],
+        "intervals": evaluation.get("intervals", {}).get("candidate", {}),
+        "confidence": evaluation.get("confidence"),
+        "benefit": evaluation.get("benefit"),
         "features": meta["features"],
         "dataset_id": meta["dataset_id"],
         "git_sha": meta["git_sha"],
         "checks": blessing["checks"],
+        "champion_version": blessing.get("champion_version"),
+        "report": str(report) if report.is_file() else None,
+        "model_card": str(folder / "MODEL_CARD.md"),
+        "lineage": json.loads(lineage_file.read_text()) if lineage_file.is_file() else None,
     }
 
 
@@ -95,16 +105,26 @@ def show(
         f"[bold]{data['name']} v{data['version']}[/] aliases={data['aliases'] or '-'} "
         f"blessed={data['blessed']} bundle={data['bundle_id'][:12]}"
     )
+    level = f"{data['confidence']:.0%} " if data.get("confidence") else ""
     table = Table(title="holdout metrics")
-    for col in ("metric", "model", "baseline"):
+    for col in ("metric", "model", f"{level}interval", "baseline"):
         table.add_column(col)
     for name, value in data["metrics"].items():
-        table.add_row(name, fmt(value), fmt(data["baseline_metrics"].get(name, "")))
+        ci = data["intervals"].get(name)
+        table.add_row(
+            name,
+            fmt(value),
+            "" if not ci else f"{ci[0]:.4f} … {ci[1]:.4f}",
+            fmt(data["baseline_metrics"].get(name, "")),
+        )
     console.print(table)
     for check in data["checks"]:
         mark = "[green]✔[/]" if check["passed"] else "[red]✘[/]"
         console.print(f"{mark} {check['name']}: {check['detail']}", highlight=False)
-    console.print(f"bundle: {data['bundle_path']}")
+    console.print(f"bundle: {data['bundle_path']}", highlight=False, soft_wrap=True)
+    if data["report"]:
+        console.print(f"report: {data['report']}", highlight=False, soft_wrap=True)
+    console.print(f"model card: {data['model_card']}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -125,12 +145,19 @@ def promote(
     Example: mlcycle models promote flights 3 --reason "re-trained on July"
     """
     project = load_project(spec)
-    previous = project.registry.promote(name, version, alias=alias, reason=reason, force=force)
-    result = {"name": name, "alias": alias, "from": previous, "to": version}
+    registry = project.registry
+    # A compare-and-set on what this command read: if another promotion lands
+    # between the read and the write, this one fails instead of overwriting it.
+    seen = registry.alias_version(name, alias) if name in registry.models() else None
+    previous = registry.promote(
+        name, version, alias=alias, reason=reason, force=force, expected=seen
+    )
+    result = {"name": name, "alias": alias, "from": previous, "to": version, "forced": force}
     if as_json:
         print_json(result)
     else:
-        console.print(f"{name}@{alias}: v{previous} → v{version}")
+        shown = "nothing" if previous is None else f"v{previous}"
+        console.print(f"{name}@{alias}: {shown} → v{version}", highlight=False)
 
 
 @app.command()
@@ -172,12 +199,13 @@ def history(
         print_json(events)
         return
     table = Table(title=f"alias history of {name}")
-    for col in ("when", "alias", "from", "to", "who", "forced", "why"):
+    for col in ("when", "alias", "action", "from", "to", "who", "forced", "why"):
         table.add_column(col)
     for e in events:
         table.add_row(
             e["at"],
             e["alias"],
+            str(e.get("action", "promote")),
             str(e["from_version"] or "-"),
             str(e["to_version"]),
             e["actor"],

@@ -21,6 +21,14 @@ from mlcycle.errors import BadInput
 BUNDLE_ENV = "MLCYCLE_SERVE_BUNDLE"
 VERSION_ENV = "MLCYCLE_SERVE_VERSION"
 BODY_ENV = "MLCYCLE_SERVE_MAX_BODY"
+SPEC_ENV = "MLCYCLE_SERVE_SPEC"
+ALIAS_ENV = "MLCYCLE_SERVE_ALIAS"
+LOG_ENV = "MLCYCLE_SERVE_LOG"
+CANARY_ENV = "MLCYCLE_SERVE_CANARY"
+SHADOW_ENV = "MLCYCLE_SERVE_SHADOW"
+POLL_ENV = "MLCYCLE_SERVE_POLL"
+ADMIN_TOKEN_ENV = "MLCYCLE_ADMIN_TOKEN"
+PREDICT_TOKEN_ENV = "MLCYCLE_PREDICT_TOKEN"
 
 
 def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
@@ -35,13 +43,47 @@ def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
     return folder, resolved.version, project
 
 
+def make_resolver(spec: Path, name: str, alias: str) -> Any:
+    """role → (version, bundle folder): ``champion`` follows ``alias``, ``challenger`` its alias.
+
+    Built here because serve must not import the registry stage.
+    """
+    from mlcycle.pipeline.project import Project
+
+    project = Project.load(spec)  # one engine for every poll (its pool is thread-safe)
+
+    def resolve(role: str) -> tuple[int, Path] | None:
+        version = project.registry.alias_version(name, alias if role == "champion" else role)
+        if version is None:
+            return None
+        return version, project.bundle(f"{name}/{version}")[1]
+
+    return resolve
+
+
 def app_factory() -> Any:
     """Build the ASGI app from environment variables (used by uvicorn workers)."""
     from mlcycle.serve import ModelRuntime, create_app
+    from mlcycle.serve.predlog import PredictionLog
 
-    version = os.environ.get(VERSION_ENV)
-    runtime = ModelRuntime.load(Path(os.environ[BUNDLE_ENV]), int(version) if version else None)
-    return create_app(runtime, max_body_bytes=int(os.environ.get(BODY_ENV, "10000000")))
+    env = os.environ
+    version = env.get(VERSION_ENV)
+    runtime = ModelRuntime.load(Path(env[BUNDLE_ENV]), int(version) if version else None)
+    resolver = None
+    if env.get(SPEC_ENV) and env.get(ALIAS_ENV):
+        resolver = make_resolver(Path(env[SPEC_ENV]), runtime.meta.name, env[ALIAS_ENV])
+    log = PredictionLog(env[LOG_ENV]) if env.get(LOG_ENV) else None
+    return create_app(
+        runtime,
+        max_body_bytes=int(env.get(BODY_ENV, "10000000")),
+        resolver=resolver,
+        poll_seconds=float(env.get(POLL_ENV, "5")),
+        canary=float(env.get(CANARY_ENV, "0")),
+        shadow=env.get(SHADOW_ENV) == "1",
+        prediction_log=log,
+        admin_token=env.get(ADMIN_TOKEN_ENV),
+        predict_token=env.get(PREDICT_TOKEN_ENV),
+    )
 
 
 @handle_errors
@@ -57,10 +99,29 @@ def serve(
     ),
     port: int | None = typer.Option(None, "--port", help="Port (default from spec: 8000)."),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    log: bool = typer.Option(
+        True,
+        "--log/--no-log",
+        help="Write every prediction to the prediction log (.mlcycle/predictions, or "
+        "MLCYCLE_PREDICTIONS_URL).",
+    ),
+    canary: float = typer.Option(
+        0.0, "--canary", min=0.0, max=1.0, help="Share of requests the 'challenger' answers."
+    ),
+    shadow: bool = typer.Option(
+        False, "--shadow", help="The 'challenger' also scores every request (logged, not returned)."
+    ),
+    poll: float = typer.Option(
+        5.0, "--poll", min=0.0, help="Seconds between checks of the alias (0: never)."
+    ),
 ) -> None:
     """Serve a model over REST: /predict and the Open Inference Protocol v2.
 
-    Example: mlcycle serve models:/flights@champion --port 8000
+    Following an alias (models:/NAME@champion), the server swaps in a newly
+    promoted version without downtime. Admin endpoints need MLCYCLE_ADMIN_TOKEN;
+    set MLCYCLE_PREDICT_TOKEN to require a token for predictions too.
+
+    Example: mlcycle serve models:/flights@champion --port 8000 --canary 0.1
     """
     import uvicorn
 
@@ -80,6 +141,20 @@ def serve(
     os.environ[BODY_ENV] = str(max_body)
     if version is not None:
         os.environ[VERSION_ENV] = str(version)
+    if project is not None:
+        alias = _alias_of(model)
+        if alias is not None:
+            os.environ[SPEC_ENV] = str(project.spec_path)
+            os.environ[ALIAS_ENV] = alias
+        if log:
+            from mlcycle.serve.predlog import default_root
+
+            os.environ[LOG_ENV] = default_root(project.store.home)
+    elif log and os.environ.get("MLCYCLE_PREDICTIONS_URL"):
+        os.environ[LOG_ENV] = os.environ["MLCYCLE_PREDICTIONS_URL"]
+    os.environ[CANARY_ENV] = str(canary)
+    os.environ[SHADOW_ENV] = "1" if shadow else "0"
+    os.environ[POLL_ENV] = str(poll)
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
     uvicorn.run(
         "mlcycle.cli.serve:app_factory",
@@ -91,6 +166,16 @@ def serve(
     )
 
 
+def _alias_of(model: str) -> str | None:
+    """The alias a reference follows (``NAME`` alone means champion); ``None`` for a version."""
+    ref = model.removeprefix("models:/")
+    if "@" in ref:
+        return ref.split("@", 1)[1] or None
+    if "/" in ref:
+        return None
+    return "champion"
+
+
 @handle_errors
 def predict(
     model: str = typer.Argument(..., help="models:/NAME@ALIAS, NAME/VERSION or a bundle folder."),
@@ -98,6 +183,9 @@ def predict(
     output: str = typer.Option(..., "--output", "-o", help="Parquet or CSV file to write."),
     chunk_rows: int = typer.Option(100_000, "--chunk-rows", min=1, help="Rows per chunk."),
     spec: Path = SpecOption,
+    log: bool = typer.Option(
+        False, "--log", help="Also write the predictions to the prediction log (role 'batch')."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Batch prediction: score a file in chunks; rows that break the contract go to a reject file.
@@ -108,7 +196,7 @@ def predict(
 
     from mlcycle.serve import ModelRuntime, predict_file
 
-    folder, version, _ = resolve_bundle(model, spec)
+    folder, version, project = resolve_bundle(model, spec)
     runtime = ModelRuntime.load(folder, version)
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(
@@ -118,15 +206,32 @@ def predict(
         )
     if "://" not in output:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
+    prediction_log = None
+    if log:
+        from mlcycle.serve.predlog import ENV_URL, PredictionLog, default_root
+
+        if project is None and not os.environ.get(ENV_URL):
+            raise BadInput(
+                "--log needs a place for the prediction log",
+                "a bundle folder has no project",
+                f"set {ENV_URL}, or pass a model reference of a project",
+            )
+        root = default_root(project.store.home) if project else os.environ[ENV_URL]
+        prediction_log = PredictionLog(root)
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring", total=None)
-        result = predict_file(
-            runtime,
-            input,
-            output,
-            chunk_rows=chunk_rows,
-            progress=lambda rows: progress.advance(task, rows),
-        )
+        try:
+            result = predict_file(
+                runtime,
+                input,
+                output,
+                chunk_rows=chunk_rows,
+                progress=lambda rows: progress.advance(task, rows),
+                prediction_log=prediction_log,
+            )
+        finally:
+            if prediction_log is not None:
+                prediction_log.close()
     if as_json:
         print_json(result)
         return

@@ -139,6 +139,12 @@ def content_hash(df: pd.DataFrame) -> str:
 
 def _match(source: Source, base_dir: Path) -> _Matched:
     raw = source.path
+    if raw is None:
+        raise BadInput(
+            "this data source is a SQL query, not files",
+            "only file sources (data.source.path) can be read as files",
+            "use the SQL reader (mlcycle.data.ingest) for data.source.sql",
+        )
     if "://" in raw:
         url = raw
     else:

@@ -1,21 +1,28 @@
-"""Holdout metrics by task, and a paired bootstrap of the difference between two models.
+"""Holdout metrics by task, plus the curves and tables a report draws.
+
+Binary: accuracy, balanced accuracy, precision, recall, F1, MCC (at the 0.5
+threshold), ROC-AUC, PR-AUC (average precision), log-loss, Brier, ECE.
+Multiclass: accuracy, balanced accuracy, macro and weighted F1 / precision /
+recall, log-loss, top-label ECE. Regression: RMSE, MAE, R², MAPE.
 
 Example:
-    >>> compute_metrics("binary", y_true, proba_positive)
-    {'roc_auc': 0.71, 'pr_auc': 0.45, 'log_loss': 0.49, 'brier': 0.16, 'f1': 0.31, 'accuracy': 0.78}
+    >>> compute_metrics("binary", y_true, proba_positive, positive_label=True)["roc_auc"]
+    0.71
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from sklearn import metrics as skm
 
-from mlcycle.spec import LOWER_IS_BETTER
-
-Scores = np.ndarray  # binary: P(positive); multiclass: (n, k) probabilities; regression: values
+from mlcycle.evaluate.core import (
+    Scores,
+    binary_labels,
+    class_codes,
+    point_metrics,
+    prepare,
+)
 
 
 def scores_for(task: str, model: Any, X: Any, positive_label: Any = None) -> Scores:
@@ -30,20 +37,16 @@ def scores_for(task: str, model: Any, X: Any, positive_label: Any = None) -> Sco
     return proba
 
 
-def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
-    clipped = np.clip(p, 1e-15, 1 - 1e-15)
-    return float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
-
-
-# Binary metrics on y in {0, 1} and p = P(positive); a decision threshold of 0.5.
-BINARY: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-    "roc_auc": lambda y, p: float(skm.roc_auc_score(y, p)),
-    "pr_auc": lambda y, p: float(skm.average_precision_score(y, p)),
-    "log_loss": _log_loss,
-    "brier": lambda y, p: float(np.mean((p - y) ** 2)),
-    "f1": lambda y, p: float(skm.f1_score(y, p >= 0.5, zero_division=0)),
-    "accuracy": lambda y, p: float(np.mean((p >= 0.5) == y)),
-}
+def encode_labels(
+    task: str, y_true: Any, *, positive_label: Any = None, classes: list[Any] | None = None
+) -> np.ndarray:
+    """Labels in the numeric form the metric code uses (0/1, class index, or values)."""
+    if task == "binary":
+        return binary_labels(y_true, positive_label)
+    if task == "multiclass":
+        labels = list(classes) if classes is not None else sorted(set(np.asarray(y_true).tolist()))
+        return class_codes(y_true, labels)
+    return np.asarray(y_true, dtype="float64")
 
 
 def compute_metrics(
@@ -53,84 +56,103 @@ def compute_metrics(
     *,
     positive_label: Any = None,
     classes: list[Any] | None = None,
+    threshold: float = 0.5,
 ) -> dict[str, float]:
-    """All metrics of ``task`` for one model's scores on labelled rows."""
-    if task == "binary":
-        positive = positive_label if positive_label is not None else True
-        y = (np.asarray(y_true) == positive).astype("float64")
-        if y.min() == y.max():
-            # ROC-AUC is undefined with one class; report what is defined.
-            label = scores >= 0.5
-            return {
-                "accuracy": float(np.mean(label == y)),
-                "brier": float(np.mean((scores - y) ** 2)),
-            }
-        return {name: fn(y, scores) for name, fn in BINARY.items()}
-    if task == "multiclass":
-        labels = list(classes) if classes is not None else sorted(set(y_true))
-        predicted = np.asarray(labels, dtype=object)[np.argmax(scores, axis=1)]
-        return {
-            "accuracy": float(np.mean(predicted == np.asarray(y_true, dtype=object))),
-            "f1_macro": float(skm.f1_score(y_true, predicted, average="macro", zero_division=0)),
-            "log_loss": float(skm.log_loss(y_true, scores, labels=labels)),
-        }
-    y = np.asarray(y_true, dtype="float64")
-    return {
-        "rmse": float(np.sqrt(np.mean((scores - y) ** 2))),
-        "mae": float(np.mean(np.abs(scores - y))),
-        "r2": float(skm.r2_score(y, scores)),
-    }
+    """All metrics of ``task`` for one model's scores on labelled rows.
+
+    Metrics that are undefined on these rows (ROC-AUC with one class) are left out.
+
+    Example:
+        >>> compute_metrics("regression", np.array([1.0, 2.0]), np.array([1.5, 2.0]))["mae"]
+        0.25
+    """
+    y = encode_labels(task, y_true, positive_label=positive_label, classes=classes)
+    return point_metrics(prepare(task, y, scores, threshold=threshold))
 
 
-def paired_difference(
+def confusion(
     task: str,
-    metric: str,
-    y_true: np.ndarray,
-    candidate: Scores,
-    reference: Scores,
+    y_true: Any,
+    scores: Scores,
     *,
     positive_label: Any = None,
     classes: list[Any] | None = None,
-    n_boot: int = 200,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> dict[str, float]:
-    """Improvement of ``candidate`` over ``reference`` on the same rows, with a paired bootstrap CI.
-
-    The improvement is signed so that positive is better whatever the metric's
-    direction. Both models are scored on the *same* resampled rows, which is
-    what makes the interval narrow enough to act on.
-    """
-
+    threshold: float = 0.5,
+) -> dict[str, Any]:
+    """Confusion matrix: ``labels`` and ``matrix[true][predicted]`` counts."""
     if task == "binary":
+        y = binary_labels(y_true, positive_label).astype(bool)
+        pred = np.asarray(scores) >= threshold
+        matrix = [
+            [int(np.sum(~y & ~pred)), int(np.sum(~y & pred))],
+            [int(np.sum(y & ~pred)), int(np.sum(y & pred))],
+        ]
         positive = positive_label if positive_label is not None else True
-        y01 = (np.asarray(y_true) == positive).astype("float64")
-        fn = BINARY[metric]
+        return {"labels": [f"not {positive}", str(positive)], "matrix": matrix}
+    labels = list(classes) if classes is not None else sorted(set(np.asarray(y_true).tolist()))
+    codes = class_codes(y_true, labels)
+    pred = np.asarray(scores).argmax(axis=1)
+    k = len(labels)
+    known = codes >= 0
+    counts = np.bincount(codes[known] * k + pred[known], minlength=k * k).reshape(k, k)
+    return {"labels": [str(c) for c in labels], "matrix": counts.tolist()}
 
-        def metric_of(idx: np.ndarray, scores: Scores) -> float:
-            return fn(y01[idx], scores[idx])
+
+def reliability_curve(
+    task: str,
+    y_true: Any,
+    scores: Scores,
+    *,
+    positive_label: Any = None,
+    classes: list[Any] | None = None,
+    bins: int = 10,
+) -> list[dict[str, float]]:
+    """Equal-width bins of predicted probability: mean prediction, observed rate, rows.
+
+    Binary: P(positive) against the positive rate. Multiclass: the top class's
+    probability against how often the top class is right.
+    """
+    if task == "binary":
+        confidence = np.asarray(scores, dtype="float64")
+        outcome = binary_labels(y_true, positive_label)
     else:
+        labels = list(classes) if classes is not None else sorted(set(np.asarray(y_true).tolist()))
+        proba = np.asarray(scores, dtype="float64")
+        confidence = proba.max(axis=1)
+        outcome = (proba.argmax(axis=1) == class_codes(y_true, labels)).astype("float64")
+    index = np.clip((confidence * bins).astype(np.int64), 0, bins - 1)
+    rows = np.bincount(index, minlength=bins)
+    mean_p = np.bincount(index, weights=confidence, minlength=bins)
+    observed = np.bincount(index, weights=outcome, minlength=bins)
+    return [
+        {
+            "low": b / bins,
+            "high": (b + 1) / bins,
+            "rows": int(rows[b]),
+            "predicted": float(mean_p[b] / rows[b]),
+            "observed": float(observed[b] / rows[b]),
+        }
+        for b in range(bins)
+        if rows[b]
+    ]
 
-        def metric_of(idx: np.ndarray, scores: Scores) -> float:
-            return compute_metrics(
-                task, y_true[idx], scores[idx], positive_label=positive_label, classes=classes
-            )[metric]
 
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    n = len(y_true)
-    everything = np.arange(n)
-    point = sign * (metric_of(everything, candidate) - metric_of(everything, reference))
-    rng = np.random.default_rng(seed)
-    diffs = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        diffs[b] = sign * (metric_of(idx, candidate) - metric_of(idx, reference))
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(diffs, [alpha, 1 - alpha])
+def curves(y01: np.ndarray, p: np.ndarray, points: int = 150) -> dict[str, list[list[float]]]:
+    """ROC and precision–recall curves, thinned to about ``points`` points each."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    if y01.min() == y01.max():
+        return {"roc": [], "pr": []}
+    fpr, tpr, _ = roc_curve(y01, p)
+    precision, recall, _ = precision_recall_curve(y01, p)
     return {
-        "improvement": float(point),
-        "ci_low": float(low),
-        "ci_high": float(high),
-        "n_boot": float(n_boot),
-        "rows": float(n),
+        "roc": _thin(np.c_[fpr, tpr], points),
+        "pr": _thin(np.c_[recall, precision], points),
     }
+
+
+def _thin(xy: np.ndarray, points: int) -> list[list[float]]:
+    if len(xy) > points:
+        keep = np.unique(np.r_[np.linspace(0, len(xy) - 1, points).astype(int), len(xy) - 1])
+        xy = xy[keep]
+    return [[round(float(a), 5), round(float(b), 5)] for a, b in xy]

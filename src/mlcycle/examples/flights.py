@@ -47,6 +47,9 @@ train:
     - name: hgb
       estimator: hist_gradient_boosting
       params: {max_iter: 200, learning_rate: 0.1, max_leaf_nodes: 31}
+  model_tests:               # a failed error-severity test blocks registration
+    directional:             # leaving 30 minutes later must not make "delayed" less likely
+      - {column: dep_delay, delta: 30, expect: increase, tolerance: 0.01, max_fraction: 0.02}
 
 gates:
   baseline_margin: 0.05      # ROC-AUC must beat the baseline by at least this

@@ -1,13 +1,21 @@
 """Monitoring: is production data still like the data the model learned from?
 
-This first version covers data drift: :func:`drift_report` tests every column
-of a current sample against a reference sample (normally the training rows
-kept in the model bundle) and returns a :class:`mlcycle.artifacts.DriftReport`.
-The test per column follows Evidently's default rules (:func:`choose_test`);
-each test is also a plain function of two arrays in :mod:`.stattests`.
+* :func:`drift_report` tests every column of a current sample against a
+  reference sample (normally the training rows kept in the model bundle) and
+  returns a :class:`mlcycle.artifacts.DriftReport`; ``test="auto"`` is
+  mlcycle's calibrated decision (:mod:`.calibrate`), ``test="evidently"``
+  Evidently's default rules (:func:`choose_test`); each test is also a plain
+  function of two arrays in :mod:`.stattests`.
+* :class:`~.engine.Monitor` follows a model's prediction log (:mod:`.predlog`)
+  window by window (:mod:`.windows`): drift, prediction and target drift,
+  multivariate drift (:mod:`.multivariate`), anomalies (:mod:`.anomaly`),
+  realized and estimated performance (:mod:`.performance`, :mod:`.labels`),
+  alerts (:mod:`.alerts`) and an HTML report (:mod:`.report`).
+* :class:`~.streaming.BinnedCounts` measures binned drift of windows too big
+  for memory.
 
-The package imports only NumPy, SciPy, pandas and mlcycle's shared modules, so
-a serving image can run it without any training library.
+The package imports NumPy, SciPy, pandas, scikit-learn and mlcycle's shared
+modules only, so a serving image can run it without Optuna or LightGBM.
 
 Example:
     >>> from mlcycle.monitor import drift_report

@@ -1,8 +1,8 @@
 """Data drift: which columns changed distribution between a reference and a current sample.
 
-One test per column, chosen by Evidently's default rules (:func:`choose_test`)
-or named by the caller; the result is a :class:`mlcycle.artifacts.DriftReport`
-with one :class:`~mlcycle.artifacts.FeatureDrift` per column.
+One test per column, chosen by mlcycle's calibrated default, by Evidently's
+default rules (:func:`choose_test`) or named by the caller; the result is a
+:class:`mlcycle.artifacts.DriftReport` with one :class:`~mlcycle.artifacts.FeatureDrift` per column.
 
 Column handling, in order:
 
@@ -19,11 +19,16 @@ Column handling, in order:
    categorical, string → categorical), else from the dtype (numbers → numeric,
    booleans and text → categorical). A numeric column with at most 5 distinct
    values over both samples counts as categorical (Evidently's ``n_unique <= 5``).
-4. Test and threshold: :func:`choose_test` for ``test="auto"``, else the named
-   test with its default threshold; ``threshold`` overrides either for every
-   column (like Evidently's ``stattest_threshold``). A column drifts when
-   ``p_value < threshold`` (ks, chi2, z) or ``statistic >= threshold`` (psi,
-   wasserstein, js, hellinger).
+4. Test: ``test="evidently"`` → :func:`choose_test` (Evidently's rules, fixed
+   thresholds); ``test="auto"`` → Wasserstein (numeric) or Jensen-Shannon
+   (categorical) at every sample size; else the named test.
+5. Decision: with ``test="evidently"`` or an explicit ``threshold`` (which
+   overrides every column's, like Evidently's ``stattest_threshold``), a column
+   drifts when ``p_value < threshold`` (ks, chi2, z) or ``statistic >=
+   threshold`` (psi, wasserstein, js, hellinger). Otherwise mlcycle's decision
+   (:mod:`mlcycle.monitor.calibrate`): distances must reach
+   ``max(effect floor, reference noise at this window size)``; p-values are
+   adjusted by Benjamini-Hochberg across the columns and compared with ``fdr``.
 
 Example:
     >>> report = drift_report(reference_df, current_df)
@@ -44,6 +49,7 @@ import pandas as pd
 from mlcycle.artifacts import DriftReport, FeatureDrift
 from mlcycle.errors import BadInput
 from mlcycle.monitor import stattests as st
+from mlcycle.monitor.calibrate import NullModel, benjamini_hochberg
 from mlcycle.monitor.stattests import Kind
 from mlcycle.schema import Schema, kind_of
 
@@ -51,6 +57,9 @@ from mlcycle.schema import Schema, kind_of
 SMALL_SAMPLE = 1000
 #: A numeric column with at most this many distinct values is tested as categorical.
 LOW_CARDINALITY = 5
+
+#: Decision modes besides the named tests: mlcycle's calibrated default and Evidently's rules.
+MODES = ("auto", "evidently")
 
 TestFunc = Callable[[np.ndarray, np.ndarray, Kind], tuple[float, float | None]]
 
@@ -137,7 +146,7 @@ def choose_test(kind: str, n_ref: int, n_unique: int) -> tuple[str, float]:
           (two-proportion Z-test) when ``n_unique <= 2``
     * ``n_ref > 1000`` (distances, drift when statistic >= 0.1):
         - numeric with ``n_unique > 5`` → ``"wasserstein"`` (normed by the reference std)
-        - categorical, or numeric with ``n_unique <= 5`` → ``"js"`` (Jensen-Shannon, base 2)
+        - categorical, or numeric with ``n_unique <= 5`` → ``"js"`` (Jensen-Shannon, natural log)
 
     Example:
         >>> choose_test("numeric", 160_000, 900)
@@ -170,6 +179,8 @@ def drift_report(
     schema: Schema | None = None,
     test: str = "auto",
     threshold: float | None = None,
+    fdr: float = 0.05,
+    null_models: dict[tuple[str, str, int], NullModel] | None = None,
 ) -> DriftReport:
     """Test every column for drift between ``reference`` and ``current``.
 
@@ -184,11 +195,11 @@ def drift_report(
         >>> [(f.feature, f.test, round(f.statistic, 3), f.drift) for f in report.features]
         [('distance', 'wasserstein', 0.012, False), ('carrier', 'js', 0.148, True)]
     """
-    if test != "auto" and test not in TESTS:
+    if test not in MODES and test not in TESTS:
         raise BadInput(
             f"unknown drift test '{test}'",
             "mlcycle implements a fixed set of drift tests",
-            f"use one of: auto, {', '.join(TESTS)}",
+            f"use one of: {', '.join(MODES)}, {', '.join(TESTS)}",
         )
     if threshold is not None and not (math.isfinite(threshold) and threshold > 0):
         raise BadInput(
@@ -204,13 +215,53 @@ def drift_report(
                 f"point the {side} at a non-empty dataset or window",
             )
     names = _columns(reference, current, columns, schema)
-    features = [
+    results = [
         _column_drift(
             name, reference[name], current[name], _schema_kind(schema, name), test, threshold
         )
         for name in names
     ]
+    features = [r.drift for r in results]
+    if test != "evidently" and threshold is None:
+        features = _mlcycle_decision(results, fdr, null_models)
     return DriftReport(reference_rows=len(reference), current_rows=len(current), features=features)
+
+
+def _mlcycle_decision(
+    results: list[_Result],
+    fdr: float,
+    cache: dict[tuple[str, str, int], NullModel] | None,
+) -> list[FeatureDrift]:
+    """Calibrated effect-size thresholds for distances, Benjamini-Hochberg for p-values."""
+    out: list[FeatureDrift | None] = [None] * len(results)
+    pvals: list[int] = []
+    for i, r in enumerate(results):
+        f = r.drift
+        if f.test == "skipped" or r.ref_args is None:
+            out[i] = f
+        elif TESTS[f.test].uses_p_value:
+            pvals.append(i)
+        else:
+            size = NullModel.bucket(r.n_cur)
+            key = (f.feature, f.test, size)
+            null = cache.get(key) if cache is not None else None
+            if null is None:
+                null = NullModel.fit(r.ref_args, f.test, r.kind, window=size)
+                if cache is not None:
+                    cache[key] = null
+            limit = null.threshold(r.n_ref, r.n_cur)
+            out[i] = f.model_copy(update={"threshold": limit, "drift": bool(f.statistic >= limit)})
+    adjusted = benjamini_hochberg([results[i].drift.p_value for i in pvals])
+    for i, adj in zip(pvals, adjusted, strict=True):
+        f = results[i].drift
+        out[i] = f.model_copy(
+            update={
+                "threshold": fdr,
+                "p_adjusted": adj,
+                "drift": adj is not None and adj < fdr,
+            }
+        )
+    return [f for f in out if f is not None]
 
 
 # --- columns and kinds ---------------------------------------------------------------
@@ -304,10 +355,10 @@ def _column_drift(
     schema_kind: str | None,
     test: str,
     threshold: float | None,
-) -> FeatureDrift:
+) -> _Result:
     ref_fam, cur_fam = _family(ref_s), _family(cur_s)
     if ref_fam is None or cur_fam is None:
-        return _skipped(name, schema_kind, ref_fam or cur_fam or _FAMILY[kind_of(ref_s)])
+        return _Result(_skipped(name, schema_kind, ref_fam or cur_fam or _FAMILY[kind_of(ref_s)]))
     if ref_fam != cur_fam and {ref_fam, cur_fam} != _NUMBERS:
         raise BadInput(
             f"column '{name}' was retyped: {ref_fam} in the reference, {cur_fam} in the "
@@ -348,7 +399,7 @@ def _column_drift(
     if numbers:
         ref_num, cur_num = _finite(ref_s), _finite(cur_s)
         if ref_num.size == 0 or cur_num.size == 0:
-            return _skipped(name, schema_kind, ref_fam)
+            return _Result(_skipped(name, schema_kind, ref_fam))
         n_ref = ref_num.size
         n_unique, uniques = _few_unique(ref_num, cur_num, LOW_CARDINALITY)
         if uniques is not None:
@@ -357,8 +408,11 @@ def _column_drift(
         ref_codes, cur_codes, n_unique = _text_codes(ref_s, cur_s)
         n_ref = ref_codes.size
 
-    if test == "auto":
+    if test == "evidently":
         chosen, default = choose_test(kind, n_ref, n_unique)
+    elif test == "auto":
+        chosen = "wasserstein" if kind == "numeric" else "js"
+        default = TESTS[chosen].threshold
     else:
         chosen, default = test, TESTS[test].threshold
     spec = TESTS[chosen]
@@ -386,7 +440,7 @@ def _column_drift(
         statistic, p_value = spec.func(ref_args, cur_args, kind)
     except BadInput as exc:
         raise BadInput(f"column '{name}': {exc.what}", exc.why, exc.fix) from None
-    return FeatureDrift(
+    result = FeatureDrift(
         feature=name,
         kind=kind,
         test=chosen,
@@ -395,6 +449,18 @@ def _column_drift(
         threshold=limit,
         drift=spec.drifted(statistic, p_value, limit),
     )
+    return _Result(result, ref_args, kind, int(np.asarray(ref_args).size), int(cur_args.size))
+
+
+@dataclass
+class _Result:
+    """One column's outcome plus what the calibrated decision needs."""
+
+    drift: FeatureDrift
+    ref_args: np.ndarray | None = None
+    kind: Kind = "numeric"
+    n_ref: int = 0
+    n_cur: int = 0
 
 
 def _skipped(name: str, schema_kind: str | None, family: str) -> FeatureDrift:

@@ -24,8 +24,9 @@ How each statistic is built (the reference for anyone comparing numbers):
   outside the reference range still count); categorical samples use one bin per
   category of the union. PSI = Σ (q - p)·ln(q / p) with empty-bin proportions
   replaced by ``EPSILON`` = 1e-4 (no renormalisation). Jensen-Shannon is
-  :func:`scipy.spatial.distance.jensenshannon` with base 2 (Evidently's base;
-  range [0, 1]). Hellinger = ‖√p - √q‖₂ / √2 (range [0, 1]).
+  :func:`scipy.spatial.distance.jensenshannon` with the natural logarithm
+  (SciPy's and Evidently's default base; range [0, √ln 2 ≈ 0.833]).
+  Hellinger = ‖√p - √q‖₂ / √2 (range [0, 1]).
 * ``wasserstein_norm`` — Wasserstein-1 distance divided by the reference
   standard deviation (ddof 0); a constant reference is divided by 0.001,
   Evidently's floor. Equal to ``scipy.stats.wasserstein_distance(ref, cur) /
@@ -381,16 +382,17 @@ def _grid_half(x: FloatArray, y: FloatArray, nx: int, ny: int, *, skip_ties: boo
 def jensenshannon(
     ref: npt.ArrayLike, cur: npt.ArrayLike, kind: Kind, *, bins: int = N_BINS
 ) -> tuple[float, float | None]:
-    """Jensen-Shannon distance (base 2, range [0, 1]) between the binned proportions.
+    """Jensen-Shannon distance (natural log, range [0, 0.833]) between the binned proportions.
 
-    ``scipy.spatial.distance.jensenshannon(p, q, base=2)`` on :func:`binned_counts`.
+    ``scipy.spatial.distance.jensenshannon(p, q)`` on :func:`binned_counts`: the
+    natural-log base Evidently uses, so its 0.1 threshold means the same here.
 
     Example:
         >>> jensenshannon(np.array(list("ab")), np.array(list("ab")), "categorical")[0]
         0.0
     """
     p, q = _proportions(ref, cur, kind, bins)
-    return float(distance.jensenshannon(p, q, base=2.0)), None
+    return float(distance.jensenshannon(p, q)), None
 
 
 def hellinger(

@@ -30,6 +30,7 @@ class Project:
         self.base_dir = self.spec_path.parent
         self.spec = spec
         self._store: Store | None = None
+        self.run_id: str | None = None  # the pipeline run in progress, set by the runner
 
     @classmethod
     def load(cls, path: str | Path = SPEC_FILE) -> Project:

@@ -138,6 +138,7 @@ class Runner:
             )
         store = self.project.store
         run_id = str(uuid.uuid4())
+        self.project.run_id = run_id  # steps record it in lineage (e.g. the model bundle)
         started = time.perf_counter()
         with store.engine.begin() as conn:
             conn.execute(

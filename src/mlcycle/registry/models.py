@@ -238,26 +238,40 @@ class Registry:
         reason: str,
         forced: bool = False,
         expected: int | str | None = "any",
+        action: str = "promote",
     ) -> int | None:
         """Point ``alias`` at ``version``; return the version it pointed at before.
 
         ``expected`` makes the move a compare-and-set: if the alias no longer
-        points where the caller last saw it, :class:`AliasConflict` is raised
-        and nothing changes.
+        points where the caller last saw it (``None``: it did not exist),
+        :class:`AliasConflict` is raised and nothing changes. The move and its
+        event row are one transaction, so the history never disagrees with the
+        alias.
         """
         check_alias(alias)
         self.resolve(ModelRef(name, version=version))
         with self.engine.begin() as conn:
+            # Take the model's write lock *before* reading the alias: a no-op update
+            # of its registry row (a row lock on PostgreSQL, the database write lock
+            # on SQLite). Two movers of the same model's aliases are serialized, so
+            # the loser reads the winner's move instead of a stale snapshot.
+            conn.execute(
+                t.registered_models.update()
+                .where(t.registered_models.c.name == name)
+                .values(name=t.registered_models.c.name)
+            )
             current = conn.execute(
-                sa.select(t.aliases.c.version)
-                .where(t.aliases.c.name == name, t.aliases.c.alias == alias)
-                .with_for_update()
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.name == name, t.aliases.c.alias == alias
+                )
             ).scalar()
             if expected != "any" and current != expected:
+                shown = "nothing" if expected is None else f"v{expected}"
                 raise AliasConflict(
-                    f"alias {name}@{alias} moved meanwhile (now v{current}, expected v{expected})",
+                    f"alias {name}@{alias} moved meanwhile (now "
+                    f"{'unset' if current is None else f'v{current}'}, expected {shown})",
                     "another promotion or rollback happened at the same time",
-                    "look at `mlcycle models history` and try again",
+                    f"look at `mlcycle models history {name}` and try again",
                 )
             if current is None:
                 try:
@@ -266,7 +280,7 @@ class Registry:
                     raise AliasConflict(
                         f"alias {name}@{alias} was created by another process meanwhile",
                         "two promotions happened at the same time",
-                        "look at `mlcycle models history` and try again",
+                        f"look at `mlcycle models history {name}` and try again",
                     ) from exc
             else:
                 moved = conn.execute(
@@ -282,7 +296,7 @@ class Registry:
                     raise AliasConflict(
                         f"alias {name}@{alias} moved meanwhile",
                         "another promotion or rollback happened at the same time",
-                        "look at `mlcycle models history` and try again",
+                        f"look at `mlcycle models history {name}` and try again",
                     )
             conn.execute(
                 t.alias_events.insert().values(
@@ -294,6 +308,7 @@ class Registry:
                     reason=reason,
                     forced=forced,
                     at=now(),
+                    action=action,
                 )
             )
         return None if current is None else int(current)
@@ -306,8 +321,22 @@ class Registry:
         alias: str = "champion",
         reason: str = "",
         force: bool = False,
+        expected: int | str | None = "read",
     ) -> int | None:
-        """Move ``alias`` to ``version``; an unblessed version needs ``force`` and a reason."""
+        """Move ``alias`` to ``version``; an unblessed version needs ``force`` and a reason.
+
+        A compare-and-set: by default on where the alias pointed when this call
+        began (``expected="read"``); pass the version the caller showed the
+        user to refuse a move based on a stale view. Of two processes promoting
+        at once, exactly one wins; the other gets :class:`AliasConflict`.
+
+        Example:
+            >>> reg.promote("flights", 3, reason="re-trained on July", expected=2)
+            2
+        """
+        check_alias(alias)
+        if expected == "read":
+            expected = self.alias_version(name, alias)
         resolved = self.resolve(ModelRef(name, version=version))
         if not resolved.blessed and not force:
             raise BadInput(
@@ -322,7 +351,12 @@ class Registry:
                 "add --reason 'why this model must go out anyway'",
             )
         return self.set_alias(
-            name, alias, version, reason=reason or "promoted", forced=force and not resolved.blessed
+            name,
+            alias,
+            version,
+            reason=reason or "promoted",
+            forced=force and not resolved.blessed,
+            expected=expected,
         )
 
     def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
@@ -334,7 +368,19 @@ class Registry:
         return [dict(r) for r in rows]
 
     def rollback(self, name: str, *, alias: str = "champion", reason: str = "") -> tuple[int, int]:
-        """Point ``alias`` back at the version it held before its last move."""
+        """Point ``alias`` back at the version it held before its current one.
+
+        The history is replayed as a stack (a promotion pushes, a rollback pops),
+        so repeated rollbacks walk further back instead of toggling between two
+        versions. The move is a compare-and-set on the current version.
+
+        Example:
+            >>> reg.rollback("flights", reason="latency regression")
+            (3, 2)
+        """
+        check_alias(alias)
+        if name not in self.models():
+            self.resolve(ModelRef(name))  # raises NotFound listing the registered models
         current = self.alias_version(name, alias)
         if current is None:
             raise NotFound(
@@ -342,11 +388,15 @@ class Registry:
                 "nothing to roll back",
                 "promote a version first",
             )
-        previous = None
-        for event in reversed(self.history(name, alias)):
-            if event["to_version"] == current and event["from_version"] is not None:
-                previous = int(event["from_version"])
-                break
+        stack: list[int] = []
+        for event in self.history(name, alias):
+            if event.get("action") == "rollback":
+                if stack:
+                    stack.pop()
+            elif event["to_version"] is not None:
+                stack.append(int(event["to_version"]))
+        # Earlier versions equal to the current one (promoted twice) are no step back.
+        previous = next((v for v in reversed(stack[:-1]) if v != current), None)
         if previous is None:
             raise BadInput(
                 f"{name}@{alias} has no earlier version to roll back to",
@@ -354,6 +404,11 @@ class Registry:
                 "promote another version explicitly instead",
             )
         self.set_alias(
-            name, alias, previous, reason=reason or f"rollback from v{current}", expected=current
+            name,
+            alias,
+            previous,
+            reason=reason or f"rollback from v{current}",
+            expected=current,
+            action="rollback",
         )
         return current, previous

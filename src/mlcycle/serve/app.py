@@ -1,12 +1,19 @@
-"""The REST service: Open Inference Protocol v2 plus a plain ``/predict``.
+"""The REST service: Open Inference Protocol v2, a plain ``/predict``, metrics and admin.
 
 Built on Starlette directly (FastAPI is not a dependency); the OpenAPI
-document is written by hand from the model's schema, and ``/docs`` is a small
-self-contained HTML page (no CDN).
+document is written by hand from the model's schema (``serve/openapi.py``),
+and ``/docs`` is a small self-contained HTML page (no CDN).
 
 Every input problem is a 4xx JSON body ``{"error", "why", "fix", "details",
 "request_id"}``; anything else is a 500 JSON body with the request id, and the
 traceback goes to the log, never to the client.
+
+Clean JSON records take the compiled path (``serve/fastpath.py``: no pandas,
+ONNX Runtime when the bundle carries a checked export); anything unusual
+takes the generic path, which names every bad field. The models being served
+form a :class:`~mlcycle.serve.deploy.Deployment` (champion, optional
+challenger, canary share, shadow flag) that is replaced atomically: a request
+keeps the deployment it started with, so a swap fails no request.
 
 Example:
     >>> runtime = ModelRuntime.load(Path("bundle"), version=3)
@@ -17,17 +24,17 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import html
+import contextlib
+import hmac
 import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import numpy as np
 import orjson
-import pandas as pd
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -37,38 +44,29 @@ from starlette.routing import Route
 
 from mlcycle import __version__
 from mlcycle.errors import BadInput, NotFound
+from mlcycle.serve.deploy import Deployment, Resolver, Served, Swapper
+from mlcycle.serve.metrics import Metrics
+from mlcycle.serve.openapi import docs_page, openapi_document
+from mlcycle.serve.parsing import (
+    HTTPProblem,
+    _loads,
+    _prediction_datatype,
+    infer_records,
+    model_metadata,
+    parse_infer_body,
+    predict_records,
+)
+from mlcycle.serve.predlog import LogEntry, PredictionLog, now
 from mlcycle.serve.runtime import InputError, ModelRuntime
 
 logger = logging.getLogger("mlcycle.serve")
 
-PLATFORM = "mlcycle-sklearn"
 # Bodies above this size are parsed and checked in a worker thread so a big
 # batch does not stall health checks and small requests.
 _INLINE_BODY_BYTES = 64_000
-# Requests are predicted together up to this many rows (see _MicroBatcher).
-_BATCH_MAX_ROWS = 2048
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
-_DATATYPE_OF_KIND = {
-    "numeric": "FP64",
-    "boolean": "BOOL",
-    "categorical": "BYTES",
-    "string": "BYTES",
-    "datetime": "BYTES",
-}
-_INTS = {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-_FLOATS = {"FP16", "FP32", "FP64"}
-_DATATYPES = _INTS | _FLOATS | {"BOOL", "BYTES"}
-_ACCEPTED_DATATYPES = {
-    "numeric": _INTS | _FLOATS,
-    "boolean": _INTS | {"BOOL"},
-    "categorical": _INTS | {"BYTES"},
-    "string": _INTS | {"BYTES"},
-    "datetime": {"BYTES"},
-}
-
-Handler = Callable[[Request], Awaitable[Response]]
-Prediction = tuple[list[Any], np.ndarray | None]
 T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
 
 
 class JSONResponse(Response):
@@ -82,66 +80,119 @@ class JSONResponse(Response):
         )
 
 
-class HTTPProblem(Exception):
-    """A request problem with its HTTP status, raised inside the service."""
-
-    def __init__(
-        self,
-        status: int,
-        what: str,
-        why: str = "",
-        fix: str = "",
-        details: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(what)
-        self.status = status
-        self.body: dict[str, Any] = {
-            "error": what,
-            "why": why,
-            "fix": fix,
-            "details": details or [],
-        }
-
-
 def create_app(
-    runtime: ModelRuntime, *, max_body_bytes: int = 10_000_000, request_log: bool = False
+    runtime: ModelRuntime,
+    *,
+    max_body_bytes: int = 10_000_000,
+    request_log: bool = False,
+    challenger: ModelRuntime | None = None,
+    canary: float = 0.0,
+    shadow: bool = False,
+    resolver: Resolver | None = None,
+    poll_seconds: float = 5.0,
+    prediction_log: PredictionLog | None = None,
+    admin_token: str | None = None,
+    predict_token: str | None = None,
+    max_batch_rows: int = 2048,
 ) -> Starlette:
-    """The ASGI app serving ``runtime``.
+    """The ASGI app serving ``runtime`` (the champion).
 
     Routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``,
     ``/v2/models/{name}[/versions/{v}]`` (metadata), ``.../ready``,
     ``POST .../infer`` (Open Inference Protocol v2), ``POST /predict``
-    (records or ``{"columns", "data"}``), ``GET /openapi.json``, ``GET /docs``.
+    (records or ``{"columns", "data"}``), ``GET /metrics``, ``GET /openapi.json``,
+    ``GET /docs``, ``POST /admin/reload`` and ``GET|POST /admin/traffic``.
+
+    ``resolver(alias)`` returns ``(version, bundle folder)`` or ``None``; with
+    it the service polls ``champion`` and ``challenger`` every
+    ``poll_seconds`` and swaps a moved alias in without downtime.
+    ``canary`` is the share of requests the challenger answers; with
+    ``shadow`` the challenger also scores every champion request (logged
+    with role ``shadow``). Admin routes need ``admin_token`` as a bearer
+    token (they are off without one); prediction routes need
+    ``predict_token`` when it is set.
 
     Example:
         >>> app = create_app(ModelRuntime.load(Path("bundle"), version=1), request_log=True)
         >>> uvicorn.run(app, port=8000)
     """
-    service = _Service(runtime, max_body_bytes=max_body_bytes, request_log=request_log)
+    if max_body_bytes <= 0:
+        raise BadInput(
+            f"max_body_bytes must be positive, got {max_body_bytes}",
+            "it caps the size of a request body",
+            "set serve.max_body_bytes to a positive number of bytes",
+        )
+    metrics = Metrics()
+    swapper = Swapper(
+        Deployment.start(runtime, challenger, canary, shadow, max_batch_rows, metrics),
+        resolver=resolver,
+        poll_seconds=poll_seconds,
+        metrics=metrics,
+        max_batch_rows=max_batch_rows,
+    )
+    if resolver is not None and (canary > 0 or shadow) and challenger is None:
+        try:
+            swapper.check()  # load the challenger now rather than at the first poll
+        except Exception as exc:
+            logger.warning("cannot load the challenger yet: %s", exc)
+    service = _Service(
+        swapper,
+        metrics=metrics,
+        max_body_bytes=max_body_bytes,
+        request_log=request_log,
+        prediction_log=prediction_log,
+        admin_token=admin_token,
+        predict_token=predict_token,
+    )
     if request_log:
         _ensure_request_log_visible()
     model = "/v2/models/{name}"
     version = model + "/versions/{version}"
-    wrap = service.endpoint
+    w = service.endpoint
     routes = [
-        Route("/v2", wrap(service.server_metadata), methods=["GET"]),
-        Route("/v2/health/live", wrap(service.live), methods=["GET"]),
-        Route("/v2/health/ready", wrap(service.ready), methods=["GET"]),
-        Route(model, wrap(service.model_metadata), methods=["GET"]),
-        Route(version, wrap(service.model_metadata), methods=["GET"]),
-        Route(model + "/ready", wrap(service.model_ready), methods=["GET"]),
-        Route(version + "/ready", wrap(service.model_ready), methods=["GET"]),
-        Route(model + "/infer", wrap(service.infer), methods=["POST"]),
-        Route(version + "/infer", wrap(service.infer), methods=["POST"]),
-        Route("/predict", wrap(service.predict), methods=["POST"]),
-        Route("/openapi.json", wrap(service.openapi), methods=["GET"]),
-        Route("/docs", wrap(service.docs), methods=["GET"]),
+        Route("/v2", w(service.server_metadata, "/v2"), methods=["GET"]),
+        Route("/v2/health/live", w(service.live, "/v2/health/live"), methods=["GET"]),
+        Route("/v2/health/ready", w(service.ready, "/v2/health/ready"), methods=["GET"]),
+        Route(model, w(service.model_metadata, model), methods=["GET"]),
+        Route(version, w(service.model_metadata, version), methods=["GET"]),
+        Route(model + "/ready", w(service.model_ready, model + "/ready"), methods=["GET"]),
+        Route(version + "/ready", w(service.model_ready, version + "/ready"), methods=["GET"]),
+        Route(model + "/infer", w(service.infer, model + "/infer", "predict"), methods=["POST"]),
+        Route(
+            version + "/infer", w(service.infer, version + "/infer", "predict"), methods=["POST"]
+        ),
+        Route("/predict", w(service.predict, "/predict", "predict"), methods=["POST"]),
+        Route("/metrics", w(service.metrics_text, "/metrics"), methods=["GET"]),
+        Route("/admin/reload", w(service.reload, "/admin/reload", "admin"), methods=["POST"]),
+        Route(
+            "/admin/traffic",
+            w(service.traffic, "/admin/traffic", "admin"),
+            methods=["GET", "POST"],
+        ),
+        Route("/openapi.json", w(service.openapi, "/openapi.json"), methods=["GET"]),
+        Route("/docs", w(service.docs, "/docs"), methods=["GET"]),
     ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        swapper.start()
+        try:
+            yield
+        finally:
+            await swapper.stop()
+            if prediction_log is not None:
+                # uvicorn runs this after in-flight requests finished (SIGTERM
+                # included): everything answered is in the queue, so nothing is lost.
+                await run_in_threadpool(prediction_log.close)
+
     app = Starlette(
         routes=routes,
+        lifespan=lifespan,
         exception_handlers={HTTPException: _http_exception, Exception: _unhandled},
     )
     app.state.runtime = runtime
+    app.state.swapper = swapper
+    app.state.metrics = metrics
     return app
 
 
@@ -157,31 +208,45 @@ def _ensure_request_log_visible() -> None:
 
 
 class _Service:
-    def __init__(self, runtime: ModelRuntime, *, max_body_bytes: int, request_log: bool) -> None:
-        if max_body_bytes <= 0:
-            raise BadInput(
-                f"max_body_bytes must be positive, got {max_body_bytes}",
-                "it caps the size of a request body",
-                "set serve.max_body_bytes to a positive number of bytes",
-            )
-        self.runtime = runtime
-        self.name = runtime.meta.name
-        self.version = None if runtime.version is None else str(runtime.version)
+    def __init__(
+        self,
+        swapper: Swapper,
+        *,
+        metrics: Metrics,
+        max_body_bytes: int,
+        request_log: bool,
+        prediction_log: PredictionLog | None,
+        admin_token: str | None,
+        predict_token: str | None,
+    ) -> None:
+        self.swapper = swapper
+        self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.request_log = request_log
-        self.batcher = _MicroBatcher(runtime)
-        self._openapi = orjson.dumps(openapi_document(runtime))
-        self._docs = docs_page(runtime)
+        self.log = prediction_log
+        self.admin_token = admin_token or None
+        self.predict_token = predict_token or None
+        self._docs_cache: dict[int, tuple[bytes, str]] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    @property
+    def champion(self) -> ModelRuntime:
+        return self.swapper.deployment.champion.runtime
 
     # --- plumbing -------------------------------------------------------------------
 
-    def endpoint(self, fn: Callable[[Request, str], Awaitable[Response]]) -> Handler:
-        """Wrap a handler: request id, errors as JSON, optional request log."""
+    def endpoint(
+        self, fn: Callable[[Request, str], Awaitable[Response]], route: str, guard: str = ""
+    ) -> Handler:
+        """Wrap a handler: request id, token check, errors as JSON, metrics, request log."""
 
         async def handler(request: Request) -> Response:
             started = time.perf_counter()
             rid = _request_id(request)
+            metrics = self.metrics
+            metrics.in_flight += 1
             try:
+                self._authorize(request, guard)
                 response = await fn(request, rid)
             except HTTPProblem as exc:
                 response = _problem(exc.status, exc.body, rid)
@@ -206,21 +271,52 @@ class _Service:
                     },
                     rid,
                 )
+            finally:
+                metrics.in_flight -= 1
             response.headers["X-Request-ID"] = rid
+            elapsed = time.perf_counter() - started
+            metrics.observe(route, response.status_code, elapsed)
             if self.request_log:
                 logger.info(
                     "%s %s %d %.1fms request_id=%s model=%s version=%s",
                     request.method,
                     request.url.path,
                     response.status_code,
-                    (time.perf_counter() - started) * 1e3,
+                    elapsed * 1e3,
                     rid,
-                    self.name,
-                    self.version,
+                    self.champion.meta.name,
+                    self.champion.version,
                 )
             return response
 
         return handler
+
+    def _authorize(self, request: Request, guard: str) -> None:
+        if not guard:
+            return
+        token = self.admin_token if guard == "admin" else self.predict_token
+        if token is None:
+            if guard == "admin":
+                raise HTTPProblem(
+                    403,
+                    "admin endpoints are disabled",
+                    "the server was started without an admin token",
+                    "set MLCYCLE_ADMIN_TOKEN before starting `mlcycle serve`",
+                )
+            return
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        ):
+            problem = HTTPProblem(
+                401,
+                "missing or wrong bearer token",
+                f"{'admin' if guard == 'admin' else 'prediction'} endpoints need "
+                "'Authorization: Bearer <token>'",
+                "send the token the server was started with",
+            )
+            raise problem
 
     async def _body(self, request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -255,28 +351,85 @@ class _Service:
             "or raise serve.max_body_bytes",
         )
 
-    async def _parse(self, body: bytes, parse: Callable[[], T]) -> T:
-        if len(body) > _INLINE_BODY_BYTES:
-            return await run_in_threadpool(parse)
-        return parse()
+    async def _off_loop(self, size: int, fn: Callable[[], T]) -> T:
+        if size > _INLINE_BODY_BYTES:
+            return await run_in_threadpool(fn)
+        return fn()
 
-    def _check_model(self, request: Request) -> None:
+    def _check_model(self, request: Request, runtime: ModelRuntime) -> None:
         name = request.path_params.get("name")
         version = request.path_params.get("version")
-        if name != self.name:
+        served = runtime.meta.name
+        current = None if runtime.version is None else str(runtime.version)
+        if name != served:
             raise HTTPProblem(
                 404,
                 f"model '{name}' not found",
-                f"this server serves model '{self.name}'",
-                f"use /v2/models/{self.name}",
+                f"this server serves model '{served}'",
+                f"use /v2/models/{served}",
             )
-        if version is not None and version != self.version:
+        if version is not None and version != current:
             raise HTTPProblem(
                 404,
                 f"version '{version}' of model '{name}' not found",
-                f"this server serves version {self.version or '(unversioned)'}",
-                f"use /v2/models/{self.name} without a version",
+                f"this server serves version {current or '(unversioned)'}",
+                f"use /v2/models/{served} without a version",
             )
+
+    async def _score(
+        self, served: Served, records: list[dict[str, Any]], size: int
+    ) -> tuple[list[Any], Any, Any]:
+        """(labels, probabilities, validated inputs) for records, on the fastest path they allow."""
+        rt = served.runtime
+
+        def prepare() -> tuple[Any, Any]:
+            matrix = rt.encode_records(records)
+            if matrix is not None:
+                return matrix, records
+            frame = rt.validate_records(records)
+            if rt.plan is not None:
+                return rt.plan.encode_frame(frame), frame
+            return frame, frame
+
+        item, inputs = await self._off_loop(size, prepare)
+        labels, proba = await served.batcher.predict(item)
+        return labels, proba, inputs
+
+    def _log(
+        self, served: Served, role: str, rid: str, records: Any, inputs: Any, out: Any
+    ) -> None:
+        if self.log is None:
+            return
+        labels, proba = out
+        id_column = served.runtime.meta.id_column
+        row_ids = None
+        if id_column and isinstance(records, list) and records and id_column in records[0]:
+            row_ids = [r.get(id_column) for r in records]
+        self.log.submit(LogEntry(served.info, role, rid, now(), inputs, row_ids, labels, proba))
+
+    def _shadow(self, deployment: Deployment, rid: str, records: list[dict[str, Any]]) -> None:
+        challenger = deployment.challenger
+        if challenger is None:
+            return
+        try:
+            rt = challenger.runtime
+            matrix = rt.encode_records(records)
+            inputs: Any = records
+            if matrix is None:
+                inputs = rt.validate_records(records)
+                out = rt.predict_arrays(inputs)
+            else:
+                out = rt.predict_matrix(matrix)
+        except Exception as exc:
+            self.metrics.shadow_errors += 1
+            logger.debug("shadow prediction failed for %s: %s", rid, exc)
+            return
+        self._log(challenger, "shadow", rid, records, inputs, out)
+
+    def _keep(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- routes ---------------------------------------------------------------------
 
@@ -290,51 +443,117 @@ class _Service:
         return JSONResponse({"ready": True})
 
     async def model_ready(self, request: Request, rid: str) -> Response:
-        self._check_model(request)
-        return JSONResponse({"name": self.name, "ready": True})
+        runtime = self.champion
+        self._check_model(request, runtime)
+        return JSONResponse({"name": runtime.meta.name, "ready": True})
 
     async def model_metadata(self, request: Request, rid: str) -> Response:
-        self._check_model(request)
-        return JSONResponse(model_metadata(self.runtime))
+        runtime = self.champion
+        self._check_model(request, runtime)
+        return JSONResponse(model_metadata(runtime))
 
     async def openapi(self, request: Request, rid: str) -> Response:
-        return Response(self._openapi, media_type="application/json")
+        return Response(self._documents()[0], media_type="application/json")
 
     async def docs(self, request: Request, rid: str) -> Response:
-        return HTMLResponse(self._docs)
+        return HTMLResponse(self._documents()[1])
+
+    def _documents(self) -> tuple[bytes, str]:
+        runtime = self.champion
+        cached = self._docs_cache.get(id(runtime))
+        if cached is None:
+            cached = (orjson.dumps(openapi_document(runtime)), docs_page(runtime))
+            self._docs_cache = {id(runtime): cached}
+        return cached
+
+    async def metrics_text(self, request: Request, rid: str) -> Response:
+        deployment = self.swapper.deployment
+        versions = {"champion": deployment.champion.runtime.version}
+        if deployment.challenger is not None:
+            versions["challenger"] = deployment.challenger.runtime.version
+        text = self.metrics.render(versions, self.log)
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def reload(self, request: Request, rid: str) -> Response:
+        return JSONResponse(await run_in_threadpool(self.swapper.check))
+
+    async def traffic(self, request: Request, rid: str) -> Response:
+        if request.method == "GET":
+            return JSONResponse(self.swapper.deployment.describe())
+        body = _loads(await self._body(request))
+        current = self.swapper.deployment
+        if not isinstance(body, dict) or not set(body) <= {"canary", "shadow"}:
+            raise HTTPProblem(
+                422,
+                "invalid traffic settings",
+                'expected an object with "canary" (0 to 1) and/or "shadow" (true/false)',
+                'send e.g. {"canary": 0.1, "shadow": false}',
+            )
+        canary = body.get("canary", current.canary)
+        shadow = body.get("shadow", current.shadow)
+        if not isinstance(shadow, bool):
+            raise HTTPProblem(422, "invalid traffic settings", "shadow must be true or false")
+        result = await run_in_threadpool(self.swapper.set_traffic, canary, shadow)
+        return JSONResponse(result)
 
     async def predict(self, request: Request, rid: str) -> Response:
+        deployment = self.swapper.deployment
+        served, role = deployment.pick()
+        runtime = served.runtime
         body = await self._body(request)
-        frame = await self._parse(body, lambda: parse_predict_body(self.runtime, _loads(body)))
-        labels, proba = await self.batcher.predict(frame)
+        size = len(body)
+        payload = await self._off_loop(size, lambda: _loads(body))
+        records = predict_records(runtime, payload)
+        labels, proba, inputs = await self._score(served, records, size)
         out: dict[str, Any] = {
-            "model": self.name,
-            "model_version": self.runtime.version,
+            "model": runtime.meta.name,
+            "model_version": runtime.version,
             "request_id": rid,
             "predictions": labels,
         }
         if proba is not None:
-            out["probabilities"] = proba.tolist()
-            out["classes"] = self.runtime.classes
+            out["probabilities"] = np.ascontiguousarray(proba)
+            out["classes"] = runtime.classes
+        self._after(deployment, served, role, rid, records, inputs, (labels, proba))
         return JSONResponse(out)
 
+    def _after(
+        self,
+        deployment: Deployment,
+        served: Served,
+        role: str,
+        rid: str,
+        records: list[dict[str, Any]],
+        inputs: Any,
+        out: Any,
+    ) -> None:
+        self._log(served, role, rid, records, inputs, out)
+        if deployment.shadow and role == "champion" and deployment.challenger is not None:
+            self._keep(run_in_threadpool(self._shadow, deployment, rid, records))
+
     async def infer(self, request: Request, rid: str) -> Response:
-        self._check_model(request)
+        deployment = self.swapper.deployment
+        self._check_model(request, deployment.champion.runtime)
+        served, role = deployment.pick()
+        runtime = served.runtime
         body = await self._body(request)
+        size = len(body)
 
-        def parse() -> tuple[pd.DataFrame, set[str] | None, Any]:
+        def parse() -> tuple[list[dict[str, Any]], set[str] | None, Any]:
             payload = _loads(body)
-            columns, rows, wanted = parse_infer_body(self.runtime, payload)
-            return self.runtime.validate_columns(columns, rows), wanted, payload.get("id")
+            columns, rows, wanted = parse_infer_body(runtime, payload)
+            if rows == 0:
+                runtime.validate_columns(columns, 0)  # the empty-batch error
+            return infer_records(columns, rows), wanted, payload.get("id")
 
-        frame, wanted, request_id = await self._parse(body, parse)
-        labels, proba = await self.batcher.predict(frame)
-        rows = len(frame)
+        records, wanted, request_id = await self._off_loop(size, parse)
+        labels, proba, inputs = await self._score(served, records, size)
+        rows = len(labels)
         outputs: list[dict[str, Any]] = [
             {
                 "name": "predictions",
                 "shape": [rows],
-                "datatype": _prediction_datatype(self.runtime),
+                "datatype": _prediction_datatype(runtime),
                 "data": labels,
             }
         ]
@@ -344,314 +563,22 @@ class _Service:
                     "name": "probabilities",
                     "shape": [rows, proba.shape[1]],
                     "datatype": "FP64",
-                    "data": proba.reshape(-1).tolist(),
-                    "parameters": {"classes": self.runtime.classes},
+                    "data": proba.reshape(-1),
+                    "parameters": {"classes": runtime.classes},
                 }
             )
         if wanted is not None:
             outputs = [o for o in outputs if o["name"] in wanted]
+        self._after(deployment, served, role, rid, records, inputs, (labels, proba))
         return JSONResponse(
             {
-                "model_name": self.name,
-                "model_version": self.version,
+                "model_name": runtime.meta.name,
+                "model_version": None if runtime.version is None else str(runtime.version),
                 "id": request_id if request_id is not None else rid,
                 "parameters": {"request_id": rid},
                 "outputs": outputs,
             }
         )
-
-
-class _MicroBatcher:
-    """Predict concurrent small requests together, without making any of them wait.
-
-    A prediction's cost is mostly fixed per call (a 1-row and a 100-row
-    call of a scikit-learn pipeline take about the same time), so requests
-    that arrive while a prediction runs are queued and then predicted in one
-    call. A request arriving at an idle server starts at once: batching only
-    happens under load, and adds no timer.
-    """
-
-    def __init__(self, runtime: ModelRuntime, max_rows: int = _BATCH_MAX_ROWS) -> None:
-        self.runtime = runtime
-        self.max_rows = max_rows
-        self._queue: list[tuple[pd.DataFrame, asyncio.Future[Prediction]]] = []
-        self._task: asyncio.Task[None] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-
-    async def predict(self, frame: pd.DataFrame) -> Prediction:
-        if len(frame) >= self.max_rows:
-            return await run_in_threadpool(self.runtime.predict_arrays, frame)
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            # The same app served from a new event loop (e.g. a test client).
-            self._loop, self._queue, self._task = loop, [], None
-        future: asyncio.Future[Prediction] = loop.create_future()
-        self._queue.append((frame, future))
-        # No await between the drain loop's last queue check and its end, so a
-        # task that is not done is certain to see this request.
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._drain())
-        return await future
-
-    async def _drain(self) -> None:
-        while self._queue:
-            batch = self._take()
-            frames = [frame for frame, _ in batch]
-            try:
-                labels, proba = await run_in_threadpool(self._predict_many, frames)
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for frame, future in batch:
-                end = start + len(frame)
-                if not future.done():  # the client may have gone away
-                    part = None if proba is None else proba[start:end]
-                    future.set_result((labels[start:end], part))
-                start = end
-
-    def _take(self) -> list[tuple[pd.DataFrame, asyncio.Future[Prediction]]]:
-        taken, rows = 0, 0
-        for frame, _ in self._queue:
-            if taken and rows + len(frame) > self.max_rows:
-                break
-            taken += 1
-            rows += len(frame)
-        batch, self._queue = self._queue[:taken], self._queue[taken:]
-        return batch
-
-    def _predict_many(self, frames: list[pd.DataFrame]) -> Prediction:
-        if len(frames) == 1:
-            return self.runtime.predict_arrays(frames[0])
-        return self.runtime.predict_arrays(_concat(frames))
-
-
-def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Stack validated frames; a boolean column is bool in one and 0/1/NaN in another."""
-    first = frames[0]
-    mixed = [
-        name for name in first.columns if len({str(frame[name].dtype) for frame in frames}) > 1
-    ]
-    if mixed:
-        frames = [
-            frame.astype({name: np.float64 for name in mixed if frame[name].dtype == bool})
-            for frame in frames
-        ]
-    return pd.concat(frames, ignore_index=True)
-
-
-# --- request parsing ----------------------------------------------------------------
-
-
-def _loads(body: bytes) -> Any:
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise HTTPProblem(
-            400,
-            "request body is not valid JSON",
-            str(exc) if body else "the body is empty",
-            "send a JSON document (Content-Type: application/json)",
-        ) from None
-
-
-def _shape_error(where: str, problem: str, fix: str) -> InputError:
-    return InputError([{"field": where, "error": problem}], what="malformed request", fix=fix)
-
-
-_PREDICT_FIX = (
-    'send a list of records [{"col": value, ...}], {"records": [...]}, '
-    'or {"columns": [...], "data": [[...], ...]}'
-)
-
-
-def parse_predict_body(runtime: ModelRuntime, payload: Any) -> pd.DataFrame:
-    """Turn a ``/predict`` body into the model's checked input frame.
-
-    Accepts a list of records, ``{"records": [...]}``, ``{"columns": [...],
-    "data": [[...], ...]}`` or a single record object.
-    """
-    if isinstance(payload, list):
-        return _records_frame(runtime, payload, "body")
-    if not isinstance(payload, dict):
-        raise _shape_error(
-            "body", f"expected a list or an object, got {_kind(payload)}", _PREDICT_FIX
-        )
-    if "records" in payload:
-        records = payload["records"]
-        if not isinstance(records, list):
-            raise _shape_error("records", f"expected a list, got {_kind(records)}", _PREDICT_FIX)
-        return _records_frame(runtime, records, "records")
-    if "columns" in payload or "data" in payload:
-        return _columnar_frame(runtime, payload)
-    if "inputs" in payload:
-        raise _shape_error(
-            "inputs",
-            "this looks like an Open Inference Protocol request",
-            f"POST it to /v2/models/{runtime.meta.name}/infer",
-        )
-    if any(name in payload for name in runtime.features):
-        # One record on its own, the way people type it into curl.
-        return _records_frame(runtime, [payload], "body")
-    raise _shape_error(
-        "body",
-        f"the object has none of the keys records, columns/data or a feature name "
-        f"(got keys: {', '.join(sorted(map(str, payload))[:8]) or 'none'})",
-        _PREDICT_FIX,
-    )
-
-
-def _records_frame(runtime: ModelRuntime, records: list[Any], where: str) -> pd.DataFrame:
-    for i, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise _shape_error(
-                f"{where}[{i}]",
-                f"each record must be an object, got {_kind(record)}",
-                _PREDICT_FIX,
-            )
-    return runtime.validate_records(records)
-
-
-def _columnar_frame(runtime: ModelRuntime, payload: dict[str, Any]) -> pd.DataFrame:
-    columns, data = payload.get("columns"), payload.get("data")
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise _shape_error("columns", "expected a list of column names", _PREDICT_FIX)
-    if len(set(columns)) != len(columns):
-        dupes = sorted({c for c in columns if columns.count(c) > 1})
-        raise _shape_error(
-            "columns", f"duplicate column name(s): {', '.join(dupes)}", "name each column once"
-        )
-    if not isinstance(data, list):
-        raise _shape_error("data", f"expected a list of rows, got {_kind(data)}", _PREDICT_FIX)
-    width = len(columns)
-    for i, row in enumerate(data):
-        if not isinstance(row, list) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
-            raise _shape_error(
-                f"data[{i}]",
-                f"expected a list of {width} values (one per column), got {got}",
-                "give every row one value per name in columns, in the same order",
-            )
-    index = {name: j for j, name in enumerate(columns)}
-    values = {
-        name: [row[index[name]] for row in data] for name in runtime.features if name in index
-    }
-    return runtime.validate_columns(values, len(data))
-
-
-def parse_infer_body(
-    runtime: ModelRuntime, payload: Any
-) -> tuple[dict[str, list[Any]], int, set[str] | None]:
-    """Check an Open Inference Protocol v2 request: (columns, rows, requested outputs)."""
-    fix = 'send {"inputs": [{"name": col, "shape": [n], "datatype": "FP64", "data": [...]}, ...]}'
-    if not isinstance(payload, dict):
-        raise _shape_error("body", f"expected an object, got {_kind(payload)}", fix)
-    if "id" in payload and not isinstance(payload["id"], str | None):
-        raise _shape_error("id", f"expected a string, got {_kind(payload['id'])}", fix)
-    inputs = payload.get("inputs")
-    if not isinstance(inputs, list) or not inputs:
-        raise _shape_error("inputs", "expected a non-empty list of input tensors", fix)
-    kinds = {c.name: c.kind for c in runtime.input_schema.columns}
-    columns: dict[str, list[Any]] = {}
-    lengths: dict[str, int] = {}
-    for i, tensor in enumerate(inputs):
-        if not isinstance(tensor, dict):
-            raise _shape_error(f"inputs[{i}]", f"expected an object, got {_kind(tensor)}", fix)
-        name = tensor.get("name")
-        if not isinstance(name, str):
-            raise _shape_error(f"inputs[{i}].name", "missing or not a string", fix)
-        if name in lengths:
-            raise _shape_error(name, "input given more than once", "send each input once")
-        datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
-        if datatype not in _DATATYPES:
-            raise _shape_error(
-                name,
-                f"unknown datatype {datatype!r}",
-                f"use one of: {', '.join(sorted(_DATATYPES))}",
-            )
-        if (
-            not isinstance(shape, list)
-            or not 1 <= len(shape) <= 2
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
-            or (len(shape) == 2 and shape[1] != 1)
-        ):
-            raise _shape_error(
-                name,
-                f"shape must be [n] or [n, 1], got {_short(shape)}",
-                "send one tensor per column",
-            )
-        if not isinstance(data, list):
-            raise _shape_error(name, f"data must be a list, got {_kind(data)}", fix)
-        if data and all(isinstance(v, list) for v in data):
-            # Row-major nested form [[v0], [v1], ...] of a [n, 1] tensor.
-            if not all(len(v) == 1 for v in data):
-                raise _shape_error(
-                    name, "nested data rows must hold one value each", "send one tensor per column"
-                )
-            data = [v[0] for v in data]
-        if len(data) != shape[0]:
-            raise _shape_error(
-                name,
-                f"shape says {shape[0]} value(s) but data has {len(data)}",
-                "make shape[0] equal the number of values",
-            )
-        lengths[name] = len(data)
-        kind = kinds.get(name)
-        if kind is None:
-            continue  # not a feature: ignored, like an extra column
-        if datatype not in _ACCEPTED_DATATYPES[kind]:
-            raise _shape_error(
-                name,
-                f"datatype {datatype} does not fit a {kind} column",
-                f"send it as {_DATATYPE_OF_KIND[kind]}",
-            )
-        columns[name] = data
-    if len(set(lengths.values())) > 1:
-        sizes = ", ".join(f"{k}: {v}" for k, v in lengths.items())
-        raise InputError(
-            [{"field": k, "error": f"{v} value(s)"} for k, v in lengths.items()],
-            what="inputs have different lengths",
-            why=f"every input is one column of the same rows ({sizes})",
-            fix="send the same number of values for every input",
-        )
-    wanted: set[str] | None = None
-    requested = payload.get("outputs")
-    if requested is not None:
-        known = {"predictions"} | ({"probabilities"} if runtime.is_classifier else set())
-        if not isinstance(requested, list) or not all(
-            isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
-        ):
-            raise _shape_error("outputs", 'expected a list of {"name": ...} objects', fix)
-        wanted = {o["name"] for o in requested}
-        unknown = wanted - known
-        if unknown:
-            raise _shape_error(
-                "outputs",
-                f"unknown output(s): {', '.join(sorted(unknown))}",
-                f"ask for: {', '.join(sorted(known))}",
-            )
-    rows = next(iter(lengths.values()))
-    return columns, rows, wanted
-
-
-def _kind(value: Any) -> str:
-    names = {
-        dict: "an object",
-        list: "a list",
-        str: "a string",
-        bool: "a boolean",
-        int: "a number",
-        float: "a number",
-        type(None): "null",
-    }
-    return names.get(type(value), type(value).__name__)
-
-
-def _short(value: Any) -> str:
-    text = orjson.dumps(value, default=str).decode()
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- responses ----------------------------------------------------------------------
@@ -693,384 +620,3 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
         {"error": "internal error", "fix": f"report it with request id {rid}"},
         rid,
     )
-
-
-def _prediction_datatype(runtime: ModelRuntime) -> str:
-    if not runtime.is_classifier or runtime.classes is None:
-        return "FP64"
-    labels = runtime.classes
-    if all(isinstance(c, bool) for c in labels):
-        return "BOOL"
-    if all(isinstance(c, int) and not isinstance(c, bool) for c in labels):
-        return "INT64"
-    if all(isinstance(c, float) for c in labels):
-        return "FP64"
-    return "BYTES"
-
-
-def model_metadata(runtime: ModelRuntime) -> dict[str, Any]:
-    """Open Inference Protocol model metadata, plus mlcycle details under ``parameters``."""
-    outputs: list[dict[str, Any]] = [
-        {"name": "predictions", "datatype": _prediction_datatype(runtime), "shape": [-1]}
-    ]
-    if runtime.is_classifier:
-        outputs.append(
-            {"name": "probabilities", "datatype": "FP64", "shape": [-1, len(runtime.classes or [])]}
-        )
-    return {
-        "name": runtime.meta.name,
-        "versions": [] if runtime.version is None else [str(runtime.version)],
-        "platform": PLATFORM,
-        "inputs": [
-            {"name": c.name, "datatype": _DATATYPE_OF_KIND[c.kind], "shape": [-1]}
-            for c in runtime.input_schema.columns
-        ],
-        "outputs": outputs,
-        "parameters": {
-            "task": runtime.meta.task,
-            "target": runtime.meta.target,
-            "classes": runtime.classes,
-            "positive_label": runtime.positive_label,
-            "unseen_category": runtime.meta.unseen_category,
-            "columns": [
-                c.model_dump(include={"name", "kind", "nullable", "categories"})
-                for c in runtime.input_schema.columns
-            ],
-        },
-    }
-
-
-# --- OpenAPI and /docs --------------------------------------------------------------
-
-
-def _json_type(
-    kind: str, nullable: bool, categories: list[str] | None, strict: bool
-) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "numeric": {"type": "number"},
-        "boolean": {"type": "boolean"},
-        "datetime": {"type": "string", "format": "date-time"},
-    }.get(kind, {"type": "string"})
-    if categories is not None and strict:
-        base["enum"] = list(categories)
-    if nullable:
-        base = {"anyOf": [base, {"type": "null"}]}
-    return base
-
-
-def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
-    """A hand-written OpenAPI 3.1 document for this model's service."""
-    meta = runtime.meta
-    strict = meta.unseen_category == "reject"
-    record = {
-        "type": "object",
-        "description": "one row; extra keys are ignored",
-        "required": [c.name for c in runtime.input_schema.columns],
-        "properties": {
-            c.name: _json_type(c.kind, c.nullable, c.categories, strict)
-            for c in runtime.input_schema.columns
-        },
-    }
-    label: dict[str, Any] = (
-        {"type": "number"} if not runtime.is_classifier else {"enum": runtime.classes}
-    )
-    error = {
-        "type": "object",
-        "required": ["error", "why", "fix", "details"],
-        "properties": {
-            "error": {"type": "string"},
-            "why": {"type": "string"},
-            "fix": {"type": "string"},
-            "request_id": {"type": "string"},
-            "details": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "field": {"type": ["string", "null"]},
-                        "error": {"type": "string"},
-                    },
-                },
-            },
-        },
-    }
-    tensor = {
-        "type": "object",
-        "required": ["name", "shape", "datatype", "data"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer"}},
-            "datatype": {"type": "string", "enum": sorted(_DATATYPES)},
-            "data": {"type": "array"},
-            "parameters": {"type": "object"},
-        },
-    }
-    problems = {
-        "400": _ref_response("malformed JSON", "Error"),
-        "413": _ref_response("body over the size limit", "Error"),
-        "422": _ref_response("input breaks the data contract (details name the fields)", "Error"),
-        "500": _ref_response("internal error (with request id)", "Error"),
-    }
-    model_path = f"/v2/models/{meta.name}"
-    example = _example_record(runtime)
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": f"mlcycle model '{meta.name}'",
-            "version": str(runtime.version) if runtime.version is not None else "unversioned",
-            "description": f"{meta.task} model predicting '{meta.target}'. "
-            "Open Inference Protocol v2 plus a plain /predict endpoint.",
-        },
-        "paths": {
-            "/predict": {
-                "post": {
-                    "summary": "Predict rows given as records or columns",
-                    "parameters": [_request_id_header()],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/PredictRequest"},
-                                "example": [example],
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _ref_response("predictions", "PredictResponse"),
-                        **problems,
-                    },
-                }
-            },
-            f"{model_path}/infer": {
-                "post": {
-                    "summary": "Open Inference Protocol v2 inference",
-                    "parameters": [_request_id_header()],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/InferRequest"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _ref_response("output tensors", "InferResponse"),
-                        "404": _ref_response("unknown model", "Error"),
-                        **problems,
-                    },
-                }
-            },
-            model_path: {
-                "get": {
-                    "summary": "Model metadata (inputs, outputs, versions)",
-                    "responses": {
-                        "200": {"description": "metadata"},
-                        "404": _ref_response("unknown model", "Error"),
-                    },
-                }
-            },
-            f"{model_path}/ready": {
-                "get": {
-                    "summary": "Model readiness",
-                    "responses": {"200": {"description": "ready"}},
-                }
-            },
-            "/v2/health/live": {
-                "get": {"summary": "Liveness", "responses": {"200": {"description": "live"}}}
-            },
-            "/v2/health/ready": {
-                "get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}}}
-            },
-            "/v2": {
-                "get": {
-                    "summary": "Server metadata",
-                    "responses": {"200": {"description": "server name and version"}},
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "responses": {"200": {"description": "OpenAPI 3.1"}},
-                }
-            },
-            "/docs": {
-                "get": {
-                    "summary": "Human-readable API page",
-                    "responses": {"200": {"description": "HTML"}},
-                }
-            },
-        },
-        "components": {
-            "schemas": {
-                "Record": record,
-                "PredictRequest": {
-                    "oneOf": [
-                        {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Record"},
-                            "minItems": 1,
-                        },
-                        {
-                            "type": "object",
-                            "required": ["records"],
-                            "properties": {
-                                "records": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "items": {"$ref": "#/components/schemas/Record"},
-                                }
-                            },
-                        },
-                        {
-                            "type": "object",
-                            "required": ["columns", "data"],
-                            "properties": {
-                                "columns": {"type": "array", "items": {"type": "string"}},
-                                "data": {
-                                    "type": "array",
-                                    "minItems": 1,
-                                    "items": {"type": "array"},
-                                },
-                            },
-                        },
-                    ]
-                },
-                "PredictResponse": {
-                    "type": "object",
-                    "required": ["model", "model_version", "request_id", "predictions"],
-                    "properties": {
-                        "model": {"type": "string"},
-                        "model_version": {"type": ["integer", "null"]},
-                        "request_id": {"type": "string"},
-                        "predictions": {"type": "array", "items": label},
-                        "probabilities": {
-                            "type": "array",
-                            "items": {"type": "array", "items": {"type": ["number", "null"]}},
-                        },
-                        "classes": {"type": "array"},
-                    },
-                },
-                "Tensor": tensor,
-                "InferRequest": {
-                    "type": "object",
-                    "required": ["inputs"],
-                    "properties": {
-                        "id": {"type": "string"},
-                        "inputs": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": {"$ref": "#/components/schemas/Tensor"},
-                        },
-                        "outputs": {
-                            "type": "array",
-                            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
-                        },
-                        "parameters": {"type": "object"},
-                    },
-                },
-                "InferResponse": {
-                    "type": "object",
-                    "required": ["model_name", "outputs"],
-                    "properties": {
-                        "model_name": {"type": "string"},
-                        "model_version": {"type": ["string", "null"]},
-                        "id": {"type": "string"},
-                        "parameters": {"type": "object"},
-                        "outputs": {
-                            "type": "array",
-                            "items": {"$ref": "#/components/schemas/Tensor"},
-                        },
-                    },
-                },
-                "Error": error,
-            }
-        },
-    }
-
-
-def _ref_response(description: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _request_id_header() -> dict[str, Any]:
-    return {
-        "name": "X-Request-ID",
-        "in": "header",
-        "required": False,
-        "description": "echoed in the response; generated when absent",
-        "schema": {"type": "string"},
-    }
-
-
-def _example_record(runtime: ModelRuntime) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for c in runtime.input_schema.columns:
-        if c.kind == "numeric":
-            row[c.name] = c.min if c.min is not None else 0
-        elif c.kind == "boolean":
-            row[c.name] = False
-        elif c.kind == "datetime":
-            row[c.name] = "2024-01-01T00:00:00"
-        else:
-            row[c.name] = c.categories[0] if c.categories else "text"
-    return row
-
-
-def docs_page(runtime: ModelRuntime) -> str:
-    """A self-contained HTML page describing the endpoints and the inputs."""
-    meta = runtime.meta
-    e = html.escape
-    rows = "".join(
-        f"<tr><td><code>{e(c.name)}</code></td><td>{e(c.kind)}</td>"
-        f"<td>{'yes' if c.nullable else 'no'}</td>"
-        f"<td>{e(', '.join(c.categories[:20])) if c.categories else ''}"
-        f"{' …' if c.categories and len(c.categories) > 20 else ''}</td></tr>"
-        for c in runtime.input_schema.columns
-    )
-    example = orjson.dumps([_example_record(runtime)]).decode()
-    infer = orjson.dumps(
-        {
-            "inputs": [
-                {"name": k, "shape": [1], "datatype": _DATATYPE_OF_KIND[c.kind], "data": [v]}
-                for (k, v), c in zip(
-                    _example_record(runtime).items(), runtime.input_schema.columns, strict=True
-                )
-            ]
-        }
-    ).decode()
-    doc = openapi_document(runtime)
-    endpoints = "".join(
-        f"<li><code>{e(method.upper())} {e(path)}</code> — {e(op.get('summary', ''))}</li>"
-        for path, ops in doc["paths"].items()
-        for method, op in ops.items()
-    )
-    version = runtime.version if runtime.version is not None else "unversioned"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{e(meta.name)} — mlcycle model API</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
-       line-height: 1.45; color: #222; }}
-code, pre {{ background: #f4f4f4; border-radius: 4px; }}
-pre {{ padding: .8rem; overflow-x: auto; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .25rem .6rem; }}
-</style></head><body>
-<h1>Model <code>{e(meta.name)}</code> <small>version {e(str(version))}</small></h1>
-<p>{e(meta.task)} model predicting <code>{e(meta.target)}</code>.
-Unseen categories: <b>{e(meta.unseen_category)}</b>.
-Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
-<h2>Endpoints</h2><ul>{endpoints}</ul>
-<h2>Inputs</h2>
-<table><tr><th>column</th><th>kind</th><th>nullable</th><th>categories</th></tr>{rows}</table>
-<h2>Examples</h2>
-<pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
-  -d '{e(example)}'</pre>
-<pre>curl -s localhost:8000/v2/models/{e(meta.name)}/infer -H 'Content-Type: application/json' \\
-  -d '{e(infer)}'</pre>
-<p>Errors are JSON: <code>{{"error", "why", "fix", "details": [{{"field", "error"}}],
-"request_id"}}</code> with status 400 (bad JSON), 404, 413 (too large) or 422 (bad input).</p>
-</body></html>
-"""

@@ -21,6 +21,7 @@ import glob
 import os
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlcycle.errors import BadInput, NotFound
+from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, now
 from mlcycle.serve.runtime import InputError, ModelRuntime
 
 Format = Literal["parquet", "csv"]
@@ -48,6 +50,7 @@ def predict_file(
     chunk_rows: int = 100_000,
     id_column: str | None = None,
     progress: Callable[[int], None] | None = None,
+    prediction_log: PredictionLog | None = None,
 ) -> dict[str, Any]:
     """Score a Parquet or CSV input (file, folder or glob) into a Parquet or CSV file.
 
@@ -98,6 +101,7 @@ def predict_file(
     if id_column is None and runtime.meta.id_column in available:
         id_column = runtime.meta.id_column
     job = _Job(runtime, files, fmt, output, out_fmt, id_column, chunk_rows, progress)
+    job.log = prediction_log
     return job.run(started)
 
 
@@ -113,7 +117,9 @@ class _Job:
     progress: Callable[[int], None] | None
     rows: int = 0
     rejected: int = 0
+    log: PredictionLog | None = None
     _temps: list[Path] = field(default_factory=list)
+    _job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
     def rejects_path(self) -> Path:
@@ -249,6 +255,13 @@ class _Job:
             arrays.append(_cast(ids, schema.field(self.id_column).type, self.id_column))
         if n:
             labels, proba = rt.predict_arrays(frame)
+            if self.log is not None:
+                ids = original.column(self.id_column).to_pylist() if self.id_column else None
+                self.log.submit(
+                    LogEntry(
+                        ModelInfo.of(rt), "batch", self._job_id, now(), frame, ids, labels, proba
+                    )
+                )
         else:
             labels, proba = [], None
         label_type = schema.field("prediction").type

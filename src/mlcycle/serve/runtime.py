@@ -22,28 +22,45 @@ Example:
 
 from __future__ import annotations
 
-import decimal
 import logging
-import math
-import numbers
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
 import numpy as np
 import pandas as pd
 import sklearn
-from pydantic import ValidationError
 
 from mlcycle.artifacts import BundleMeta
 from mlcycle.errors import BadInput, NotFound
-from mlcycle.schema import ColumnSchema, Schema, Violation, check_frame
+from mlcycle.schema import Schema, Violation, check_frame
+from mlcycle.serve.coerce import (
+    _EXPECTED,
+    _TEXT_KINDS,
+    InputError,
+    _coerce,
+    _distinct,
+    _frame_columns,
+    _rows_text,
+    _show,
+)
+from mlcycle.serve.fastpath import Plan, compile_plan, same_matrix
+from mlcycle.serve.loading import (
+    _CHECK_ROWS,
+    _check_model_inputs,
+    _check_rows_out,
+    _class_order,
+    _input_schema,
+    _openmp_controller,
+    _positive_index,
+    _read_joblib,
+    _read_model,
+    _read_sample,
+)
+from mlcycle.serve.onnx_model import OnnxModel
 
 logger = logging.getLogger("mlcycle.serve")
 
@@ -51,40 +68,8 @@ TASKS = ("binary", "multiclass", "regression")
 # Below this many rows a prediction runs on one OpenMP thread: waking the pool
 # costs more than the work (HistGradientBoosting: ~0.4 ms vs 0.5-4 ms per row).
 SINGLE_THREAD_ROWS = 512
-_MAX_EXAMPLES = 5
-
-Detail = dict[str, Any]
-
-
-class InputError(BadInput):
-    """Input rows break the model's data contract; ``details`` names each bad field.
-
-    Example:
-        >>> try:
-        ...     rt.validate_records([{"distance": "far"}])
-        ... except InputError as exc:
-        ...     exc.details[0]
-        {'field': 'carrier', 'error': "column 'carrier' (categorical) is missing"}
-    """
-
-    def __init__(
-        self,
-        details: list[Detail],
-        what: str = "the input does not match the model's data contract",
-        why: str = "",
-        fix: str = "",
-    ) -> None:
-        self.details = details
-        if not why:
-            why = "; ".join(str(d["error"]) for d in details[:3])
-            if len(details) > 3:
-                why += f"; and {len(details) - 3} more problem(s)"
-        if not fix:
-            fix = "fix the fields named in details (GET /v2/models/{name} lists the inputs)"
-        super().__init__(what, why, fix)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "details": self.details}
+# The ONNX export is used only while it agrees with scikit-learn this closely.
+ONNX_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -181,6 +166,17 @@ class ModelRuntime:
             self.positive_label = self.classes[self.positive_index]
         _check_model_inputs(model, meta, self.features)
         self._omp = _openmp_controller()
+        # Set by compile(): the pandas-free path and, when present, the ONNX export.
+        self.plan: Plan | None = None
+        self.estimator: Any = None
+        self.onnx: OnnxModel | None = None
+
+    @property
+    def engine(self) -> str:
+        """What scores rows: ``onnxruntime``, ``sklearn-compiled`` or ``sklearn-pipeline``."""
+        if self.onnx is not None:
+            return "onnxruntime"
+        return "sklearn-compiled" if self.plan is not None else "sklearn-pipeline"
 
     # --- loading --------------------------------------------------------------------
 
@@ -217,12 +213,68 @@ class ModelRuntime:
         schema = _read_model(folder / "schema.json", Schema)
         model = _read_joblib(folder / "model.joblib")
         runtime = cls(model, meta, schema, version=version, bundle_dir=folder)
+        runtime.compile(_read_sample(folder / "reference.parquet", runtime.features))
         if warmup:
             runtime.warm_up()
         return runtime
 
-    def warm_up(self) -> None:
-        """Predict one synthetic row so imports and caches are paid before traffic."""
+    def compile(self, sample: pd.DataFrame | None = None, *, onnx: bool = True) -> str:
+        """Turn on the fast paths that reproduce the pipeline on ``sample`` (plus a synthetic row).
+
+        The compiled preprocessing must give exactly the pipeline's matrix;
+        the ONNX export (``<bundle>/onnx``) must agree with the estimator to
+        ``ONNX_TOLERANCE``. Anything else keeps the generic pipeline path.
+        Returns :attr:`engine`.
+
+        Example:
+            >>> rt.compile(pd.read_parquet("bundle/reference.parquet"))
+            'onnxruntime'
+        """
+        self.plan, self.estimator, self.onnx = None, None, None
+        plan = compile_plan(self.model, self.input_schema, self.meta.unseen_category)
+        if plan is None:
+            return self.engine
+        frames = [self.validate_records([self._synthetic_row()])]
+        if sample is not None and len(sample):
+            checked = self.check_rows(sample.head(_CHECK_ROWS).reset_index(drop=True))
+            if len(checked.frame):
+                frames.append(checked.frame)
+        try:
+            with sklearn.config_context(skip_parameter_validation=True):
+                for frame in frames:
+                    expected = np.asarray(self.model[:-1].transform(frame), dtype=np.float64)
+                    if not same_matrix(plan.encode_frame(frame), expected):
+                        logger.warning("compiled preprocessing disagrees; using the pipeline")
+                        return self.engine
+        except Exception as exc:
+            logger.warning("cannot check the compiled preprocessing (%s); using the pipeline", exc)
+            return self.engine
+        self.plan, self.estimator = plan, self.model.steps[-1][1]
+        if onnx and self.bundle_dir is not None:
+            self.onnx = self._checked_onnx(OnnxModel.load(self.bundle_dir / "onnx"), frames)
+        return self.engine
+
+    def _checked_onnx(self, model: OnnxModel | None, frames: list[pd.DataFrame]) -> Any:
+        if model is None or self.plan is None:
+            return None
+        try:
+            for frame in frames:
+                matrix = self.plan.encode_frame(frame)
+                if self.is_classifier:
+                    ours = model.predict_proba(matrix)
+                    theirs = self.estimator.predict_proba(matrix)
+                else:
+                    ours, theirs = model.predict(matrix), self.estimator.predict(matrix)
+                diff = float(np.max(np.abs(ours - np.asarray(theirs, dtype=np.float64))))
+                if not diff <= ONNX_TOLERANCE:
+                    logger.warning("ONNX export differs by %.3g; using scikit-learn", diff)
+                    return None
+        except Exception as exc:
+            logger.warning("ONNX export failed its load check (%s); using scikit-learn", exc)
+            return None
+        return model
+
+    def _synthetic_row(self) -> dict[str, Any]:
         row: dict[str, Any] = {}
         for col in self.input_schema.columns:
             if col.kind == "numeric":
@@ -234,9 +286,17 @@ class ModelRuntime:
                 row[col.name] = "2000-01-01T00:00:00"
             else:
                 row[col.name] = col.categories[0] if col.categories else "x"
+        return row
+
+    def warm_up(self) -> None:
+        """Predict one synthetic row so imports and caches are paid before traffic."""
+        row = self._synthetic_row()
         started = time.perf_counter()
         try:
             self.predict(self.validate_records([row]))
+            matrix = self.encode_records([row])
+            if matrix is not None:
+                self.predict_matrix(matrix)
         except Exception as exc:
             # A synthetic row may miss a hidden assumption of a custom pipeline;
             # real rows still get their own checks, so a warning is enough.
@@ -421,12 +481,51 @@ class ModelRuntime:
 
     # --- prediction -----------------------------------------------------------------
 
+    def encode_records(self, rows: Sequence[Any]) -> np.ndarray | None:
+        """The estimator's input matrix for clean records; ``None``: use :meth:`validate_records`.
+
+        Example:
+            >>> X = rt.encode_records(rows)
+            >>> labels, proba = rt.predict_matrix(X) if X is not None else rt.predict_arrays(
+            ...     rt.validate_records(rows))
+        """
+        return None if self.plan is None else self.plan.encode_records(rows)
+
+    def predict_matrix(self, matrix: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
+        """Predict an encoded matrix (from :meth:`encode_records`); like :meth:`predict_arrays`."""
+        assert self.plan is not None, "predict_matrix needs a compiled runtime"
+        rows = len(matrix)
+        if self.onnx is not None:
+            if not self.is_classifier:
+                values = self.onnx.predict(matrix)
+                _check_rows_out(values, rows)
+                return values.tolist(), None
+            raw = self.onnx.predict_proba(matrix)
+        else:
+            with self._threads(rows), sklearn.config_context(skip_parameter_validation=True):
+                if not self.is_classifier:
+                    values = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+                    values = values.reshape(-1)
+                    _check_rows_out(values, rows)
+                    return values.tolist(), None
+                raw = np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
+        _check_rows_out(raw, rows)
+        return self._labelled(raw)
+
+    def _labelled(self, raw: np.ndarray) -> tuple[list[Any], np.ndarray]:
+        assert self._order is not None and self.classes is not None
+        proba = raw[:, self._order]
+        labels = self.classes
+        return [labels[i] for i in proba.argmax(axis=1).tolist()], proba
+
     def predict_arrays(self, df: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
         """Predict a validated frame: (labels or values, probabilities or ``None``).
 
         Probabilities have one column per class in ``self.classes`` order;
         labels are the most probable class, as plain Python values.
         """
+        if self.plan is not None:
+            return self.predict_matrix(self.plan.encode_frame(df))
         with self._threads(len(df)), sklearn.config_context(skip_parameter_validation=True):
             if not self.is_classifier:
                 values = np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)
@@ -434,10 +533,7 @@ class ModelRuntime:
                 return values.tolist(), None
             raw = np.asarray(self.model.predict_proba(df), dtype=np.float64)
         _check_rows_out(raw, len(df))
-        assert self._order is not None and self.classes is not None
-        proba = raw[:, self._order]
-        labels = self.classes
-        return [labels[i] for i in proba.argmax(axis=1).tolist()], proba
+        return self._labelled(raw)
 
     def predict(self, df: pd.DataFrame) -> dict[str, Any]:
         """Predict a frame from :meth:`validate_frame` / :meth:`validate_records`.
@@ -463,385 +559,3 @@ class ModelRuntime:
         if self._omp is None or rows >= SINGLE_THREAD_ROWS:
             return nullcontext()
         return self._omp.limit(limits=1)
-
-
-# --- loading helpers ----------------------------------------------------------------
-
-
-def _read_model(path: Path, model: type[Any]) -> Any:
-    if not path.is_file():
-        raise NotFound(
-            f"{path.name} not found in model bundle {path.parent}",
-            "a bundle folder holds model.joblib, meta.json and schema.json",
-            "re-register the model, or pass the right bundle folder",
-        )
-    try:
-        return model.model_validate_json(path.read_bytes())
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-            for e in exc.errors()[:3]
-        )
-        raise BadInput(
-            f"{path} is not a valid {path.name}",
-            problems,
-            "re-register the model with this version of mlcycle",
-        ) from None
-    except OSError as exc:
-        raise BadInput(f"cannot read {path}", str(exc), "check the file's permissions") from None
-
-
-def _read_joblib(path: Path) -> Any:
-    if not path.is_file():
-        raise NotFound(
-            f"model.joblib not found in model bundle {path.parent}",
-            "a bundle folder holds model.joblib, meta.json and schema.json",
-            "re-register the model, or pass the right bundle folder",
-        )
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            model = joblib.load(path)
-    except ModuleNotFoundError as exc:
-        raise BadInput(
-            f"cannot load {path}",
-            f"the model needs the Python package '{exc.name}', which is not installed",
-            f"install it in the serving environment (pip install {exc.name})",
-        ) from None
-    except Exception as exc:
-        raise BadInput(
-            f"cannot load {path}",
-            f"{type(exc).__name__}: {exc}",
-            "re-register the model with the scikit-learn version installed here",
-        ) from None
-    for w in caught:
-        # e.g. InconsistentVersionWarning: worth knowing, not worth refusing to serve.
-        logger.warning("loading %s: %s", path, w.message)
-    if not hasattr(model, "predict"):
-        raise BadInput(
-            f"{path} does not hold a model",
-            f"it holds a {type(model).__name__}, which has no predict()",
-            "re-register the model",
-        )
-    return model
-
-
-def _input_schema(meta: BundleMeta, schema: Schema) -> Schema:
-    """The contract of exactly the model's features, in the model's order.
-
-    A column may be in the dataset's schema without being a feature (excluded
-    by the spec), so the model's own feature list decides what is required.
-    """
-    by_name = {c.name: c for c in schema.columns}
-    absent = [f for f in meta.features if f not in by_name]
-    if absent:
-        raise BadInput(
-            f"model '{meta.name}' needs feature(s) the bundle's schema.json does not describe: "
-            + ", ".join(absent),
-            "the schema is the contract every request is checked against",
-            "re-register the model so schema.json covers every feature",
-        )
-    return Schema(
-        columns=[by_name[f].model_copy(update={"role": "feature"}) for f in meta.features]
-    )
-
-
-def _same(a: Any, b: Any) -> bool:
-    return bool(a == b) or str(a) == str(b)
-
-
-def _class_order(model: Any, meta: BundleMeta) -> tuple[np.ndarray, list[Any]]:
-    """Map ``meta.classes`` to the columns of the model's ``predict_proba``."""
-    fitted = getattr(model, "classes_", None)
-    if fitted is None or not hasattr(model, "predict_proba"):
-        raise BadInput(
-            f"model '{meta.name}' is a {meta.task} classifier without predict_proba/classes_",
-            "serving returns class probabilities",
-            "register a classifier that implements predict_proba",
-        )
-    fitted_list = np.asarray(fitted).tolist()
-    wanted = list(meta.classes) if meta.classes is not None else fitted_list
-    order: list[int] = []
-    for label in wanted:
-        hits = [j for j, f in enumerate(fitted_list) if _same(f, label)]
-        if len(hits) != 1:
-            break
-        order.append(hits[0])
-    if len(order) != len(wanted) or sorted(order) != list(range(len(fitted_list))):
-        raise BadInput(
-            f"model '{meta.name}': meta.json classes {wanted} do not match the model's "
-            f"classes {fitted_list}",
-            "probabilities are reported in meta.classes order",
-            "re-register the model",
-        )
-    return np.asarray(order, dtype=np.intp), wanted
-
-
-def _positive_index(meta: BundleMeta, classes: list[Any]) -> int:
-    if meta.positive_label is None:
-        return len(classes) - 1
-    for i, label in enumerate(classes):
-        if _same(label, meta.positive_label):
-            return i
-    raise BadInput(
-        f"model '{meta.name}': positive_label {meta.positive_label!r} is not one of {classes}",
-        "the binary probability is reported for the positive class",
-        "re-register the model",
-    )
-
-
-def _check_model_inputs(model: Any, meta: BundleMeta, features: list[str]) -> None:
-    fitted = getattr(model, "feature_names_in_", None)
-    if fitted is not None and list(fitted) != features:
-        raise BadInput(
-            f"model '{meta.name}' was fitted on columns {list(fitted)} "
-            f"but meta.json lists features {features}",
-            "the model would receive columns in the wrong order",
-            "re-register the model",
-        )
-
-
-def _openmp_controller() -> Any:
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # pragma: no cover - a scikit-learn dependency, normally there
-        return None
-    controller = ThreadpoolController().select(user_api="openmp")
-    return controller if controller.lib_controllers else None
-
-
-def _check_rows_out(values: np.ndarray, rows: int) -> None:
-    if values.shape[0] != rows:
-        raise RuntimeError(f"the model returned {values.shape[0]} rows for {rows} inputs")
-
-
-# --- coercion -----------------------------------------------------------------------
-
-_TEXT_KINDS = ("categorical", "string")
-_EXPECTED = {
-    "numeric": "a finite number",
-    "boolean": "true or false",
-    "categorical": "a string",
-    "string": "a string",
-    "datetime": "an ISO 8601 date-time",
-}
-_TRUE = frozenset({"true", "t", "yes", "y", "1"})
-_FALSE = frozenset({"false", "f", "no", "n", "0"})
-
-
-def _frame_columns(df: pd.DataFrame) -> dict[str, pd.Series]:
-    if not df.columns.is_unique:
-        dupes = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
-        raise InputError(
-            [{"field": c, "error": f"column '{c}' appears more than once"} for c in dupes],
-            what="duplicate input columns",
-        )
-    return {str(name): df[name] for name in df.columns}
-
-
-def _is_null(v: Any) -> bool:
-    if v is None or v is pd.NA or v is pd.NaT:
-        return True
-    return isinstance(v, float | np.floating) and math.isnan(v)
-
-
-def _coerce(data: Any, col: ColumnSchema, from_text: bool) -> tuple[Any, np.ndarray, list[Any]]:
-    """Coerce one column to its kind: (values, bad-row mask, the bad values)."""
-    if isinstance(data, pd.Series):
-        fast = _coerce_series(data, col.kind, from_text)
-        if fast is not None:
-            return fast
-        data = data.astype(object).tolist()
-    elif not isinstance(data, list):
-        data = list(data)
-    if col.kind == "numeric":
-        return _numbers(data, from_text)
-    if col.kind == "boolean":
-        return _booleans(data, from_text)
-    if col.kind == "datetime":
-        return _datetimes(data)
-    return _texts(data)
-
-
-def _coerce_series(
-    s: pd.Series, kind: str, from_text: bool
-) -> tuple[Any, np.ndarray, list[Any]] | None:
-    """Vectorised paths for typed columns; ``None`` means use the per-value path."""
-    dtype = s.dtype
-    n = len(s)
-    no_bad = np.zeros(n, dtype=bool)
-    if isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(dtype):
-        return None
-    is_bool = pd.api.types.is_bool_dtype(dtype)
-    is_number = (
-        pd.api.types.is_numeric_dtype(dtype)
-        and not is_bool
-        and not pd.api.types.is_complex_dtype(dtype)
-    )
-    is_text = isinstance(dtype, pd.StringDtype)
-    if kind == "numeric":
-        if is_number:
-            values = s.to_numpy(dtype=np.float64, na_value=np.nan)
-            bad = np.isinf(values)
-            return np.where(bad, np.nan, values), bad, values[bad].tolist()
-        if is_text and from_text:
-            parsed = pd.to_numeric(s.str.strip(), errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            bad = (s.notna().to_numpy() & np.isnan(parsed)) | np.isinf(parsed)
-            return np.where(bad, np.nan, parsed), bad, s[bad].tolist()
-        return None
-    if kind in _TEXT_KINDS:
-        if is_text:
-            return s.astype("str").reset_index(drop=True), no_bad, []
-        if pd.api.types.is_integer_dtype(dtype) and not s.isna().any():
-            return s.astype("str").reset_index(drop=True), no_bad, []
-        return None
-    if kind == "boolean" and is_bool and not s.isna().any():
-        return s.to_numpy(dtype=bool), no_bad, []
-    if kind == "datetime" and pd.api.types.is_datetime64_any_dtype(dtype):
-        if isinstance(dtype, pd.DatetimeTZDtype):
-            s = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        return s.reset_index(drop=True), no_bad, []
-    return None
-
-
-def _numbers(values: list[Any], from_text: bool) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    n = len(values)
-    if set(map(type, values)) <= {int, float, type(None)}:
-        try:
-            arr = np.array(values, dtype=np.float64)
-        except OverflowError:
-            pass
-        else:
-            bad = np.isinf(arr)
-            if not bad.any():
-                return arr, bad, []
-    arr = np.empty(n, dtype=np.float64)
-    bad = np.zeros(n, dtype=bool)
-    bad_values: list[Any] = []
-    for i, v in enumerate(values):
-        number: float | None = None
-        if _is_null(v):
-            number = math.nan
-        elif isinstance(v, bool | np.bool_):
-            number = None
-        elif isinstance(v, numbers.Real | decimal.Decimal):
-            # Decimal: what a Parquet decimal column becomes in pandas.
-            try:
-                number = float(v)
-            except (OverflowError, ValueError):
-                number = None
-        elif from_text and isinstance(v, str):
-            try:
-                number = float(v.strip())
-            except ValueError:
-                number = None
-        if number is None or math.isinf(number):
-            bad[i] = True
-            bad_values.append(v)
-            number = math.nan
-        arr[i] = number
-    return arr, bad, bad_values
-
-
-def _booleans(values: list[Any], from_text: bool) -> tuple[np.ndarray, np.ndarray, list[Any]]:
-    n = len(values)
-    arr = np.full(n, np.nan, dtype=np.float64)
-    bad = np.zeros(n, dtype=bool)
-    bad_values: list[Any] = []
-    for i, v in enumerate(values):
-        if _is_null(v):
-            continue
-        flag: bool | None = None
-        if isinstance(v, bool | np.bool_) or (isinstance(v, numbers.Real) and v in (0, 1)):
-            flag = bool(v)
-        elif from_text and isinstance(v, str):
-            text = v.strip().lower()
-            flag = True if text in _TRUE else False if text in _FALSE else None
-        if flag is None:
-            bad[i] = True
-            bad_values.append(v)
-        else:
-            arr[i] = 1.0 if flag else 0.0
-    if np.isnan(arr).any():
-        return arr, bad, bad_values
-    return arr.astype(bool), bad, bad_values
-
-
-def _texts(values: list[Any]) -> tuple[pd.Series, np.ndarray, list[Any]]:
-    n = len(values)
-    bad = np.zeros(n, dtype=bool)
-    if set(map(type, values)) <= {str, type(None)}:
-        return pd.Series(values, dtype="str"), bad, []
-    out: list[Any] = [None] * n
-    bad_values: list[Any] = []
-    for i, v in enumerate(values):
-        if _is_null(v):
-            continue
-        if isinstance(v, str):
-            out[i] = str(v)
-        elif isinstance(v, numbers.Integral) and not isinstance(v, bool | np.bool_):
-            # int-coded categories (zip codes, airport ids) arrive as numbers.
-            out[i] = str(int(v))
-        elif isinstance(v, float | np.floating) and math.isfinite(v) and float(v).is_integer():
-            out[i] = str(int(v))
-        else:
-            bad[i] = True
-            bad_values.append(v)
-    return pd.Series(out, dtype="str"), bad, bad_values
-
-
-def _datetimes(values: list[Any]) -> tuple[pd.Series, np.ndarray, list[Any]]:
-    n = len(values)
-    out: list[Any] = [pd.NaT] * n
-    bad = np.zeros(n, dtype=bool)
-    bad_values: list[Any] = []
-    for i, v in enumerate(values):
-        if _is_null(v):
-            continue
-        stamp: pd.Timestamp | None = None
-        if isinstance(v, str | datetime | np.datetime64):
-            try:
-                stamp = pd.Timestamp(v)
-            except (ValueError, TypeError, OverflowError):
-                stamp = None
-        if stamp is None or stamp is pd.NaT:
-            bad[i] = True
-            bad_values.append(v)
-            continue
-        if stamp.tzinfo is not None:
-            stamp = stamp.tz_convert("UTC").tz_localize(None)
-        out[i] = stamp
-    return pd.Series(pd.to_datetime(out)), bad, bad_values
-
-
-# --- messages -----------------------------------------------------------------------
-
-
-def _show(v: Any) -> str:
-    if v is None:
-        return "null"
-    text = repr(v.item() if isinstance(v, np.generic) else v)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _distinct(values: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    keys: set[str] = set()
-    for v in values:
-        key = _show(v)
-        if key not in keys:
-            keys.add(key)
-            seen.append(v)
-        if len(seen) >= _MAX_EXAMPLES:
-            break
-    return seen
-
-
-def _rows_text(rows: np.ndarray, total: int) -> str:
-    if total == 1:
-        return "row 0"
-    shown = ", ".join(str(r) for r in rows[:_MAX_EXAMPLES].tolist())
-    more = f" and {len(rows) - _MAX_EXAMPLES} more" if len(rows) > _MAX_EXAMPLES else ""
-    return f"row{'s' if len(rows) > 1 else ''} {shown}{more}"

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -48,7 +49,7 @@ pipeline_runs = Table(
     Column("ended_at", String(40)),
     Column("status", String(20), nullable=False),
     Column("spec_hash", String(64), nullable=False),
-    Column("git_sha", String(40)),
+    Column("git_sha", String(64)),
     Column("message", Text),
 )
 
@@ -117,4 +118,157 @@ alias_events = Table(
     Column("reason", Text, nullable=False),
     Column("forced", Boolean, nullable=False),
     Column("at", String(40), nullable=False),
+    # revision 0004 (registry): promote | rollback
+    Column("action", String(20), nullable=False, server_default="promote"),
+)
+
+# --- data stage (revision 0002) ------------------------------------------------------
+
+# One row per immutable raw partition landed by an ingest; the row is written in
+# the same transaction that makes the partition visible, so readers trust only it.
+raw_partitions = Table(
+    "raw_partitions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("source", String(200), nullable=False, index=True),
+    Column("path", Text, nullable=False),
+    Column("ingested_at", String(40), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("source_fingerprint", String(64), nullable=False),
+    Column("watermark_column", String(200)),
+    Column("watermark_min", Text),
+    Column("watermark_max", Text),
+    Column("status", String(20), nullable=False),
+    Column("details", Text, nullable=False),
+)
+
+# valid | invalid (quarantined: kept, never trained on) for each validated version.
+dataset_status = Table(
+    "dataset_status",
+    metadata,
+    Column("dataset_id", String(64), ForeignKey("artifacts.id"), primary_key=True),
+    Column("source", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("validation_id", String(64)),
+    Column("reason", Text),
+    Column("at", String(40), nullable=False),
+)
+
+# --- monitor (revision 0006) ---------------------------------------------------------
+
+# The cursor over the prediction log: every file already read, with its time range,
+# so a run reads only new files (plus old ones sharing a window with new rows).
+monitor_files = Table(
+    "monitor_files",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("path", String(500), primary_key=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("ts_min", String(40), nullable=False),
+    Column("ts_max", String(40), nullable=False),
+    Column("seen_at", String(40), nullable=False),
+)
+
+# One row per (model, window): the window's metrics as JSON, recomputed when it grows.
+monitor_windows = Table(
+    "monitor_windows",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("window", String(40), primary_key=True),
+    Column("model_version", Integer),
+    Column("start", String(40), nullable=False),
+    Column("end", String(40), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("computed_at", String(40), nullable=False),
+)
+
+# Ground truth, by the id the prediction log carries in `row_id`.
+monitor_labels = Table(
+    "monitor_labels",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("row_id", String(200), primary_key=True),
+    Column("label", Text, nullable=False),
+    Column("ingested_at", String(40), nullable=False),
+)
+
+# Every alert, with lineage to the model version and window; `pending` lists the
+# sinks that have not accepted it yet (retried on the next run, never dropped).
+monitor_alerts = Table(
+    "monitor_alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("model_version", Integer),
+    Column("window", String(40), nullable=False),
+    Column("rule", String(200), nullable=False),
+    Column("metric", String(200), nullable=False),
+    Column("value", Float),
+    Column("bound", Text, nullable=False),
+    Column("severity", String(20), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("pending", Text, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text),
+    UniqueConstraint("model", "rule", "window", name="uq_monitor_alerts_rule_window"),
+)
+
+# --- tracking (revision 0003): runs with their params, metrics, tags and files ----
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("experiment", String(200), nullable=False, index=True),
+    Column("name", String(200), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("parent_id", String(32), index=True),
+    Column("start_time", Float, nullable=False, index=True),
+    Column("end_time", Float),
+    Column("duration_s", Float),
+    Column("git_sha", String(64)),
+    Column("git_dirty", Boolean),
+    Column("host", String(200)),
+    Column("seed", BigInteger),
+    Column("dataset_id", String(64)),
+    Column("spec_hash", String(64)),
+)
+
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float),
+    Column("timestamp", Float, nullable=False),
+    Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+run_files = Table(
+    "run_files",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("name", String(500), primary_key=True),
+    Column("artifact_id", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
 )

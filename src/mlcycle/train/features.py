@@ -20,7 +20,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from mlcycle.schema import Schema
 
 # Families that cope with NaN and unscaled inputs themselves.
-TREE_FAMILIES = ("hist_gradient_boosting", "random_forest")
+TREE_FAMILIES = ("hist_gradient_boosting", "random_forest", "lightgbm")
 
 
 def build_preprocessor(schema: Schema, features: list[str], family: str) -> ColumnTransformer:

@@ -84,8 +84,8 @@ def test_shifted_features_drift_and_unchanged_do_not(
     n_ref: int, n_cur: int, tests: dict[str, str]
 ) -> None:
     reference = frame(n_ref, seed=1)
-    same = drift_report(reference, frame(n_cur, seed=2))
-    moved = drift_report(reference, frame(n_cur, seed=3, shift=1.0))
+    same = drift_report(reference, frame(n_cur, seed=2), test="evidently")
+    moved = drift_report(reference, frame(n_cur, seed=3, shift=1.0), test="evidently")
 
     assert {f.feature: f.test for f in same.features} == tests
     assert same.drifted == []
@@ -98,7 +98,7 @@ def test_shifted_features_drift_and_unchanged_do_not(
 
 def test_report_statistics_match_the_stattests() -> None:
     reference, current = frame(3_000, seed=4), frame(2_500, seed=5, shift=0.3)
-    report = drift_report(reference, current)
+    report = drift_report(reference, current, test="evidently")
     feature = {f.feature: f for f in report.features}
     assert feature["amount"].statistic == pytest.approx(
         st.wasserstein_norm(reference["amount"].to_numpy(), current["amount"].to_numpy())[0],
@@ -131,9 +131,9 @@ def test_low_cardinality_counts_values_over_both_samples() -> None:
     # 3 values in the reference, 3 more in the current: 6 in all, so numeric (as Evidently).
     reference = pd.DataFrame({"x": np.tile([1.0, 2.0, 3.0], 100)})
     current = pd.DataFrame({"x": np.tile([4.0, 5.0, 6.0], 100)})
-    feature = drift_report(reference, current).features[0]
+    feature = drift_report(reference, current, test="evidently").features[0]
     assert (feature.kind, feature.test, feature.drift) == ("numeric", "ks", True)
-    few = drift_report(reference, reference.iloc[::-1]).features[0]
+    few = drift_report(reference, reference.iloc[::-1], test="evidently").features[0]
     assert (few.kind, few.test, few.drift) == ("categorical", "chi2", False)
 
 
@@ -142,14 +142,14 @@ def test_nan_and_inf_are_dropped() -> None:
     clean_ref, clean_cur = rng.normal(size=400), rng.normal(size=300)
     reference = pd.DataFrame({"x": np.concatenate([clean_ref, [np.nan, np.inf]])})
     current = pd.DataFrame({"x": np.concatenate([clean_cur, [-np.inf, np.nan, np.nan]])})
-    feature = drift_report(reference, current).features[0]
+    feature = drift_report(reference, current, test="evidently").features[0]
     assert (feature.statistic, feature.p_value) == st.ks(clean_ref, clean_cur)
 
 
 def test_entirely_null_column_is_skipped() -> None:
     reference = frame(300, seed=9)
     current = frame(300, seed=10).assign(colour=pd.Series([None] * 300, dtype="str"))
-    feature = by_name(drift_report(reference, current))["colour"]
+    feature = by_name(drift_report(reference, current, test="evidently"))["colour"]
     assert feature == ("categorical", "skipped", False)
 
 
@@ -164,7 +164,7 @@ def test_schema_gives_columns_and_kinds() -> None:
             ColumnSchema(name="member", kind="boolean", role="target"),
         ]
     )
-    report = drift_report(reference, current, schema=schema)
+    report = drift_report(reference, current, schema=schema, test="evidently")
     assert by_name(report) == {
         "amount": ("numeric", "ks", False),
         "code": ("categorical", "chi2", False),
@@ -174,14 +174,14 @@ def test_schema_gives_columns_and_kinds() -> None:
 def test_categorical_dtype_categories_are_aligned() -> None:
     reference = pd.DataFrame({"c": pd.Categorical(["a", "b"] * 300, categories=["a", "b"])})
     current = pd.DataFrame({"c": pd.Categorical(["b", "a"] * 300, categories=["b", "a", "z"])})
-    feature = drift_report(reference, current).features[0]
+    feature = drift_report(reference, current, test="evidently").features[0]
     assert (feature.test, feature.statistic, feature.drift) == ("z", 0.0, False)
 
 
 def test_boolean_and_zero_one_numbers_compare_as_one_kind() -> None:
     reference = pd.DataFrame({"flag": np.array([True, False] * 400)})
     current = pd.DataFrame({"flag": np.array([1, 0] * 400)})
-    feature = drift_report(reference, current).features[0]
+    feature = drift_report(reference, current, test="evidently").features[0]
     assert (feature.kind, feature.test, feature.statistic) == ("categorical", "z", 0.0)
 
 
@@ -221,7 +221,9 @@ def test_unknown_test_lists_the_allowed_ones() -> None:
     reference = frame(50, seed=18)
     with pytest.raises(BadInput, match="unknown drift test 'kl'") as info:
         drift_report(reference, reference, test="kl")
-    assert info.value.fix == "use one of: auto, ks, chi2, z, psi, wasserstein, js, hellinger"
+    assert info.value.fix == (
+        "use one of: auto, evidently, ks, chi2, z, psi, wasserstein, js, hellinger"
+    )
 
 
 def test_numeric_test_on_text_names_the_column() -> None:

@@ -224,7 +224,7 @@ def test_jensenshannon_categorical_equals_scipy() -> None:
     ref = categories(13, 3_000, [6, 3, 1, 0.5])
     cur = categories(14, 2_000, [5, 3, 2, 0.1, 0.4])
     r, c = counts_by_hand(list(ref), list(cur))
-    expected = distance.jensenshannon(r / r.sum(), c / c.sum(), base=2)
+    expected = distance.jensenshannon(r / r.sum(), c / c.sum())
     assert close(st.jensenshannon(ref, cur, "categorical")[0], float(expected))
 
 
@@ -232,7 +232,7 @@ def test_jensenshannon_numeric_equals_scipy_on_shared_bins() -> None:
     ref = rng(15).gamma(2.0, 3.0, size=8_000)
     cur = rng(16).gamma(2.2, 3.0, size=9_000)
     p, q = decile_proportions(ref, cur)
-    expected = distance.jensenshannon(p, q, base=2)
+    expected = distance.jensenshannon(p, q)
     assert close(st.jensenshannon(ref, cur, "numeric")[0], float(expected))
 
 

@@ -1,83 +1,55 @@
-"""Registry steps: bundle and register the model, promote it when blessed."""
+"""Registry steps: bundle the gate-checked package with its evidence, register it,
+promote it when blessed.
+
+The bundle is registered whether or not it was blessed: a refused model is
+still a version anyone can inspect (``mlcycle models show NAME/N``) or force
+out with a recorded reason. Only Promote depends on the verdict.
+"""
 
 from __future__ import annotations
 
 import platform
-from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
-import mlcycle
-from mlcycle.artifacts import (
-    Blessing,
-    BundleMeta,
-    Evaluation,
-    TrainedModel,
-)
+from mlcycle.artifacts import Blessing, Evaluation
 from mlcycle.pipeline.project import Project
 from mlcycle.pipeline.runner import Step, StepResult
-from mlcycle.pipeline.steps.common import (
-    load_dataset,
-    load_split,
-)
+from mlcycle.registry.models import AliasConflict
 
 
 class Register(Step):
-    """Model + evidence → a bundle registered as the next version."""
+    """Package + evidence → a bundle registered as the next version."""
 
     name = "register"
-    inputs = ("model", "baseline", "evaluation", "blessing", "dataset", "splits")
-    sections = ("project", "problem", "serve")
+    inputs = ("package", "model", "baseline", "evaluation", "blessing", "dataset")
+    sections = ("project", "problem")
     libraries = ("pandas", "pyarrow")
+    revision = 2
 
     def still_valid(self, project: Project, result: StepResult) -> bool:
         bundle = result.outputs.get("bundle")
         return any(v.bundle_id == bundle for v in project.registry.versions(project.name))
 
     def run(self, project: Project, inputs: dict[str, str]) -> StepResult:
-        from mlcycle.registry.bundle import write_bundle
+        from mlcycle.registry.bundle import copy_package, finish_bundle, read_meta
 
         spec = project.spec
-        problem = spec.problem
         store = project.store
-        dataset, _ = load_dataset(project, inputs["dataset"])
-        model = TrainedModel.model_validate(store.record(inputs["model"]))
         evaluation = Evaluation.model_validate(store.record(inputs["evaluation"]))
         blessing = Blessing.model_validate(store.record(inputs["blessing"]))
-        train = load_split(project, inputs["splits"], "train")
-        reference_cols = [c for c in (*model.features, problem.target) if c in train.columns]
-        meta = BundleMeta(
-            name=project.name,
-            task=problem.task,
-            target=problem.target,
-            positive_label=problem.positive_label,
-            classes=model.classes,
-            features=model.features,
-            id_column=problem.id_column,
-            timestamp_column=problem.timestamp_column,
-            metrics=evaluation.metrics["candidate"],
-            baseline_metrics=evaluation.metrics.get("baseline", {}),
-            dataset_id=inputs["dataset"],
-            model_artifact_id=inputs["model"],
-            spec_hash=spec.hash(),
-            git_sha=project.git_sha,
-            mlcycle_version=mlcycle.__version__,
-            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            unseen_category=spec.serve.unseen_category,
-        )
-        # created_at would make every bundle unique; the bundle's identity is its
-        # evidence, so the timestamp is that of the training data's dataset record.
-        meta = meta.model_copy(update={"created_at": _created_at(project, inputs["model"])})
+        package = store.path(inputs["package"])
+        meta = read_meta(package)
+        lineage = lineage_record(project, inputs, meta.spec_hash, meta.git_sha)
         with store.staging() as folder:
-            write_bundle(
+            copy_package(package, folder)
+            finish_bundle(
                 folder,
-                model_file=store.path(inputs["model"]) / "model.joblib",
-                schema=dataset.schema_,
-                meta=meta,
-                profile=dataset.profile,
-                reference=train[reference_cols],
                 evaluation=evaluation,
                 blessing=blessing,
-                problem=problem,
-                seed=spec.train.seed,
+                problem=spec.problem,
+                lineage=lineage,
+                report_dir=store.path(inputs["blessing"]),
             )
             bundle_id = store.put(
                 folder,
@@ -87,9 +59,11 @@ class Register(Step):
                     "blessed": blessing.blessed,
                     "spec_hash": meta.spec_hash,
                     "git_sha": meta.git_sha,
+                    "run_id": lineage.get("run_id"),
                     "host": platform.node(),
                 },
                 parents={
+                    "package": inputs["package"],
                     "model": inputs["model"],
                     "baseline": inputs["baseline"],
                     "evaluation": inputs["evaluation"],
@@ -104,14 +78,39 @@ class Register(Step):
         )
 
 
-def _created_at(project: Project, model_id: str) -> str:
-    from sqlalchemy import select
+def _add_outlier_model(folder: Path, seed: int) -> None:
+    """Monitoring's outlier model (outliers.joblib); optional, so it never blocks registering."""
+    try:
+        from mlcycle.monitor.anomaly import fit_outlier_model
 
-    from mlcycle.store import tables as t
+        fit_outlier_model(folder, seed=seed)
+    except Exception as exc:  # anomaly scores are a bonus; the bundle is not
+        import logging
 
-    with project.store.engine.connect() as conn:
-        value = conn.execute(select(t.artifacts.c.created_at).where(t.artifacts.c.id == model_id))
-        return str(value.scalar())
+        (folder / "outliers.joblib").unlink(missing_ok=True)
+        logging.getLogger("mlcycle.monitor").warning("no outlier model in the bundle: %s", exc)
+
+
+def lineage_record(
+    project: Project, inputs: dict[str, str], spec_hash: str, git_sha: str | None
+) -> dict[str, Any]:
+    """Where the model came from: data version, raw partitions, spec, code and run."""
+    dataset = project.store.record(inputs["dataset"])
+    return {
+        "dataset_id": inputs["dataset"],
+        "dataset_rows": dataset.get("rows"),
+        "source": dataset.get("source"),
+        "source_fingerprint": dataset.get("source_fingerprint"),
+        "partitions": dataset.get("partitions") or [],
+        "watermark": dataset.get("watermark"),
+        "transforms_hash": dataset.get("transforms_hash"),
+        "model_id": inputs["model"],
+        "evaluation_id": inputs["evaluation"],
+        "blessing_id": inputs["blessing"],
+        "spec_hash": spec_hash,
+        "git_sha": git_sha,
+        "run_id": project.run_id,
+    }
 
 
 class Promote(Step):
@@ -134,10 +133,22 @@ class Promote(Step):
         )
         current = registry.alias_version(project.name, "champion")
         if current != version:
-            registry.promote(
-                project.name,
-                version,
-                alias="champion",
-                reason=f"blessed by the pipeline (blessing {inputs['blessing'][:12]})",
-            )
+            try:
+                registry.promote(
+                    project.name,
+                    version,
+                    alias="champion",
+                    reason=f"blessed by the pipeline (blessing {inputs['blessing'][:12]})",
+                    expected=current,
+                )
+            except AliasConflict:
+                # Someone moved the champion since this run judged against it: the
+                # blessing no longer speaks for the new champion, so do not overrule it.
+                return StepResult(
+                    {},
+                    {
+                        "champion": registry.alias_version(project.name, "champion"),
+                        "note": "champion moved meanwhile; not promoted",
+                    },
+                )
         return StepResult({}, {"champion": version, "previous": current})

@@ -1,0 +1,192 @@
+"""`mlcycle data profile|report` and the helpers the data commands share."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mlcycle.cli.common import (
+    JsonOption,
+    SpecOption,
+    console,
+    handle_errors,
+    load_project,
+    print_json,
+)
+from mlcycle.errors import BadInput
+
+VersionArg = typer.Argument(
+    None, help="Dataset version id (or a prefix of ≥ 6 characters); default: the newest."
+)
+
+
+def _versions(project: Any) -> list[dict[str, Any]]:
+    """Every dataset version, newest first, with its validation status."""
+    import sqlalchemy as sa
+
+    from mlcycle.data.landing import statuses
+    from mlcycle.store import tables as t
+
+    with project.store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.artifacts.c.id, t.artifacts.c.created_at, t.artifacts.c.record)
+            .where(t.artifacts.c.kind == "dataset")
+            .order_by(t.artifacts.c.created_at.desc())
+        ).all()
+    status = statuses(project.store)
+    out = []
+    for artifact_id, created, record in rows:
+        rec = json.loads(record)
+        st = status.get(artifact_id)
+        out.append(
+            {
+                "id": artifact_id,
+                "created_at": created,
+                "rows": rec["rows"],
+                "columns": len(rec["columns"]),
+                "partitions": len(rec.get("partitions", [])),
+                "source": rec["source"],
+                "status": st["status"] if st else "unvalidated",
+                "reason": st["reason"] if st else None,
+            }
+        )
+    return out
+
+
+def _resolve(project: Any, version: str | None) -> str:
+    if version:
+        artifact_id = str(project.store.resolve(version))
+        if project.store.kind(artifact_id) != "dataset":
+            raise BadInput(
+                f"artifact {version} is not a dataset version",
+                f"it is a {project.store.kind(artifact_id)}",
+                "list dataset versions with `mlcycle data versions`",
+            )
+        return artifact_id
+    found = _versions(project)
+    if not found:
+        raise BadInput(
+            "no dataset version yet", "", "run `mlcycle data ingest` or `mlcycle run` first"
+        )
+    return str(found[0]["id"])
+
+
+def _load(project: Any, artifact_id: str) -> Any:
+    from mlcycle.artifacts import DatasetVersion
+
+    return DatasetVersion.model_validate(project.store.record(artifact_id))
+
+
+@handle_errors
+def profile(
+    version: str | None = VersionArg,
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show a version's column profile (count, nulls, mean, std, quantiles, top values).
+
+    Example: mlcycle data profile --json
+    """
+    project = load_project(spec)
+    artifact_id = _resolve(project, version)
+    record = _load(project, artifact_id)
+    if as_json:
+        print_json({"dataset": artifact_id, **record.profile.model_dump(mode="json")})
+        return
+    table = Table(title=f"profile of {artifact_id[:12]} ({record.profile.rows} rows)")
+    for col in (
+        "column",
+        "kind",
+        "count",
+        "nulls",
+        "mean",
+        "std",
+        "p05",
+        "p50",
+        "p95",
+        "distinct/top",
+    ):
+        table.add_column(col)
+
+    def num(v: float | None) -> str:
+        return "" if v is None else f"{v:.4g}"
+
+    for c in record.profile.columns:
+        ranked = sorted(c.top.items(), key=lambda kv: -kv[1])[:3]
+        top = ", ".join(f"{k}:{n}" for k, n in ranked)
+        table.add_row(
+            c.name,
+            c.kind,
+            str(c.count),
+            str(c.nulls),
+            num(c.mean),
+            num(c.std),
+            num(c.quantiles.get("0.05")),
+            num(c.quantiles.get("0.5")),
+            num(c.quantiles.get("0.95")),
+            f"{c.distinct} ({top})" if c.distinct is not None else "",
+        )
+    console.print(table)
+
+
+@handle_errors
+def report(
+    version: str | None = VersionArg,
+    output: Path = typer.Option(
+        None, "--output", "-o", help="HTML file to write (default: data-report-<id>.html)."
+    ),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Write one self-contained HTML report of a version (opens offline, no CDN).
+
+    Distributions, missingness, correlations, relation to the target, class
+    balance and the validation results.
+
+    Example: mlcycle data report 3f2a9c -o report.html
+    """
+    import pandas as pd
+    import sqlalchemy as sa
+
+    from mlcycle.artifacts import ValidationReport
+    from mlcycle.data.landing import status_of
+    from mlcycle.data.report import render_report
+    from mlcycle.store import tables as t
+
+    project = load_project(spec)
+    artifact_id = _resolve(project, version)
+    record = _load(project, artifact_id)
+    df = pd.read_parquet(project.store.path(artifact_id) / "data.parquet")
+    validation = None
+    status = status_of(project.store, artifact_id)
+    report_id = status.get("validation_id") if status else None
+    if report_id is None:
+        with project.store.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(t.edges.c.child)
+                .join(t.artifacts, t.artifacts.c.id == t.edges.c.child)
+                .where(t.edges.c.parent == artifact_id, t.artifacts.c.kind == "validation")
+            ).first()
+        report_id = row[0] if row else None
+    if report_id:
+        validation = ValidationReport.model_validate(project.store.record(report_id))
+    html = render_report(
+        df,
+        record,
+        project.spec.problem,
+        validation=validation,
+        status=status["status"] if status else "unvalidated",
+        title=f"{project.name} · dataset {artifact_id[:12]}",
+    )
+    target = output or Path(f"data-report-{artifact_id[:12]}.html")
+    tmp = target.with_suffix(target.suffix + ".tmp")
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(target)
+    if as_json:
+        print_json({"dataset": artifact_id, "report": str(target), "bytes": len(html)})
+    else:
+        console.print(f"wrote {target} ({len(html) // 1024} KiB)")

@@ -1,0 +1,133 @@
+"""Reading a file source in bounded chunks: Parquet by row batches, CSV by pyarrow's
+streaming reader (malformed lines reported with their line number, or skipped and
+recorded, by ``data.source.on_bad_lines``).
+
+Example:
+    >>> for chunk in chunks(Source(path="data/"), Path("."), None, 250_000, result):
+    ...     print(len(chunk))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlcycle.data.sources import _display, _format_of, _match
+from mlcycle.data.sqlsource import read_sql_chunks
+from mlcycle.errors import BadInput
+from mlcycle.spec import Source
+
+if TYPE_CHECKING:
+    from mlcycle.data.ingest import IngestResult
+
+_SHOWN_LINES = 20
+_CSV_BLOCK = 1 << 22  # 4 MiB
+
+
+def chunks(
+    source: Source, base_dir: Path, after: Any, chunk_rows: int, result: IngestResult
+) -> Iterator[pd.DataFrame]:
+    """The source's rows in chunks of about ``chunk_rows`` (SQL: only rows past ``after``).
+
+    Every file of a folder or glob must hold the same columns; skipped CSV
+    lines are counted in ``result``.
+    """
+    if source.sql is not None:
+        yield from read_sql_chunks(source, base_dir, after, chunk_rows)
+        return
+    matched = _match(source, base_dir)
+    columns: list[str] | None = None
+    for path in matched.files:
+        fmt = _format_of(path, source.format, matched)
+        name = _display(matched.fs, path)
+        reader = _parquet_chunks if fmt == "parquet" else _csv_chunks
+        for chunk in reader(matched.fs, path, name, chunk_rows, source, result):
+            cols = [str(c) for c in chunk.columns]
+            if columns is None:
+                columns = cols
+            elif set(cols) != set(columns):
+                missing = [c for c in columns if c not in cols]
+                extra = [c for c in cols if c not in columns]
+                raise BadInput(
+                    f"data files of '{source.shown}' have different columns",
+                    f"{name}: missing {missing}, extra {extra}",
+                    "make every file of the source hold the same columns",
+                )
+            yield chunk if cols == columns else chunk[columns]
+
+
+def _parquet_chunks(
+    fs: Any, path: str, name: str, chunk_rows: int, source: Source, result: IngestResult
+) -> Iterator[pd.DataFrame]:
+    try:
+        with fs.open(path, "rb") as fh:
+            for batch in pq.ParquetFile(fh).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+    except (pa.ArrowException, OSError) as exc:
+        raise BadInput(
+            f"cannot read data file {name} as Parquet",
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+            "check the file is a complete Parquet file (export it again), or set "
+            "data.source.format to csv if it is CSV",
+        ) from exc
+
+
+def _csv_chunks(
+    fs: Any, path: str, name: str, chunk_rows: int, source: Source, result: IngestResult
+) -> Iterator[pd.DataFrame]:
+    import pyarrow.csv as pcsv
+
+    bad: list[tuple[int | None, str]] = []
+
+    def on_bad(row: Any) -> str:
+        bad.append((row.number, row.text))
+        if source.on_bad_lines == "warn":
+            result.bad_line_count += 1
+            if len(result.bad_lines) < _SHOWN_LINES and row.number is not None:
+                result.bad_lines.append(int(row.number))
+            return "skip"
+        return "error"
+
+    # Small blocks: the streaming reader reads many blocks ahead, so its memory
+    # grows with the block size; blocks are gathered into chunks of chunk_rows.
+    options = pcsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK)
+    parse = pcsv.ParseOptions(invalid_row_handler=on_bad)
+    try:
+        with fs.open(path, "rb", compression="infer") as fh:
+            reader = pcsv.open_csv(fh, read_options=options, parse_options=parse)
+            pending: list[pa.RecordBatch] = []
+            rows = 0
+            for batch in reader:
+                pending.append(batch)
+                rows += batch.num_rows
+                if rows >= chunk_rows:
+                    yield pa.Table.from_batches(pending).to_pandas()
+                    pending, rows = [], 0
+            if pending:
+                yield pa.Table.from_batches(pending).to_pandas()
+    except pa.ArrowInvalid as exc:
+        text = str(exc).splitlines()[0]
+        if bad and source.on_bad_lines == "error":
+            line, content = bad[-1]
+            raise BadInput(
+                f"data file {name} is malformed at line {line}",
+                f"{text} (line: {content[:120]!r}); nothing was landed",
+                "fix that line, or set data.source.on_bad_lines: warn to skip and record "
+                "malformed lines",
+            ) from None
+        raise BadInput(
+            f"cannot read data file {name} as CSV",
+            f"{text}; a column's values changed type part-way through the file?",
+            "fix the values, or export the file again; nothing was landed",
+        ) from None
+    except pa.ArrowException as exc:
+        raise BadInput(f"cannot read data file {name} as CSV", str(exc), "check the file") from exc
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        raise BadInput(
+            f"cannot read data file {name} as CSV", str(exc), "check the file is complete"
+        ) from exc

@@ -1,0 +1,357 @@
+"""The evaluation report: one self-contained HTML file (inline SVG, no scripts, no CDN).
+
+It shows the gate's verdict and checks, every metric with its interval for the
+candidate, the baseline and the champion, ROC and precision–recall curves, the
+reliability curve, the confusion matrix, the comparison with the champion, the
+slice table and the benefit score. ``report.json`` next to it holds the same data.
+
+Example:
+    >>> Path("report.html").write_text(render_html(report_data))
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+COLORS = {"candidate": "#1f6feb", "baseline": "#8b949e", "champion": "#d29922"}
+LOWER = {"log_loss", "brier", "rmse", "mae", "mape", "ece"}
+
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px auto;
+max-width:1180px;color:#1f2328;padding:0 16px}
+h1{font-size:22px;margin:0 0 4px}
+h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+.muted{color:#656d76}
+.badge{display:inline-block;padding:3px 10px;border-radius:12px;font-weight:600;color:#fff}
+.ok{background:#1a7f37} .bad{background:#cf222e}
+table{border-collapse:collapse;margin:6px 0;font-variant-numeric:tabular-nums}
+th,td{border-bottom:1px solid #eaeef2;padding:4px 10px;text-align:right;vertical-align:top}
+th:first-child,td:first-child{text-align:left} th{background:#f6f8fa}
+td,th{white-space:nowrap}
+td.detail,th.detail{text-align:left;max-width:720px;white-space:normal}
+.pass{color:#1a7f37} .fail{color:#cf222e}
+.grid{display:flex;flex-wrap:wrap;gap:18px} figure{margin:0}
+figcaption{font-weight:600;margin:4px 0}
+.ci{color:#656d76;font-size:12px} .legend span{margin-right:14px}
+.sw{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    try:
+        return f"{float(value):.{digits}f}"
+    except (TypeError, ValueError):
+        return _e(value)
+
+
+def _line_chart(
+    series: list[tuple[str, list[list[float]]]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    diagonal: bool = False,
+    size: int = 300,
+    scatter: bool = False,
+) -> str:
+    """An SVG line chart (or scatter plot) on [0, 1] × [0, 1]."""
+    pad = 38
+    inner = size - pad - 10
+
+    def xy(x: float, y: float) -> str:
+        return f"{pad + x * inner:.1f},{10 + (1 - y) * inner:.1f}"
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" '
+        f'viewBox="0 0 {size} {size}" role="img">',
+        f'<rect x="{pad}" y="10" width="{inner}" height="{inner}" fill="#fff" stroke="#d0d7de"/>',
+    ]
+    for tick in (0.0, 0.25, 0.5, 0.75, 1.0):
+        px = pad + tick * inner
+        py = 10 + (1 - tick) * inner
+        parts.append(
+            f'<line x1="{px:.1f}" y1="10" x2="{px:.1f}" y2="{10 + inner}" stroke="#f0f2f4"/>'
+            f'<line x1="{pad}" y1="{py:.1f}" x2="{pad + inner}" y2="{py:.1f}" stroke="#f0f2f4"/>'
+            f'<text x="{px:.1f}" y="{size - 14}" font-size="10" text-anchor="middle" '
+            f'fill="#656d76">{tick:g}</text>'
+            f'<text x="{pad - 4}" y="{py + 3:.1f}" font-size="10" text-anchor="end" '
+            f'fill="#656d76">{tick:g}</text>'
+        )
+    if diagonal:
+        parts.append(
+            f'<line x1="{pad}" y1="{10 + inner}" x2="{pad + inner}" y2="10" '
+            'stroke="#afb8c1" stroke-dasharray="4 3"/>'
+        )
+    for role, points in series:
+        if not points:
+            continue
+        if scatter:
+            parts += [
+                f'<circle cx="{pad + x * inner:.1f}" cy="{10 + (1 - y) * inner:.1f}" r="2" '
+                f'fill="{COLORS.get(role, "#333")}" fill-opacity="0.6"/>'
+                for x, y in points
+            ]
+            continue
+        path = " ".join(xy(x, y) for x, y in points)
+        dash = ' stroke-dasharray="6 4"' if role == "champion" else ""
+        parts.append(
+            f'<polyline points="{path}" fill="none" stroke="{COLORS.get(role, "#333")}" '
+            f'stroke-width="2"{dash}/>'
+        )
+        if len(points) <= 20:  # few points (reliability bins): mark them
+            parts += [
+                f'<circle cx="{xy(x, y).split(",")[0]}" cy="{xy(x, y).split(",")[1]}" r="3" '
+                f'fill="{COLORS.get(role, "#333")}"/>'
+                for x, y in points
+            ]
+    parts.append(
+        f'<text x="{pad + inner / 2:.0f}" y="{size - 1}" font-size="11" text-anchor="middle">'
+        f"{_e(xlabel)}</text>"
+        f'<text x="11" y="{10 + inner / 2:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 11 {10 + inner / 2:.0f})">{_e(ylabel)}</text></svg>'
+    )
+    return "".join(parts)
+
+
+def _confusion_svg(confusion: dict[str, Any], size: int = 300) -> str:
+    labels = confusion["labels"]
+    matrix = confusion["matrix"]
+    k = len(labels)
+    pad = 90
+    cell = (size - pad - 10) / max(k, 1)
+    top = max((max(row) for row in matrix), default=1) or 1
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{size}" height="{size}" role="img">']
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            shade = count / top
+            fill = f"rgb({int(255 - 200 * shade)},{int(255 - 150 * shade)},255)"
+            x, y = pad + j * cell, pad - 40 + i * cell
+            colour = "#fff" if shade > 0.6 else "#1f2328"
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{cell:.1f}" height="{cell:.1f}" '
+                f'fill="{fill}" stroke="#fff"/>'
+                f'<text x="{x + cell / 2:.1f}" y="{y + cell / 2 + 4:.1f}" font-size="12" '
+                f'text-anchor="middle" fill="{colour}">{count}</text>'
+            )
+    for i, label in enumerate(labels[:12]):
+        parts.append(
+            f'<text x="{pad - 6}" y="{pad - 40 + (i + 0.5) * cell + 4:.1f}" font-size="11" '
+            f'text-anchor="end">{_e(label)[:14]}</text>'
+            f'<text x="{pad + (i + 0.5) * cell:.1f}" y="{pad - 46}" font-size="11" '
+            f'text-anchor="middle">{_e(label)[:14]}</text>'
+        )
+    parts.append(
+        f'<text x="{pad + (size - pad) / 2:.0f}" y="{pad - 62}" font-size="11" '
+        'text-anchor="middle" fill="#656d76">predicted</text>'
+        f'<text x="8" y="{pad - 50}" font-size="11" fill="#656d76">actual ↓</text></svg>'
+    )
+    return "".join(parts)
+
+
+def _legend(roles: list[str]) -> str:
+    return (
+        '<div class="legend">'
+        + "".join(
+            f'<span><i class="sw" style="background:{COLORS.get(r, "#333")}"></i>{_e(r)}</span>'
+            for r in roles
+        )
+        + "</div>"
+    )
+
+
+def render_html(data: dict[str, Any]) -> str:
+    """The report as one HTML string (see :mod:`mlcycle.evaluate.report`)."""
+    ev = data["evaluation"]
+    blessing = data["blessing"]
+    champion = data.get("champion")
+    details = data.get("details", {}).get("roles", {})
+    metric = ev["primary_metric"]
+    level = f"{ev.get('confidence', 0.95):.0%}"
+    verdict = (
+        '<span class="badge ok">blessed</span>'
+        if blessing["blessed"]
+        else '<span class="badge bad">refused</span>'
+    )
+    out = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>mlcycle evaluation — {_e(data.get('project', ''))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>{_e(data.get('project', 'model'))}: holdout evaluation {verdict}</h1>",
+        f"<p class='muted'>{_e(ev['task'])} · primary metric <b>{_e(metric)}</b> · "
+        f"{ev['rows']} holdout rows · {level} intervals from {ev.get('n_boot', 0)} bootstrap "
+        "resamples (seeded)"
+        + (f" · champion v{champion['version']}" if champion else " · no champion (cold start)")
+        + "</p>",
+        "<h2>Gate</h2><table><tr><th>check</th><th>result</th><th class='detail'>detail</th></tr>",
+    ]
+    for check in blessing["checks"]:
+        mark = (
+            "<span class='pass'>✔ pass</span>"
+            if check["passed"]
+            else ("<span class='fail'>✘ fail</span>")
+        )
+        out.append(
+            f"<tr><td>{_e(check['name'])}</td><td>{mark}</td>"
+            f"<td class='detail'>{_e(check['detail'])}</td></tr>"
+        )
+    out.append("</table>")
+
+    preference = {"candidate": 0, "baseline": 1}
+    roles = sorted(ev["metrics"], key=lambda r: (preference.get(r, 2), r))
+    out.append("<h2>Metrics</h2>" + _legend(roles + (["champion"] if champion else [])))
+    out.append(
+        "<table><tr><th>metric</th>"
+        + "".join(f"<th>{_e(r)}</th>" for r in roles)
+        + ("<th>champion</th>" if champion else "")
+        + "</tr>"
+    )
+    names = list(ev["metrics"].get("candidate", {}))
+    names.sort(key=lambda n: (n != metric, n))
+    for name in names:
+        arrow = " ↓" if name in LOWER else " ↑"
+        row = [
+            f"<td><b>{_e(name)}</b>{arrow}</td>"
+            if name == metric
+            else f"<td>{_e(name)}{arrow}</td>"
+        ]
+        for role in roles:
+            value = ev["metrics"][role].get(name)
+            ci = ev.get("intervals", {}).get(role, {}).get(name)
+            shown = _num(value)
+            if ci:
+                shown += f"<br><span class='ci'>{_num(ci[0])} … {_num(ci[1])}</span>"
+            row.append(f"<td>{shown}</td>")
+        if champion:
+            row.append(f"<td>{_num((champion.get('metrics') or {}).get(name))}</td>")
+        out.append("<tr>" + "".join(row) + "</tr>")
+    out.append("</table>")
+
+    if ev.get("benefit"):
+        b = ev["benefit"]
+        out.append(
+            "<h2>Benefit</h2><p>Decision threshold <b>"
+            + _num(b["threshold"], 3)
+            + "</b> (the best on the validation split, applied unchanged to the holdout). "
+            "Mean benefit per row: "
+            + ", ".join(f"{_e(r)} <b>{_num(v, 3)}</b>" for r, v in b["per_row"].items())
+            + (
+                f" (candidate {level} CI {_num(b['interval'][0], 3)} … {_num(b['interval'][1], 3)})"
+                if b.get("interval")
+                else ""
+            )
+            + f". Matrix: {_e(data.get('benefit_matrix'))}.</p>"
+        )
+
+    figures = []
+    if any("curves" in d for d in details.values()):
+        roc = [(r, d["curves"]["roc"]) for r, d in details.items() if "curves" in d]
+        pr = [(r, d["curves"]["pr"]) for r, d in details.items() if "curves" in d]
+        figures.append(
+            "<figure><figcaption>ROC curve</figcaption>"
+            + _line_chart(
+                roc, xlabel="false positive rate", ylabel="true positive rate", diagonal=True
+            )
+            + "</figure>"
+        )
+        figures.append(
+            "<figure><figcaption>Precision–recall curve</figcaption>"
+            + _line_chart(pr, xlabel="recall", ylabel="precision")
+            + "</figure>"
+        )
+    calib = [
+        (r, [[b["predicted"], b["observed"]] for b in d["calibration"]])
+        for r, d in details.items()
+        if d.get("calibration") and r == "candidate"
+    ]
+    if calib:
+        ece = ev["metrics"].get("candidate", {}).get("ece")
+        figures.append(
+            "<figure><figcaption>Reliability (calibration)"
+            + (f" · ECE {_num(ece)}" if ece is not None else "")
+            + "</figcaption>"
+            + _line_chart(calib, xlabel="mean predicted", ylabel="observed", diagonal=True)
+            + "</figure>"
+        )
+    cand = details.get("candidate", {})
+    if cand.get("confusion"):
+        figures.append(
+            "<figure><figcaption>Confusion matrix (candidate)</figcaption>"
+            + _confusion_svg(cand["confusion"])
+            + "</figure>"
+        )
+    if cand.get("scatter"):
+        pts = cand["scatter"]
+        lo = min(min(p) for p in pts)
+        hi = max(max(p) for p in pts)
+        span = (hi - lo) or 1.0
+        scaled = [[(a - lo) / span, (b - lo) / span] for a, b in pts]
+        figures.append(
+            "<figure><figcaption>Predicted vs actual (scaled)</figcaption>"
+            + _line_chart(
+                [("candidate", scaled)],
+                xlabel="actual",
+                ylabel="predicted",
+                diagonal=True,
+                scatter=True,
+            )
+            + "</figure>"
+        )
+    if figures:
+        out.append("<h2>Curves</h2><div class='grid'>" + "".join(figures) + "</div>")
+
+    if champion and champion.get("comparison"):
+        c = champion["comparison"]
+        out.append(
+            f"<h2>Versus champion v{champion['version']}</h2><p>{_e(c.get('test'))} on the same "
+            f"{int(c.get('rows', ev['rows']))} rows: improvement in {_e(metric)} "
+            f"<b>{float(c['improvement']):+.4f}</b> ({level} CI {float(c['ci_low']):+.4f} … "
+            f"{float(c['ci_high']):+.4f}"
+            + (f", p = {float(c['p_value']):.3g}" if c.get("p_value") is not None else "")
+            + ").</p>"
+        )
+
+    if ev.get("slices"):
+        by_key = {(s["column"], s["value"]): s for s in (champion or {}).get("slices") or []}
+        out.append(
+            f"<h2>Slices ({_e(metric)})</h2><table><tr><th>slice</th><th>rows</th><th>judged</th>"
+            + "".join(f"<th>{_e(r)}</th>" for r in roles)
+            + ("<th>Δ vs champion</th>" if champion else "")
+            + "</tr>"
+        )
+        for s in ev["slices"]:
+            cells = [
+                f"<td>{_e(s['column'])} = {_e(s['value'])}</td><td>{s['rows']}</td>"
+                f"<td>{'yes' if s['judged'] else 'no'}</td>"
+            ]
+            for role in roles:
+                value = s["metrics"].get(role, {}).get(metric)
+                ci = s.get("intervals", {}).get(role, {}).get(metric)
+                shown = _num(value)
+                if ci:
+                    shown += f"<br><span class='ci'>{_num(ci[0])} … {_num(ci[1])}</span>"
+                cells.append(f"<td>{shown}</td>")
+            if champion:
+                cmp_ = by_key.get((s["column"], s["value"]))
+                if cmp_ and cmp_.get("judged"):
+                    bad = cmp_["ci_high"] < 0
+                    cells.append(
+                        f"<td class='{'fail' if bad else ''}'>{cmp_['improvement']:+.4f}"
+                        f"<br><span class='ci'>{cmp_['ci_low']:+.4f} … {cmp_['ci_high']:+.4f}"
+                        "</span></td>"
+                    )
+                else:
+                    cells.append("<td>–</td>")
+            out.append("<tr>" + "".join(cells) + "</tr>")
+        out.append("</table>")
+    out.append(
+        "<p class='muted'>Generated by mlcycle. Intervals are percentile bootstrap "
+        "intervals; comparisons with the champion use DeLong (ROC-AUC), McNemar (accuracy) "
+        "or a paired bootstrap on the same rows.</p></body></html>"
+    )
+    return "\n".join(out)

@@ -1,0 +1,260 @@
+"""Anomalies: per-row outlier scores, contract-rule breaks, and outlying metric values.
+
+* :func:`fit_outlier_model` runs at registration: an IsolationForest on the
+  bundle's reference features, saved as ``outliers.joblib`` in the bundle. Its
+  threshold is the reference's 99th score percentile, so about 1% of training
+  rows count as anomalous and a window's ``anomaly_rate`` has a known baseline.
+* :func:`rule_anomalies` counts rows that break the data contract: a number
+  outside the training range, a category never seen in training, a null where
+  the schema forbids one.
+* :func:`robust_z` scores the latest value of a metric series against the
+  earlier windows (median and MAD), so a sudden jump in any metric shows.
+
+Example:
+    >>> fit_outlier_model(bundle_folder)          # writes outliers.joblib
+    >>> model = OutlierModel.load(bundle_folder)
+    >>> model.rate(window_df)
+    0.013
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.schema import Schema
+
+OUTLIER_FILE = "outliers.joblib"
+#: Share of reference rows above the outlier threshold.
+CONTAMINATION = 0.01
+#: Rows of the reference used to fit the outlier model.
+FIT_ROWS = 20_000
+
+
+def encode(
+    frame: pd.DataFrame, features: Sequence[str], categories: dict[str, list[str]]
+) -> np.ndarray:
+    """Features as a float matrix: numbers as is (NaN kept), categories as codes (-1 unseen)."""
+    cols = []
+    for name in features:
+        values = frame[name]
+        if name in categories:
+            index = pd.Index(categories[name])
+            codes = index.get_indexer(
+                pd.Index(values.astype("object").where(values.notna(), None).astype(str))
+            )
+            codes = np.where(values.isna().to_numpy(), -2, codes)
+            cols.append(codes.astype(np.float64))
+        else:
+            cols.append(
+                pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            )
+    return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+
+def categories_of(
+    reference: pd.DataFrame, features: Sequence[str], schema: Schema | None
+) -> dict[str, list[str]]:
+    """The reference categories of every non-numeric feature (as strings)."""
+    out: dict[str, list[str]] = {}
+    for name in features:
+        kind = None
+        if schema is not None:
+            try:
+                kind = schema.column(name).kind
+            except KeyError:
+                kind = None
+        numeric = (
+            kind == "numeric"
+            if kind
+            else pd.api.types.is_numeric_dtype(reference[name])
+            and not pd.api.types.is_bool_dtype(reference[name])
+        )
+        if not numeric:
+            out[name] = sorted(reference[name].dropna().astype(str).unique().tolist())
+    return out
+
+
+@dataclass
+class OutlierModel:
+    """An IsolationForest over encoded features with its reference threshold."""
+
+    features: list[str]
+    categories: dict[str, list[str]]
+    medians: np.ndarray
+    forest: Any
+    threshold: float
+
+    lows: np.ndarray | None = None
+    highs: np.ndarray | None = None
+    spreads: np.ndarray | None = None
+
+    def scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """Anomaly score per row (higher = more unusual).
+
+        The forest's score, plus how far the row lies outside the reference
+        range (in reference standard deviations, the largest over the
+        features) plus 1 per unseen category: an IsolationForest scores a
+        point far beyond the training range like the most extreme training
+        points, so on its own it would miss exactly the rows monitoring cares
+        about most.
+        """
+        x = encode(frame, self.features, self.categories)
+        x = np.where(np.isnan(x), self.medians, x)
+        score = -np.asarray(self.forest.score_samples(x))
+        if self.lows is not None and self.highs is not None and self.spreads is not None:
+            below = np.maximum(self.lows - x, 0.0)
+            above = np.maximum(x - self.highs, 0.0)
+            score = score + ((below + above) / self.spreads).max(axis=1, initial=0.0)
+        for j, name in enumerate(self.features):
+            if name in self.categories:
+                score = score + (x[:, j] == -1.0)
+        return score
+
+    def rate(self, frame: pd.DataFrame) -> float:
+        """Share of rows scoring above the reference threshold."""
+        if len(frame) == 0:
+            return 0.0
+        return float(np.mean(self.scores(frame) > self.threshold))
+
+    @classmethod
+    def load(cls, folder: Path) -> OutlierModel | None:
+        """The bundle's outlier model, or ``None`` when the bundle has none."""
+        path = folder / OUTLIER_FILE
+        if not path.is_file():
+            return None
+        import joblib
+
+        data = joblib.load(path)
+        return cls(**data)
+
+
+def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
+    """Fit the outlier model on ``folder``'s reference and write ``outliers.joblib``.
+
+    ``folder`` is a bundle being staged (``meta.json``, ``schema.json`` and
+    ``reference.parquet`` written). Returns the file written, or ``None`` when
+    the reference has no rows.
+
+    Example:
+        >>> fit_outlier_model(staging_folder)
+        PosixPath('.../outliers.joblib')
+    """
+    import json
+
+    import joblib
+    from sklearn.ensemble import IsolationForest
+
+    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    schema = Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
+    reference = pd.read_parquet(folder / "reference.parquet")
+    features = [f for f in meta["features"] if f in reference.columns]
+    if len(reference) == 0 or not features:
+        return None
+    if len(reference) > FIT_ROWS:
+        reference = reference.sample(FIT_ROWS, random_state=seed)
+    categories = categories_of(reference, features, schema)
+    x = encode(reference, features, categories)
+    medians = np.nanmedian(np.where(np.isnan(x), np.nan, x), axis=0)
+    medians = np.where(np.isnan(medians), 0.0, medians)
+    x = np.where(np.isnan(x), medians, x)
+    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=seed, n_jobs=1)
+    forest.fit(x)
+    numeric = np.array([f not in categories for f in features])
+    lows = np.where(numeric, x.min(axis=0), -np.inf)
+    highs = np.where(numeric, x.max(axis=0), np.inf)
+    spreads = np.where(numeric & (x.std(axis=0) > 0), x.std(axis=0), 1.0)
+    model = OutlierModel(features, categories, medians, forest, 0.0, lows, highs, spreads)
+    threshold = float(np.quantile(model.scores(reference), 1.0 - CONTAMINATION))
+    path = folder / OUTLIER_FILE
+    data = {
+        "features": features,
+        "categories": categories,
+        "medians": medians,
+        "forest": forest,
+        "threshold": threshold,
+        "lows": lows,
+        "highs": highs,
+        "spreads": spreads,
+    }
+    joblib.dump(data, path, compress=3)
+    return path
+
+
+def anomaly_band(n: int) -> tuple[float, float]:
+    """The anomaly rates a window of ``n`` reference-like rows stays within (99.9%)."""
+    p = CONTAMINATION
+    width = 3.29 * math.sqrt(p * (1 - p) / max(n, 1))
+    return 0.0, p + width
+
+
+def rule_anomalies(frame: pd.DataFrame, schema: Schema, features: Sequence[str]) -> dict[str, int]:
+    """Rows breaking each contract rule: ``{"out_of_range:<col>": n, "unseen:<col>": n, ...}``.
+
+    Only non-zero counts are returned; ``"rows"`` counts rows breaking any rule.
+
+    Example:
+        >>> rule_anomalies(df, schema, ["distance", "carrier"])
+        {'unseen:carrier': 3, 'rows': 3}
+    """
+    counts: dict[str, int] = {}
+    any_bad = np.zeros(len(frame), dtype=bool)
+    for name in features:
+        try:
+            col = schema.column(name)
+        except KeyError:
+            continue
+        values = frame[name]
+        null = values.isna().to_numpy()
+        if not col.nullable and null.any():
+            counts[f"null:{name}"] = int(null.sum())
+            any_bad |= null
+        if col.kind == "numeric" and (col.min is not None or col.max is not None):
+            num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            out = np.zeros(len(frame), dtype=bool)
+            with np.errstate(invalid="ignore"):
+                if col.min is not None:
+                    out |= num < col.min
+                if col.max is not None:
+                    out |= num > col.max
+            if out.any():
+                counts[f"out_of_range:{name}"] = int(out.sum())
+                any_bad |= out
+        if col.categories is not None:
+            known = pd.Index(col.categories)
+            text = values.astype("object").where(~null, None).astype(str)
+            unseen = (known.get_indexer(pd.Index(text)) < 0) & ~null
+            if unseen.any():
+                counts[f"unseen:{name}"] = int(unseen.sum())
+                any_bad |= unseen
+    if any_bad.any():
+        counts["rows"] = int(any_bad.sum())
+    return counts
+
+
+def robust_z(series: Sequence[float | None], *, min_history: int = 4) -> float | None:
+    """Robust z-score of the last value against the earlier ones: (x - median) / (1.4826·MAD).
+
+    ``None`` when fewer than ``min_history`` earlier values exist. A MAD of 0
+    (a flat history) is replaced by 10% of the median's size, so a flat series
+    that moves is still noticed without dividing by zero.
+
+    Example:
+        >>> round(robust_z([0.10, 0.11, 0.09, 0.10, 0.35]), 1)
+        33.7
+    """
+    values = [float(v) for v in series if v is not None and math.isfinite(float(v))]
+    if len(values) < min_history + 1:
+        return None
+    history = np.array(values[:-1])
+    med = float(np.median(history))
+    mad = 1.4826 * float(np.median(np.abs(history - med)))
+    if mad == 0.0:
+        mad = max(abs(med) * 0.1, 1e-9)
+    return (values[-1] - med) / mad

@@ -1,0 +1,115 @@
+"""The prediction log: read (and, for replays and tests, write) the files serving leaves.
+
+Layout (the contract with serving): ``<root>/<model>/date=YYYY-MM-DD/<uuid>.parquet``,
+each file written whole and never appended to. ``root`` is
+``<project>/.mlcycle/predictions`` unless ``MLCYCLE_PREDICTIONS_URL`` names
+another place (any fsspec URL). Columns: ``request_id``, ``ts`` (UTC),
+``model``, ``model_version``, ``role``, one column per model feature,
+``row_id``, ``prediction`` (string label, or float for regression),
+``probability`` (P(positive) for binary) and ``proba_<class>`` for multiclass.
+
+Example:
+    >>> root = predictions_root(store.home)
+    >>> write_predictions(root, "flights", frame)
+    ['.../flights/date=2013-07-01/3f2a….parquet']
+    >>> list_files(root, "flights")[:1]
+    ['.../flights/date=2013-07-01/3f2a….parquet']
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlcycle.errors import BadInput
+
+ENV = "MLCYCLE_PREDICTIONS_URL"
+#: Columns every log file has besides the features and the per-class probabilities.
+BASE_COLUMNS = ("request_id", "ts", "model", "model_version", "role", "row_id", "prediction")
+ROLES = ("champion", "challenger", "shadow", "batch")
+
+
+def predictions_root(home: Path) -> str:
+    """``MLCYCLE_PREDICTIONS_URL`` if set, else ``<store home>/predictions``."""
+    return os.environ.get(ENV) or str(home / "predictions")
+
+
+def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
+    fs, path = fsspec.core.url_to_fs(root)
+    return fs, str(path).rstrip("/")
+
+
+def list_files(root: str, model: str) -> list[str]:
+    """Every log file of ``model``, sorted (date partition, then name)."""
+    fs, base = _fs(root)
+    pattern = f"{base}/{model}/date=*/*.parquet"
+    return sorted(str(p) for p in fs.glob(pattern))
+
+
+def read_files(
+    root: str, paths: Sequence[str], columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read log files into one frame (``columns`` only, when given).
+
+    Raises :class:`BadInput` naming the file when one cannot be read or lacks a
+    column asked for.
+    """
+    fs, _ = _fs(root)
+    frames = []
+    for path in paths:
+        try:
+            with fs.open(path, "rb") as fh:
+                table = pq.read_table(fh, columns=list(columns) if columns else None)
+        except (OSError, pa.ArrowInvalid, KeyError) as exc:
+            raise BadInput(
+                f"prediction log file {path} cannot be read",
+                str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                "move the broken file out of the log folder, then run again",
+            ) from None
+        frames.append(table.to_pandas())
+    if not frames:
+        return pd.DataFrame(columns=list(columns or BASE_COLUMNS))
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def write_predictions(root: str, model: str, frame: pd.DataFrame) -> list[str]:
+    """Write a frame of log rows as one file per ``ts`` date; return the paths.
+
+    Each file is written to a temporary name and renamed, so a reader never
+    sees half a file. Used by ``mlcycle monitor replay`` and by tests until a
+    service writes the log itself.
+
+    Example:
+        >>> write_predictions(root, "flights", scored.assign(ts=..., role="batch", ...))
+    """
+    missing = [c for c in BASE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise BadInput(
+            f"prediction log rows lack column(s) {', '.join(missing)}",
+            "every log file carries the same base columns",
+            f"add them: {', '.join(BASE_COLUMNS)}",
+        )
+    if len(frame) == 0:
+        return []
+    fs, base = _fs(root)
+    ts = pd.to_datetime(frame["ts"], utc=True)
+    frame = frame.assign(ts=ts.dt.as_unit("us"))
+    written = []
+    for day, part in frame.groupby(ts.dt.strftime("%Y-%m-%d"), sort=True):
+        folder = f"{base}/{model}/date={day}"
+        fs.makedirs(folder, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.parquet"
+        tmp = f"{folder}/.{name}.tmp"
+        table = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
+        with fs.open(tmp, "wb") as fh:
+            pq.write_table(table, fh)
+        fs.mv(tmp, f"{folder}/{name}")
+        written.append(f"{folder}/{name}")
+    return written

@@ -1,0 +1,184 @@
+"""Tiny inline-SVG charts for the monitoring report (no JavaScript, no CDN).
+
+Example:
+    >>> svg = line_chart(["07", "08"], {"realized": [0.8, 0.7]}, title="ROC AUC")
+    >>> svg.startswith("<svg")
+    True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+
+
+def _fmt(v: float) -> str:
+    if v == 0:
+        return "0"
+    if abs(v) >= 1000 or abs(v) < 0.01:
+        return f"{v:.2g}"
+    return f"{v:.3g}"
+
+
+def line_chart(
+    x_labels: Sequence[str],
+    series: dict[str, Sequence[float | None]],
+    *,
+    title: str = "",
+    bands: dict[str, tuple[Sequence[float | None], Sequence[float | None]]] | None = None,
+    hlines: dict[str, float] | None = None,
+    marks: Sequence[int] = (),
+    width: int = 560,
+    height: int = 220,
+) -> str:
+    """Lines over windows; ``bands`` shade (low, high) per series; ``marks`` flag windows."""
+    left, right, top, bottom = 48, 12, 26, 34
+    values = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
+    for lo, hi in (bands or {}).values():
+        values += [v for v in (*lo, *hi) if v is not None and math.isfinite(v)]
+    values += list((hlines or {}).values())
+    if not values:
+        values = [0.0, 1.0]
+    y0, y1 = min(values), max(values)
+    if y1 - y0 < 1e-12:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    pad = (y1 - y0) * 0.08
+    y0, y1 = y0 - pad, y1 + pad
+    n = max(len(x_labels), 1)
+    pw, ph = width - left - right, height - top - bottom
+
+    def x(i: int) -> float:
+        return left + (pw * (i + 0.5) / n)
+
+    def y(v: float) -> float:
+        return top + ph * (1 - (v - y0) / (y1 - y0))
+
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+    ]
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eee"/>'
+            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end">'
+            f"{_fmt(v)}</text>"
+        )
+    step = max(1, math.ceil(n / 12))
+    for i, label in enumerate(x_labels):
+        if i % step == 0:
+            out.append(
+                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle">'
+                f"{escape(label)}</text>"
+            )
+    for i in marks:
+        out.append(
+            f'<rect x="{x(i) - pw / n / 2:.1f}" y="{top}" width="{pw / n:.1f}" height="{ph}" '
+            'fill="#d62728" opacity="0.08"/>'
+        )
+    for j, (name, (lo, hi)) in enumerate((bands or {}).items()):
+        pts = [
+            (i, a, b)
+            for i, (a, b) in enumerate(zip(lo, hi, strict=True))
+            if a is not None and b is not None
+        ]
+        if pts:
+            color = (
+                PALETTE[list(series).index(name) % len(PALETTE)] if name in series else PALETTE[j]
+            )
+            poly = [f"{x(i):.1f},{y(b):.1f}" for i, _, b in pts] + [
+                f"{x(i):.1f},{y(a):.1f}" for i, a, _ in reversed(pts)
+            ]
+            out.append(f'<polygon points="{" ".join(poly)}" fill="{color}" opacity="0.15"/>')
+    for name, v in (hlines or {}).items():
+        out.append(
+            f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
+            'stroke="#555" stroke-dasharray="4 3"/>'
+            f'<text x="{left + pw - 2}" y="{y(v) - 3:.1f}" font-size="10" text-anchor="end">'
+            f"{escape(name)} {_fmt(v)}</text>"
+        )
+    legend_x = left + 8
+    for j, (name, vals) in enumerate(series.items()):
+        color = PALETTE[j % len(PALETTE)]
+        line = [(i, v) for i, v in enumerate(vals) if v is not None and math.isfinite(v)]
+        if len(line) > 1:
+            path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in line)
+            out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for i, v in line:
+            out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{color}"/>')
+        out.append(
+            f'<rect x="{legend_x}" y="{top + 6}" width="10" height="10" fill="{color}"/>'
+            f'<text x="{legend_x + 14}" y="{top + 15}" font-size="11">{escape(name)}</text>'
+        )
+        legend_x += 24 + 7 * len(name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def bar_pairs(
+    labels: Sequence[str],
+    reference: Sequence[float],
+    current: Sequence[float],
+    *,
+    title: str = "",
+    width: int = 420,
+    height: int = 200,
+) -> str:
+    """Side-by-side bars of two distributions (shares per bin or category)."""
+    left, right, top, bottom = 40, 10, 26, 40
+    pw, ph = width - left - right, height - top - bottom
+    n = max(len(labels), 1)
+    top_v = max([*reference, *current, 1e-9])
+    bw = pw / n
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+        f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">{_fmt(top_v)}</text>',
+    ]
+    for i, label in enumerate(labels):
+        for k, (vals, color) in enumerate(((reference, PALETTE[0]), (current, PALETTE[1]))):
+            h = ph * vals[i] / top_v
+            out.append(
+                f'<rect x="{left + i * bw + bw * (0.1 + 0.4 * k):.1f}" y="{top + ph - h:.1f}" '
+                f'width="{bw * 0.4:.1f}" height="{h:.1f}" fill="{color}"/>'
+            )
+        if n <= 12 or i % math.ceil(n / 12) == 0:
+            out.append(
+                f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + ph + 12}" font-size="9" '
+                f'text-anchor="middle">{escape(label[:10])}</text>'
+            )
+    out.append(
+        f'<rect x="{left + 6}" y="{height - 14}" width="10" height="10" fill="{PALETTE[0]}"/>'
+        f'<text x="{left + 20}" y="{height - 5}" font-size="11">reference</text>'
+        f'<rect x="{left + 90}" y="{height - 14}" width="10" height="10" fill="{PALETTE[1]}"/>'
+        f'<text x="{left + 104}" y="{height - 5}" font-size="11">current</text>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def sparkline(values: Sequence[float | None], *, width: int = 150, height: int = 36) -> str:
+    """A bare line of a metric over windows (no axes), for table cells."""
+    pts = [(i, v) for i, v in enumerate(values) if v is not None and math.isfinite(v)]
+    if len(pts) < 2:
+        return ""
+    lo = min(v for _, v in pts)
+    hi = max(v for _, v in pts)
+    span = hi - lo if hi > lo else 1.0
+    n = max(len(values) - 1, 1)
+    coords = " ".join(
+        f"{2 + (width - 4) * i / n:.1f},{height - 3 - (height - 6) * (v - lo) / span:.1f}"
+        for i, v in pts
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<polyline points="{coords}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/>'
+        f"<title>{escape(f'{lo:.3g} to {hi:.3g}')}</title></svg>"
+    )

@@ -1,0 +1,354 @@
+"""Embedded export: the model as an ONNX file, refused unless it reproduces scikit-learn.
+
+What is exported is the estimator, on the encoded float matrix; the
+preprocessing (numeric passthrough, ordinal or one-hot codes with fixed
+categories) is written into ``manifest.json`` so a device can rebuild the
+matrix with a dict lookup per category (see ``examples/embedded/``).
+``export_onnx`` converts with skl2onnx, scores the holdout rows with both
+ONNX Runtime and scikit-learn, and writes nothing unless the maximum absolute
+difference of the probabilities (values for regression) is within
+``tolerance``. A HistGradientBoosting model with *native* categorical
+features is the known case that converts wrongly; it is caught here.
+
+Output folder: ``model.onnx``, ``manifest.json`` (inputs, preprocessing,
+outputs, classes, parity), ``parity.json`` and ``schema.json``.
+
+Example:
+    >>> report = export_onnx(pipeline, holdout, Path("out"), name="flights", version=3,
+    ...                      task="binary", classes=[False, True], schema=schema)
+    >>> report["max_abs_diff"] < 1e-5, report["label_agreement"]
+    (True, 1.0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.errors import BadInput
+from mlcycle.schema import Schema
+
+TOLERANCE = 1e-5
+OPSET = {"": 17, "ai.onnx.ml": 3}
+FORMAT = "mlcycle-onnx/1"
+
+
+def export_onnx(
+    model: Any,
+    holdout: pd.DataFrame,
+    out_dir: Path,
+    *,
+    name: str,
+    version: int | None,
+    task: str,
+    classes: list[Any] | None,
+    schema: Schema,
+    positive_label: Any = None,
+    tolerance: float = TOLERANCE,
+) -> dict[str, Any]:
+    """Convert ``model`` (a fitted ``Pipeline([ColumnTransformer, estimator])``) and check parity.
+
+    ``holdout`` holds validated feature rows. Raises :class:`BadInput` when
+    the model cannot be converted or the parity check fails; then nothing is
+    written. Returns the parity report.
+    """
+    if len(holdout) == 0:
+        raise BadInput(
+            "cannot check the ONNX export", "there are no holdout rows", "pass holdout rows"
+        )
+    preprocessing = describe_preprocessing(model)
+    estimator = model.steps[-1][1]
+    matrix = np.asarray(model[:-1].transform(holdout), dtype=np.float64)
+    onnx_bytes = convert_estimator(estimator, matrix.shape[1])
+    # The truth is the whole pipeline on the rows, not the estimator on our matrix.
+    report = parity(onnx_bytes, model, matrix, holdout, task=task, tolerance=tolerance)
+    if not report["passed"]:
+        raise BadInput(
+            f"refusing the ONNX export of model '{name}'",
+            f"on {report['rows']} holdout rows the converted model differs from scikit-learn by "
+            f"up to {report['max_abs_diff']:.3g} (tolerance {tolerance:g}); label agreement "
+            f"{report['label_agreement']:.4f}",
+            "serve the scikit-learn model instead, or avoid features the converter gets wrong "
+            "(e.g. HistGradientBoosting's native categorical support: use ordinal codes)",
+        )
+    manifest = {
+        "format": FORMAT,
+        "model": name,
+        "model_version": version,
+        "task": task,
+        "classes": classes,
+        "positive_label": positive_label,
+        "features": [c.name for c in schema.columns if c.name in list(holdout.columns)],
+        "input": {"name": "X", "dtype": "float32", "shape": [-1, int(matrix.shape[1])]},
+        "preprocessing": preprocessing,
+        "outputs": (
+            {"label": "label", "probabilities": "probabilities"}
+            if task != "regression"
+            else {"value": "variable"}
+        ),
+        "estimator_classes": _plain(getattr(estimator, "classes_", None)),
+        "opset": OPSET,
+        "parity": report,
+    }
+    out_dir = Path(out_dir)
+    with _atomic_folder(out_dir) as folder:
+        (folder / "model.onnx").write_bytes(onnx_bytes)
+        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        (folder / "parity.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+        (folder / "schema.json").write_text(schema.model_dump_json(indent=1), encoding="utf-8")
+    return report
+
+
+def describe_preprocessing(model: Any) -> list[dict[str, Any]]:
+    """The preprocessing of ``Pipeline([ColumnTransformer, estimator])`` as data.
+
+    One entry per block of output columns: ``{"feature", "how": number |
+    ordinal | onehot, "categories"}``. Raises :class:`BadInput` for steps a
+    device could not reproduce from a manifest.
+    """
+    steps = getattr(model, "steps", None)
+    pre = steps[0][1] if steps and len(steps) == 2 else None
+    fitted = getattr(pre, "transformers_", None)
+    if fitted is None:
+        raise _unsupported("the model is not Pipeline([ColumnTransformer, estimator])")
+    names_in = [str(n) for n in getattr(pre, "feature_names_in_", [])]
+    blocks: list[dict[str, Any]] = []
+    for step_name, trans, cols in fitted:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        names = _names(cols, names_in)
+        kind = type(trans).__name__
+        identity = (isinstance(trans, str) and trans == "passthrough") or (
+            kind == "FunctionTransformer" and trans.func is None
+        )
+        if identity:
+            blocks += [{"feature": n, "how": "number"} for n in names]
+            continue
+        params = trans.get_params() if hasattr(trans, "get_params") else {}
+        if kind == "OrdinalEncoder" and _is_nan(params.get("unknown_value")):
+            how = "ordinal"
+        elif kind == "OneHotEncoder" and params.get("drop") is None:
+            how = "onehot"
+        else:
+            raise _unsupported(f"step '{step_name}' is a {kind}")
+        for n, cats in zip(names, trans.categories_, strict=True):
+            values = [None if _is_nan(v) else v for v in np.asarray(cats, dtype=object).tolist()]
+            blocks.append({"feature": n, "how": how, "categories": values})
+    return blocks
+
+
+def convert_estimator(estimator: Any, width: int) -> bytes:
+    """The estimator as ONNX bytes (input ``X``: float32 ``[n, width]``)."""
+    try:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+    except ImportError:
+        raise BadInput(
+            "cannot export to ONNX",
+            "skl2onnx is not installed",
+            "pip install 'mlcycle[onnx]' (skl2onnx and onnxruntime)",
+        ) from None
+    options = {id(estimator): {"zipmap": False}} if hasattr(estimator, "classes_") else None
+    try:
+        with _leaf_flags_as_ints():
+            onx = convert_sklearn(
+                estimator,
+                initial_types=[("X", FloatTensorType([None, width]))],
+                options=options,
+                target_opset=OPSET,
+            )
+    except Exception as exc:
+        raise BadInput(
+            f"cannot convert a {type(estimator).__name__} to ONNX",
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}",
+            "serve it with scikit-learn (the REST service and batch job do), or choose a "
+            "model family skl2onnx supports",
+        ) from None
+    return bytes(onx.SerializeToString())
+
+
+def parity(
+    onnx_bytes: bytes,
+    model: Any,
+    matrix: np.ndarray,
+    rows: pd.DataFrame,
+    *,
+    task: str,
+    tolerance: float,
+) -> dict[str, Any]:
+    """Score ``matrix`` with ONNX Runtime and scikit-learn; compare."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
+    outputs = session.run(None, {"X": matrix.astype(np.float32)})
+    if task == "regression":
+        ours = np.asarray(outputs[0], dtype=np.float64).reshape(-1)
+        theirs = np.asarray(model.predict(rows), dtype=np.float64).reshape(-1)
+        agreement = 1.0
+    else:
+        ours = np.asarray(outputs[-1], dtype=np.float64)
+        theirs = np.asarray(model.predict_proba(rows), dtype=np.float64)
+        if ours.shape != theirs.shape:
+            return _report(len(matrix), math.inf, 0.0, tolerance)
+        agreement = float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
+    diff = float(np.max(np.abs(ours - theirs))) if ours.shape == theirs.shape else math.inf
+    return _report(len(matrix), diff, agreement, tolerance)
+
+
+def _report(rows: int, diff: float, agreement: float, tolerance: float) -> dict[str, Any]:
+    finite = math.isfinite(diff)
+    return {
+        "rows": rows,
+        "max_abs_diff": diff if finite else None,
+        "label_agreement": agreement,
+        "tolerance": tolerance,
+        "passed": bool(finite and diff <= tolerance),
+    }
+
+
+@contextlib.contextmanager
+def _leaf_flags_as_ints() -> Iterator[None]:
+    """skl2onnx 1.20 writes a Python bool for the missing-value flag of HistGradientBoosting
+    leaves, which onnx refuses (ints only); coerce it while converting."""
+    try:
+        from skl2onnx.common import tree_ensemble
+    except ImportError:
+        yield
+        return
+    original = tree_ensemble.add_node
+
+    def add_node(*args: Any, **kwargs: Any) -> Any:
+        flag = kwargs.get("nodes_missing_value_tracks_true")
+        if flag is not None:
+            kwargs["nodes_missing_value_tracks_true"] = int(flag)
+        return original(*args, **kwargs)
+
+    tree_ensemble.add_node = add_node
+    try:
+        yield
+    finally:
+        tree_ensemble.add_node = original
+
+
+@contextlib.contextmanager
+def _atomic_folder(target: Path) -> Iterator[Path]:
+    """Write into a temp folder beside ``target``, then swap it in."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _names(cols: Any, names_in: list[str]) -> list[str]:
+    if isinstance(cols, str):
+        return [cols]
+    items = np.asarray(cols).tolist()
+    if all(isinstance(c, bool) for c in items):
+        return [n for n, keep in zip(names_in, items, strict=True) if keep]
+    return [names_in[c] if isinstance(c, int) else str(c) for c in items]
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _plain(values: Any) -> Any:
+    return None if values is None else np.asarray(values).tolist()
+
+
+def _unsupported(why: str) -> BadInput:
+    return BadInput(
+        "cannot export this model to ONNX",
+        why,
+        "the export covers numeric passthrough, OrdinalEncoder and OneHotEncoder "
+        "preprocessing; serve other pipelines with scikit-learn",
+    )
+
+
+def export_bundle(
+    bundle_dir: Path, holdout: pd.DataFrame, out_dir: Path | None = None
+) -> dict[str, Any]:
+    """Export the model of a bundle folder (into ``<bundle>/onnx`` by default).
+
+    ``holdout`` holds rows with at least the model's features; rows with a
+    null in a non-nullable feature are dropped first.
+
+    Example:
+        >>> export_bundle(Path("bundle"), test_split)["passed"]
+        True
+    """
+    import joblib
+
+    from mlcycle.artifacts import BundleMeta
+
+    meta = BundleMeta.model_validate_json((bundle_dir / "meta.json").read_text(encoding="utf-8"))
+    schema = Schema.model_validate_json((bundle_dir / "schema.json").read_text(encoding="utf-8"))
+    model = joblib.load(bundle_dir / "model.joblib")
+    missing = [f for f in meta.features if f not in holdout.columns]
+    if missing:
+        raise BadInput(
+            "cannot check the ONNX export",
+            f"the holdout rows lack feature(s): {', '.join(missing)}",
+            "pass rows with every feature",
+        )
+    rows = holdout[meta.features]
+    by_name = {c.name: c for c in schema.columns}
+    strict = [f for f in meta.features if f in by_name and not by_name[f].nullable]
+    if strict:
+        rows = rows.dropna(subset=strict)
+    features_schema = Schema(columns=[by_name[f] for f in meta.features if f in by_name])
+    return export_onnx(
+        model,
+        rows.reset_index(drop=True),
+        out_dir or bundle_dir / "onnx",
+        name=meta.name,
+        version=None,
+        task=meta.task,
+        classes=meta.classes,
+        schema=features_schema,
+        positive_label=meta.positive_label,
+    )
+
+
+def try_export_bundle(
+    bundle_dir: Path, holdout: pd.DataFrame | None = None
+) -> dict[str, Any] | None:
+    """:func:`export_bundle` for registration: any failure is logged, never raised.
+
+    Without ``holdout`` the parity check runs on the bundle's ``reference.parquet``.
+
+    Example:
+        >>> try_export_bundle(staging_folder)  # in the register step
+    """
+    import logging
+
+    try:
+        if holdout is None:
+            holdout = pd.read_parquet(bundle_dir / "reference.parquet")
+        return export_bundle(bundle_dir, holdout)
+    except Exception as exc:
+        logging.getLogger("mlcycle.registry").info("no ONNX export for this bundle: %s", exc)
+        return None

@@ -1,0 +1,315 @@
+"""Hyperparameter tuning with Optuna: seeded TPE, median pruning over folds, a budget of
+trials and/or seconds, and the study kept in the store's database so an interrupted
+tuning resumes where it stopped.
+
+A trial's score is the mean over the cross-validation folds when ``train.cv`` is
+set (reported fold by fold so the median pruner can stop a poor trial early),
+else the score on the validation rows.
+
+Example:
+    >>> result = tune(train_df, candidate, schema=schema, problem=problem, seed=42,
+    ...               metric=auc, greater_is_better=True, tuning=Tuning(trials=30),
+    ...               cv=CrossValidation(folds=5), storage=optuna_url(store_url),
+    ...               study_name="flights.hgb.3fa2")
+    >>> result.best_params
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mlcycle.errors import BadInput
+from mlcycle.schema import Schema
+from mlcycle.spec import Candidate, CrossValidation, Problem, SearchParam, Tuning
+from mlcycle.train.cv import Metric, cross_validate, folds
+from mlcycle.train.fit import build_pipeline, check_training_data, predictions, target_values
+
+
+@dataclass
+class TrialReport:
+    number: int
+    params: dict[str, Any]
+    value: float | None
+    state: str  # complete | pruned | fail
+    fold_scores: list[float]
+    seconds: float
+
+
+# Called after each trial (e.g. to track it as a run).
+TrialCallback = Callable[[TrialReport], None]
+
+
+@dataclass
+class TuningResult:
+    candidate: str
+    study_name: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    complete: int
+    pruned: int
+    failed: int
+    resumed: int = 0  # finished trials found in the store from an earlier, interrupted tuning
+    best_oof: np.ndarray | None = field(default=None, repr=False)
+
+
+def suggest(trial: Any, name: str, space: SearchParam) -> Any:
+    """One value from a search parameter (Optuna's suggest_* API)."""
+    if space.type == "categorical":
+        return trial.suggest_categorical(name, space.choices)
+    assert space.low is not None and space.high is not None
+    log = space.log or space.type == "log"
+    if space.type == "int":
+        step = int(space.step) if space.step and not log else 1
+        return trial.suggest_int(name, int(space.low), int(space.high), step=step, log=log)
+    return trial.suggest_float(
+        name, space.low, space.high, log=log, step=None if log else space.step
+    )
+
+
+def optuna_url(store_url: str) -> str:
+    """Where a store keeps its Optuna studies.
+
+    Optuna versions its tables with Alembic in a table named ``alembic_version``,
+    the same name the store's own migrations use, so the two cannot share one
+    namespace: on SQLite the studies live in a sibling file (``mlcycle.optuna.db``),
+    on PostgreSQL in a schema of the same database (``<schema>_optuna``).
+    """
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(store_url)
+    if url.drivername.startswith("sqlite"):
+        if not url.database or url.database == ":memory:":
+            raise BadInput(
+                "tuning cannot persist studies in an in-memory SQLite store",
+                "an interrupted tuning resumes from the studies kept on disk",
+                "use a file store (the default .mlcycle folder) or PostgreSQL",
+            )
+        database = str(Path(url.database).with_suffix(".optuna.db"))
+        return url.set(database=database).render_as_string(hide_password=False)
+    if url.drivername.startswith("postgresql"):
+        if url.drivername == "postgresql":
+            url = url.set(drivername="postgresql+psycopg")
+        options = str(url.query.get("options", ""))
+        match = re.search(r"search_path=([\w$]+)", options)
+        schema = f"{match.group(1) if match else 'mlcycle'}_optuna"
+        engine = sa.create_engine(url)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        finally:
+            engine.dispose()
+        others = re.sub(r"-c\s*search_path=[\w$]+", "", options).strip()
+        url = url.update_query_dict({"options": f"{others} -csearch_path={schema}".strip()})
+        return url.render_as_string(hide_password=False)
+    return store_url
+
+
+def _storage(url: str | None) -> Any:
+    import optuna
+
+    if url is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Parallel trials write from several threads; wait for the lock rather than fail.
+        kwargs = {"connect_args": {"timeout": 60}}
+    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    if url.startswith("sqlite"):
+        import sqlalchemy as sa
+
+        def pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # WAL: readers never block the trials' writes; NORMAL: no fsync per
+            # commit (a trial makes a dozen), still safe against a process crash.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        sa.event.listen(storage.engine, "connect", pragmas)
+        storage.engine.dispose()  # reconnect with the pragmas
+    return storage
+
+
+def tune(
+    train: pd.DataFrame,
+    candidate: Candidate,
+    *,
+    schema: Schema,
+    problem: Problem,
+    seed: int,
+    metric: Metric,
+    greater_is_better: bool,
+    tuning: Tuning,
+    cv: CrossValidation | None = None,
+    valid: pd.DataFrame | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    on_trial: TrialCallback | None = None,
+) -> TuningResult:
+    """Tune a candidate's search space; return the best params (fixed params included)."""
+    import optuna
+
+    if not candidate.search:
+        raise BadInput(
+            f"candidate '{candidate.name}' has no search space",
+            "tuning needs train.candidates[].search",
+            "add a search space or fit the candidate without tuning",
+        )
+    if cv is None and valid is None:
+        raise BadInput(
+            "tuning needs validation rows or cross-validation",
+            "a trial is scored on one or the other",
+            "set train.cv or pass the validation rows",
+        )
+    features = check_training_data(train, schema=schema, problem=problem)
+    # Build once with the low ends of the ranges: a bad estimator or search space
+    # fails here, before any trial, with the candidate's name in the message.
+    build_pipeline(candidate, schema=schema, problem=problem, seed=seed, features=features)
+    split = folds(train, cv, problem=problem, seed=seed) if cv is not None else None
+    y_valid = target_values(valid, problem) if valid is not None else None
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler: Any = (
+        optuna.samplers.TPESampler(seed=seed)
+        if tuning.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    pruner: Any = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        if tuning.pruning and cv is not None
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=_storage(storage),
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize" if greater_is_better else "minimize",
+        load_if_exists=True,
+    )
+    # Trials left RUNNING by a killed process will never finish: mark them failed
+    # (one tuner per study at a time) and count the finished ones against the budget.
+    from optuna.trial import TrialState
+
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    resumed = len(done)
+    remaining = None if tuning.trials is None else max(tuning.trials - resumed, 0)
+    best_oof: dict[str, Any] = {"value": None, "oof": None}
+
+    def objective(trial: Any) -> float:
+        started = time.perf_counter()
+        overrides = {name: suggest(trial, name, space) for name, space in candidate.search.items()}
+        pipeline, _, params = build_pipeline(
+            candidate,
+            schema=schema,
+            problem=problem,
+            seed=seed,
+            features=features,
+            overrides=overrides,
+        )
+        fold_scores: list[float] = []
+        state = "fail"
+        value: float | None = None
+        try:
+            if cv is not None:
+
+                def on_fold(i: int, running: float) -> None:
+                    fold_scores.append(running)
+                    trial.report(running, i)
+                    if trial.should_prune():
+                        raise optuna.TrialPruned()
+
+                result = cross_validate(
+                    pipeline,
+                    train,
+                    cv=cv,
+                    problem=problem,
+                    features=features,
+                    metric=metric,
+                    seed=seed,
+                    on_fold=on_fold,
+                    split=split,
+                )
+                fold_scores[:] = result.fold_scores
+                value = result.mean
+                better = best_oof["value"] is None or (
+                    value > best_oof["value"] if greater_is_better else value < best_oof["value"]
+                )
+                if better:
+                    best_oof.update(value=value, oof=result.oof)
+            else:
+                assert valid is not None and y_valid is not None
+                pipeline.fit(train[features], target_values(train, problem))
+                scores = predictions(
+                    problem.task, pipeline, valid[features], problem.positive_label
+                )
+                value = float(metric(y_valid, scores))
+            state = "complete"
+            return value
+        except optuna.TrialPruned:
+            state = "pruned"
+            raise
+        finally:
+            if on_trial is not None:
+                on_trial(
+                    TrialReport(
+                        trial.number,
+                        params,
+                        value,
+                        state,
+                        list(fold_scores),
+                        time.perf_counter() - started,
+                    )
+                )
+
+    if remaining != 0:
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=tuning.seconds,
+            n_jobs=tuning.n_jobs,
+            # A parameter combination the estimator rejects fails that trial only.
+            catch=(ValueError, ArithmeticError),
+        )
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if not complete:
+        raise BadInput(
+            f"tuning '{candidate.name}' finished no trial",
+            "every trial failed or was pruned, or the time budget ran out before one finished",
+            "raise train.tuning.seconds/trials or check the search space",
+        )
+    best = study.best_trial
+    best_params = {
+        **build_pipeline(
+            candidate,
+            schema=schema,
+            problem=problem,
+            seed=seed,
+            features=features,
+            overrides=dict(best.params),
+        )[2]
+    }
+    return TuningResult(
+        candidate=candidate.name,
+        study_name=study.study_name,
+        best_params=best_params,
+        best_value=float(best.value if best.value is not None else np.nan),
+        best_trial=best.number,
+        complete=len(complete),
+        pruned=sum(t.state == TrialState.PRUNED for t in trials),
+        failed=sum(t.state == TrialState.FAIL for t in trials),
+        resumed=resumed,
+        best_oof=best_oof["oof"],
+    )
