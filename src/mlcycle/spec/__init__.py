@@ -20,7 +20,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
@@ -28,43 +27,19 @@ from pydantic import (
 )
 
 from mlcycle.errors import BadInput
-
-Task = Literal["binary", "multiclass", "regression"]
-
-METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "binary": (
-        "roc_auc",
-        "pr_auc",
-        "log_loss",
-        "brier",
-        "f1",
-        "accuracy",
-        "balanced_accuracy",
-        "precision",
-        "recall",
-        "mcc",
-        "ece",
-    ),
-    "multiclass": (
-        "accuracy",
-        "f1_macro",
-        "log_loss",
-        "balanced_accuracy",
-        "f1_weighted",
-        "precision_macro",
-        "precision_weighted",
-        "recall_macro",
-        "recall_weighted",
-        "ece",
-    ),
-    "regression": ("rmse", "mae", "r2", "mape"),
-}
-# Metrics where a smaller value is better; the gate needs the direction.
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape", "ece"})
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from mlcycle.spec.base import LOWER_IS_BETTER, METRICS_BY_TASK, Task, _Model
+from mlcycle.spec.monitor import AlertRule, AlertSinks, Monitor
+from mlcycle.spec.train import (
+    Candidate,
+    CrossValidation,
+    Directional,
+    Invariance,
+    MinimumCase,
+    ModelTests,
+    SearchParam,
+    Train,
+    Tuning,
+)
 
 
 class Benefit(_Model):
@@ -179,8 +154,10 @@ class Expectation(_Model):
             raise ValueError(f"check '{self.check}' needs 'column'")
         if self.check == "allowed" and not self.values:
             raise ValueError("check 'allowed' needs 'values'")
-        if self.check in ("row_count", "null_rate", "range") and self.min is None and (
-            self.max is None
+        if (
+            self.check in ("row_count", "null_rate", "range")
+            and self.min is None
+            and (self.max is None)
         ):
             raise ValueError(f"check '{self.check}' needs 'min' and/or 'max'")
         if self.check == "freshness" and self.max_age_days is None:
@@ -204,132 +181,6 @@ class Split(_Model):
 
 class Prepare(_Model):
     split: Split = Field(default_factory=Split)
-
-
-class Candidate(_Model):
-    name: str
-    estimator: str = Field(
-        description="a built-in family (hist_gradient_boosting, logistic_regression, "
-        "random_forest) or a dotted path to a scikit-learn estimator class"
-    )
-    params: dict[str, Any] = Field(default_factory=dict)
-    search: dict[str, SearchParam] = Field(
-        default_factory=dict, description="estimator parameter → range tuned by Optuna"
-    )
-
-
-class SearchParam(_Model):
-    """One tuned parameter: ``int``/``float`` in [low, high] (``log: true`` for a log
-    scale; ``type: log`` is short for a log-scale float), or ``categorical`` choices."""
-
-    type: Literal["int", "float", "log", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = None
-    choices: list[Any] | None = None
-
-    @model_validator(mode="after")
-    def _range(self) -> SearchParam:
-        if self.type == "categorical":
-            if not self.choices:
-                raise ValueError("a categorical search parameter needs a non-empty 'choices'")
-            return self
-        if self.low is None or self.high is None or not self.low < self.high:
-            raise ValueError(f"a {self.type} search parameter needs 'low' < 'high'")
-        if (self.log or self.type == "log") and self.low <= 0:
-            raise ValueError("a log-scale search parameter needs 'low' > 0")
-        return self
-
-
-class CrossValidation(_Model):
-    """Folds of the training rows; ``auto`` is stratified for classes, k-fold otherwise."""
-
-    kind: Literal["auto", "kfold", "stratified", "group", "time"] = "auto"
-    folds: int = Field(default=5, ge=2, le=100)
-    group_column: str | None = None
-
-    @model_validator(mode="after")
-    def _groups(self) -> CrossValidation:
-        if self.kind == "group" and not self.group_column:
-            raise ValueError("kind 'group' needs 'group_column', the column rows are grouped by")
-        return self
-
-
-class Tuning(_Model):
-    """The Optuna budget: ``trials`` and/or ``seconds`` per candidate with a search space."""
-
-    trials: int | None = Field(default=20, ge=0)
-    seconds: float | None = Field(default=None, ge=0)
-    pruning: bool = True
-    sampler: Literal["tpe", "random"] = "tpe"
-    n_jobs: int = Field(default=1, ge=1, le=64)
-
-    @model_validator(mode="after")
-    def _budget(self) -> Tuning:
-        if self.trials == 0 or self.seconds == 0 or (self.trials is None and self.seconds is None):
-            raise ValueError(
-                "a tuning budget of zero tunes nothing; set trials ≥ 1 and/or seconds > 0, "
-                "or remove the candidates' 'search' to fit their params as given"
-            )
-        return self
-
-
-class Directional(_Model):
-    """Raising ``column`` by ``delta`` must not move the prediction against ``expect``."""
-
-    column: str
-    delta: float
-    expect: Literal["increase", "decrease"] = "increase"
-    tolerance: float = Field(default=1e-6, ge=0)
-    max_fraction: float = Field(default=0.0, ge=0, le=1, description="rows allowed to violate")
-    severity: Literal["error", "warn"] = "error"
-
-
-class Invariance(_Model):
-    """Setting ``column`` to each of ``values`` moves the prediction by at most ``epsilon``."""
-
-    column: str
-    values: list[Any] = Field(min_length=1)
-    epsilon: float = Field(default=0.05, ge=0)
-    max_fraction: float = Field(default=0.0, ge=0, le=1)
-    severity: Literal["error", "warn"] = "error"
-
-
-class MinimumCase(_Model):
-    """A named input with the output it must get (a label, a probability bound or a range)."""
-
-    name: str
-    row: dict[str, Any]
-    label: Any = None
-    min_proba: float | None = Field(default=None, ge=0, le=1)
-    max_proba: float | None = Field(default=None, ge=0, le=1)
-    low: float | None = None
-    high: float | None = None
-    severity: Literal["error", "warn"] = "error"
-
-
-class ModelTests(_Model):
-    sanity: bool = True
-    debug_rows: int = Field(default=200, ge=20)
-    directional: list[Directional] = Field(default_factory=list)
-    invariance: list[Invariance] = Field(default_factory=list)
-    cases: list[MinimumCase] = Field(default_factory=list)
-
-
-class Train(_Model):
-    seed: int = 42
-    baseline: Literal["auto", "prior", "most_frequent", "mean", "median", "persistence"] = "auto"
-    candidates: list[Candidate] = Field(
-        default_factory=lambda: [
-            Candidate(name="hgb", estimator="hist_gradient_boosting", params={})
-        ],
-        min_length=1,
-    )
-    cv: CrossValidation | None = None
-    tuning: Tuning = Field(default_factory=Tuning)
-    final_fit: Literal["train", "train_valid"] = "train"
-    model_tests: ModelTests = Field(default_factory=ModelTests)
 
 
 class Champion(_Model):
@@ -382,52 +233,6 @@ class Serve(_Model):
     port: int = Field(default=8000, ge=1, le=65535)
     unseen_category: Literal["reject", "unknown"] = "reject"
     max_body_bytes: int = Field(default=10_000_000, gt=0)
-
-
-class AlertRule(_Model):
-    """One alert: a window metric against a fixed bound or a band learned from the reference.
-
-    ``metric`` names a window metric (``drift:<feature>``, ``drift_share``,
-    ``prediction_drift``, ``anomaly_rate``, ``rule_anomaly_rate``, ``domain_auc``,
-    ``realized:<metric>``, ``estimated:<metric>``, ``concept_drift``...);
-    ``above``/``below`` are fixed bounds; ``band: reference`` uses the band the
-    reference gives for that metric. It fires once ``persistence`` consecutive
-    windows break the rule.
-    """
-
-    name: str
-    metric: str
-    above: float | None = None
-    below: float | None = None
-    band: Literal["reference"] | None = None
-    persistence: int = Field(default=1, ge=1)
-    severity: Literal["info", "warning", "critical"] = "warning"
-
-
-class AlertSinks(_Model):
-    """Where alerts go besides the log and the store."""
-
-    jsonl: str | None = Field(default=None, description="JSON-lines file, relative to the spec")
-    webhook: str | None = Field(default=None, description="URL that receives an HTTP POST")
-    webhook_retries: int = Field(default=3, ge=0, le=10)
-    webhook_backoff_s: float = Field(default=0.5, ge=0)
-
-
-class Monitor(_Model):
-    drift_test: Literal[
-        "auto", "evidently", "ks", "chi2", "z", "psi", "wasserstein", "js", "hellinger"
-    ] = "auto"
-    window: str = Field(
-        default="day", pattern=r"^(day|week|month|rows:[1-9][0-9]*)$",
-        description="day, week, month or rows:N (N predictions per window)",
-    )
-    persistence: int = Field(default=2, ge=1, description="windows a drift must last to alert")
-    fdr: float = Field(default=0.05, gt=0, lt=1, description="Benjamini-Hochberg level")
-    min_labels: int = Field(default=100, ge=1, description="labels a window needs for metrics")
-    sliding: int = Field(default=3, ge=1, description="windows pooled for sliding metrics")
-    roles: list[str] = Field(default_factory=lambda: ["champion", "batch"])
-    alerts: list[AlertRule] = Field(default_factory=list)
-    sinks: AlertSinks = Field(default_factory=AlertSinks)
 
 
 class Spec(_Model):
@@ -536,3 +341,36 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
             return None
         model = nested[0]
     return model
+
+
+__all__ = [
+    "LOWER_IS_BETTER",
+    "METRICS_BY_TASK",
+    "AlertRule",
+    "AlertSinks",
+    "Benefit",
+    "Candidate",
+    "Champion",
+    "CrossValidation",
+    "Data",
+    "Directional",
+    "EvaluateSection",
+    "Expectation",
+    "Features",
+    "Gates",
+    "Invariance",
+    "MinimumCase",
+    "ModelTests",
+    "Monitor",
+    "Prepare",
+    "Problem",
+    "SearchParam",
+    "Serve",
+    "Source",
+    "Spec",
+    "Split",
+    "Task",
+    "Train",
+    "Transform",
+    "Tuning",
+]
