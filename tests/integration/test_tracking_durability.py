@@ -145,6 +145,8 @@ def test_four_processes_logging_to_one_sqlite_store(tmp_path: Path) -> None:
         assert _points(tmp_path, run.id, "i") == list(range(3000))
     store = Store.open(tmp_path)
     with store.engine.connect() as conn:
-        total = conn.execute(sa.text("SELECT count(*) FROM run_metrics")).scalar_one()
+        total = conn.execute(sa.text("SELECT sum(n) FROM run_metric_blocks")).scalar_one()
+        latest = conn.execute(sa.text("SELECT step FROM run_latest_metrics")).scalars().all()
     store.close()
     assert total == 4 * 3000
+    assert latest == [2999] * 4

@@ -122,10 +122,18 @@ print("done", result.resumed, result.complete, flush=True)
 """
 
 
-def test_killed_tuning_resumes_with_its_trials_kept(tmp_path: Path) -> None:
-    store = Store.open(tmp_path)
-    url = optuna_url(store.engine.url.render_as_string(hide_password=False))
-    store.close()
+def test_killed_tuning_resumes_with_its_trials_kept(store_url: str, tmp_path: Path) -> None:
+    # On SQLite the study is in .mlcycle/mlcycle.optuna.db; on PostgreSQL (when
+    # MLCYCLE_TEST_POSTGRES_URL is set) in the store database's `<schema>_optuna`.
+    Store.open(tmp_path, url=store_url).close()
+    url = optuna_url(store_url)
+    try:
+        _kill_then_resume(url)
+    finally:
+        _drop_optuna_schema(url)
+
+
+def _kill_then_resume(url: str) -> None:
     fixtures = str(Path(__file__).resolve().parents[1] / "unit" / "train")
 
     def child(stall: bool) -> subprocess.Popen[str]:
@@ -157,3 +165,58 @@ def test_killed_tuning_resumes_with_its_trials_kept(tmp_path: Path) -> None:
     assert states.count(optuna.trial.TrialState.COMPLETE) == 6
     assert states.count(optuna.trial.TrialState.FAIL) == 1  # the one killed mid-way
     assert np.isfinite(study.best_value)
+
+
+def _drop_optuna_schema(url: str) -> None:
+    if not url.startswith("postgresql"):
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            schema = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+
+
+def test_lightgbm_tunes_with_cv(tmp_path: Path) -> None:
+    train, valid, schema = cancer()
+    candidate = Candidate.model_validate(
+        {
+            "name": "lgbm",
+            "estimator": "lightgbm",
+            "params": {"n_estimators": 30},
+            "search": {
+                "num_leaves": {"type": "int", "low": 4, "high": 31, "log": True},
+                "learning_rate": {"type": "log", "low": 0.03, "high": 0.3},
+                "min_child_samples": {"type": "int", "low": 5, "high": 30},
+            },
+        }
+    )
+    store = Store.open(tmp_path)
+    result = tune(
+        train,
+        candidate,
+        schema=schema,
+        problem=CANCER,
+        seed=0,
+        metric=auc,
+        greater_is_better=True,
+        tuning=Tuning(trials=4),
+        cv=CrossValidation(folds=3),
+        storage=optuna_url(store.engine.url.render_as_string(hide_password=False)),
+        study_name="cancer.lgbm",
+    )
+    store.close()
+    assert result.complete + result.pruned == 4 and result.failed == 0
+    assert {"num_leaves", "learning_rate", "min_child_samples"} <= set(result.best_params)
+    fit = fit_candidate(
+        train, candidate, schema=schema, problem=CANCER, seed=0, overrides=result.best_params
+    )
+    assert type(fit.model.steps[-1][1]).__name__ == "LGBMClassifier"
+    valid_auc = auc(
+        valid["malignant"].to_numpy(), predictions("binary", fit.model, valid[fit.features], True)
+    )
+    assert valid_auc > 0.95

@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from rich import get_console
 from rich.console import Console
 
 from mlcycle.errors import MlcycleError
 
-console = Console()
+# Rich's global console: a stage's own live display (the tuning progress) nests in
+# the CLI's status on it instead of fighting it for the terminal line.
+console = get_console()
 err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -115,9 +115,7 @@ def run(
             "failed": "[red]✘[/]",
         }[report.status]
         detail = ", ".join(
-            f"{k}={fmt(v)}"
-            for k, v in report.summary.items()
-            if k not in _QUIET_SUMMARY_KEYS
+            f"{k}={fmt(v)}" for k, v in report.summary.items() if k not in _QUIET_SUMMARY_KEYS
         )
         console.print(
             f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}", highlight=False

@@ -10,10 +10,10 @@ Example:
 from __future__ import annotations
 
 import functools
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from mlcycle.gitinfo import git_state
 from mlcycle.spec import Spec
 from mlcycle.store import Store
 
@@ -63,24 +63,8 @@ class Project:
     @functools.cached_property
     def git_sha(self) -> str | None:
         """The commit of the project folder, with ``-dirty`` if it has uncommitted changes."""
-        try:
-            sha = subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                cwd=self.base_dir,
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.strip()
-            dirty = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                cwd=self.base_dir,
-                capture_output=True,
-                text=True,
-                timeout=5,
-                check=True,
-            ).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
+        sha, dirty = git_state(str(self.base_dir))
+        if sha is None:
             return None
         return f"{sha}-dirty" if dirty else sha
 

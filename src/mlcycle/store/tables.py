@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -245,15 +246,30 @@ run_params = Table(
     Column("value", Text, nullable=False),
 )
 
-run_metrics = Table(
-    "run_metrics",
+# Revision 0003b: points as packed blocks (one row per run, key and flush; steps
+# int64, vals and times float64, little-endian) and each metric's latest point.
+run_metric_blocks = Table(
+    "run_metric_blocks",
     metadata,
     Column("run_id", String(32), nullable=False),
     Column("key", String(250), nullable=False),
+    Column("n", Integer, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("last_step", BigInteger, nullable=False),
+    Column("steps", LargeBinary, nullable=False),
+    Column("vals", LargeBinary, nullable=False),
+    Column("times", LargeBinary, nullable=False),
+    Index("ix_run_metric_blocks_run_key", "run_id", "key"),
+)
+
+run_latest_metrics = Table(
+    "run_latest_metrics",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("key", String(250), primary_key=True),
     Column("step", BigInteger, nullable=False),
     Column("value", Float),
     Column("timestamp", Float, nullable=False),
-    Index("ix_run_metrics_run_key_step", "run_id", "key", "step"),
 )
 
 run_tags = Table(

@@ -31,6 +31,7 @@ from mlcycle.schema import Schema
 from mlcycle.spec import Candidate, CrossValidation, Problem, SearchParam, Tuning
 from mlcycle.train.cv import Metric, cross_validate, folds
 from mlcycle.train.fit import build_pipeline, check_training_data, predictions, target_values
+from mlcycle.train.progress import TuningProgress
 
 
 @dataclass
@@ -154,8 +155,14 @@ def tune(
     storage: str | None = None,
     study_name: str | None = None,
     on_trial: TrialCallback | None = None,
+    progress: bool = False,
+    metric_name: str = "score",
 ) -> TuningResult:
-    """Tune a candidate's search space; return the best params (fixed params included)."""
+    """Tune a candidate's search space; return the best params (fixed params included).
+
+    ``progress`` shows the trials on stderr (:class:`~mlcycle.train.progress.TuningProgress`:
+    a Rich display on a terminal, a plain line every few seconds otherwise).
+    """
     import optuna
 
     if not candidate.search:
@@ -205,6 +212,24 @@ def tune(
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
     resumed = len(done)
     remaining = None if tuning.trials is None else max(tuning.trials - resumed, 0)
+    scored = [
+        (float(t.value), t.number)
+        for t in done
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    best_before = None
+    if scored:
+        best_before = max(scored) if greater_is_better else min(scored)
+    display = TuningProgress(
+        candidate.name,
+        metric=metric_name,
+        trials=tuning.trials,
+        seconds=tuning.seconds,
+        greater_is_better=greater_is_better,
+        resumed=resumed,
+        best=best_before,
+        enabled=progress,
+    )
     best_oof: dict[str, Any] = {"value": None, "oof": None}
 
     def objective(trial: Any) -> float:
@@ -261,27 +286,28 @@ def tune(
             state = "pruned"
             raise
         finally:
+            report = TrialReport(
+                trial.number,
+                params,
+                value,
+                state,
+                list(fold_scores),
+                time.perf_counter() - started,
+            )
+            display.trial(report)
             if on_trial is not None:
-                on_trial(
-                    TrialReport(
-                        trial.number,
-                        params,
-                        value,
-                        state,
-                        list(fold_scores),
-                        time.perf_counter() - started,
-                    )
-                )
+                on_trial(report)
 
     if remaining != 0:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=tuning.seconds,
-            n_jobs=tuning.n_jobs,
-            # A parameter combination the estimator rejects fails that trial only.
-            catch=(ValueError, ArithmeticError),
-        )
+        with display:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=tuning.seconds,
+                n_jobs=tuning.n_jobs,
+                # A parameter combination the estimator rejects fails that trial only.
+                catch=(ValueError, ArithmeticError),
+            )
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:

@@ -156,3 +156,43 @@ def test_import_mlcycle_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_later_flush_of_an_earlier_step_keeps_the_latest_value(tracker: Tracker) -> None:
+    with tracker.start_run("late") as run:
+        run.log_metrics({"loss": 0.1, "acc": 0.9}, step=9)
+        tracker.flush()
+        run.log_metrics({"loss": 0.5}, step=5)  # e.g. a delayed evaluation
+        run.log_metric("acc", 0.95, step=10)
+    tracker.flush()
+    view = query.get_run(tracker.engine, run.id)
+    assert view.metrics == {"loss": 0.1, "acc": 0.95}
+    assert [s for s, _, _ in query.metric_history(tracker.engine, run.id, "loss")] == [5, 9]
+    assert [r.id for r in query.search_runs(tracker.engine, filter="metrics.loss < 0.2")] == [
+        run.id
+    ]
+
+
+def test_a_failed_flush_keeps_everything_for_the_next_one(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with tracker.start_run("retry") as run:
+        run.log_params({"lr": 0.1})
+        run.log_metric("loss", 0.5, step=0)
+        run.log_metrics({"loss": 0.4, "acc": 0.8}, step=1)
+    pending = tracker.pending()
+    engine = tracker.engine
+
+    class Down:
+        def begin(self) -> None:
+            raise ConnectionError("database unreachable")
+
+    monkeypatch.setattr(tracker, "engine", Down())
+    with pytest.raises(ConnectionError):
+        tracker.flush()
+    assert tracker.pending() == pending  # nothing dropped
+    monkeypatch.setattr(tracker, "engine", engine)
+    tracker.flush()
+    view = query.get_run(engine, run.id)
+    assert view.params == {"lr": "0.1"} and view.metrics == {"loss": 0.4, "acc": 0.8}
+    assert [s for s, _, _ in query.metric_history(engine, run.id, "loss")] == [0, 1]

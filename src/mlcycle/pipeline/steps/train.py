@@ -169,6 +169,8 @@ class Train(Step):
                             ),
                             study_name=f"{project.name}.{candidate.name}.{key}",
                             on_trial=on_trial,
+                            progress=True,
+                            metric_name=metric,
                         )
                         overrides = tuned.best_params
                         oof = tuned.best_oof

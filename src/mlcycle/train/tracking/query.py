@@ -12,7 +12,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +21,7 @@ from sqlalchemy.engine import Engine
 
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.store import tables as t
+from mlcycle.train.tracking.blocks import decode, latest_value
 
 ATTRIBUTES = (
     "status",
@@ -121,15 +121,12 @@ def _where(filter: str) -> list[sa.ColumnElement[bool]]:
                     "metrics are numbers",
                     "compare with a number, e.g. metrics.auc > 0.8",
                 )
-            m = t.run_metrics
-            latest = (
-                sa.select(m.c.value)
-                .where(m.c.run_id == t.runs.c.id, m.c.key == key)
-                .order_by(m.c.step.desc(), m.c.timestamp.desc())
-                .limit(1)
-                .scalar_subquery()
+            m = t.run_latest_metrics
+            conditions.append(
+                sa.exists().where(
+                    m.c.run_id == t.runs.c.id, m.c.key == key, compare(m.c.value, value)
+                )
             )
-            conditions.append(compare(latest, value))
         else:
             table = t.run_params if kind.lower() == "params" else t.run_tags
             if op in ("<", "<=", ">", ">="):
@@ -177,12 +174,10 @@ def _order(order_by: str) -> list[Any]:
     key = parts[0]
     descending = len(parts) > 1 and parts[1].lower() == "desc"
     if key.startswith("metrics."):
-        m = t.run_metrics
+        m = t.run_latest_metrics
         latest = (
             sa.select(m.c.value)
             .where(m.c.run_id == t.runs.c.id, m.c.key == key.removeprefix("metrics."))
-            .order_by(m.c.step.desc())
-            .limit(1)
             .scalar_subquery()
         )
         column: Any = latest
@@ -213,26 +208,11 @@ def _fill(conn: sa.Connection, views: dict[str, RunView]) -> None:
             )
         ):
             views[run_id].tags[key] = value
-        m = t.run_metrics
-        ranked = (
-            sa.select(
-                m.c.run_id,
-                m.c.key,
-                m.c.value,
-                sa.func.row_number()
-                .over(
-                    partition_by=(m.c.run_id, m.c.key),
-                    order_by=(m.c.step.desc(), m.c.timestamp.desc()),
-                )
-                .label("rank"),
-            )
-            .where(m.c.run_id.in_(chunk))
-            .subquery()
-        )
+        m = t.run_latest_metrics
         for run_id, key, value in conn.execute(
-            sa.select(ranked.c.run_id, ranked.c.key, ranked.c.value).where(ranked.c.rank == 1)
+            sa.select(m.c.run_id, m.c.key, m.c.value).where(m.c.run_id.in_(chunk))
         ):
-            views[run_id].metrics[key] = math.nan if value is None else float(value)
+            views[run_id].metrics[key] = latest_value(value)
         for run_id, name, artifact_id in conn.execute(
             sa.select(t.run_files.c.run_id, t.run_files.c.name, t.run_files.c.artifact_id).where(
                 t.run_files.c.run_id.in_(chunk)
@@ -277,11 +257,11 @@ def get_run(engine: Engine, run_id: str) -> RunView:
 
 def metric_history(engine: Engine, run_id: str, key: str) -> list[tuple[int, float, float]]:
     """(step, value, timestamp) of every point of a metric, in step order."""
-    m = t.run_metrics
+    b = t.run_metric_blocks
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(m.c.step, m.c.value, m.c.timestamp)
-            .where(m.c.run_id == run_id, m.c.key == key)
-            .order_by(m.c.step, m.c.timestamp)
+            sa.select(b.c.steps, b.c.vals, b.c.times)
+            .where(b.c.run_id == run_id, b.c.key == key)
+            .order_by(b.c.first_step)
         ).all()
-    return [(int(s), math.nan if v is None else float(v), float(ts)) for s, v, ts in rows]
+    return decode(rows)

@@ -3,7 +3,9 @@
 A ``log_metric`` call appends a tuple to a list (about a microsecond); a
 background thread writes what has accumulated every ``flush_interval``
 seconds, or at once when ``max_pending`` rows are waiting, each batch in one
-transaction with one ``executemany`` per table. Nothing is lost on a normal
+transaction with one ``executemany`` per table. Metric points are packed into
+one row per (run, key, flush) (see :mod:`.blocks`), so a flush costs about as
+much for 100 points as for 100,000. Nothing is lost on a normal
 exit (``atexit``), on an exception inside ``with start_run()`` (the run is
 marked ``failed`` and flushed), or on SIGTERM (turned into ``SystemExit`` so
 the same unwinding runs; the run is marked ``killed``).
@@ -20,85 +22,31 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Mapping
-from functools import cache
-from importlib import metadata
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from mlcycle.errors import BadInput
 from mlcycle.store import Store
+from mlcycle.train.tracking import process
+from mlcycle.train.tracking.blocks import encode
+from mlcycle.train.tracking.process import (
+    HOST,
+    git_state,
+    install_sigterm,
+    library_versions,
+    split_git_sha,
+)
+from mlcycle.train.tracking.sql import RUN_COLUMNS, statements
+
+__all__ = ["Run", "Tracker", "split_git_sha"]
 
 STATUSES = ("running", "finished", "failed", "killed")
-RUN_COLUMNS = (
-    "id",
-    "experiment",
-    "name",
-    "status",
-    "parent_id",
-    "start_time",
-    "end_time",
-    "duration_s",
-    "git_sha",
-    "git_dirty",
-    "host",
-    "seed",
-    "dataset_id",
-    "spec_hash",
-)
-TRACKED_LIBRARIES = ("mlcycle", "numpy", "pandas", "scikit-learn", "optuna", "lightgbm")
-
-
-@cache
-def library_versions() -> dict[str, str]:
-    """Versions of the libraries a model depends on (absent ones are left out)."""
-    found = {"python": ".".join(map(str, sys.version_info[:3]))}
-    for name in TRACKED_LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
-@cache
-def git_state(folder: str) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the repository holding ``folder``; (None, None) outside one."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None, None
-    return sha, bool(dirty)
-
-
-def split_git_sha(value: str | None) -> tuple[str | None, bool | None]:
-    """``Project.git_sha`` ("<sha>" or "<sha>-dirty") as (sha, dirty)."""
-    if value is None:
-        return None, None
-    return value.removesuffix("-dirty"), value.endswith("-dirty")
 
 
 class Run:
@@ -159,16 +107,22 @@ class Run:
             for key, value in metrics.items():
                 s = steps[key] = steps.get(key, -1) + 1
                 rows.append((self.id, key, s, _number(key, value), now))
-        else:
-            step = int(step)
-            try:
-                rows = [(self.id, k, step, float(v), now) for k, v in metrics.items()]
-            except (TypeError, ValueError):
-                for key, value in metrics.items():
-                    _number(key, value)
-                raise
-            steps.update(dict.fromkeys(metrics, step))
-        self.tracker._add("metrics", rows)
+            self.tracker._add("metrics", rows)
+            return
+        if not metrics:
+            return
+        step = int(step)
+        try:
+            # Kept as one (keys, values) record: encoding it per point is left to
+            # the flush, which does it column-wise with numpy.
+            values = list(map(float, metrics.values()))
+        except (TypeError, ValueError):
+            for key, value in metrics.items():
+                _number(key, value)
+            raise
+        keys = tuple(metrics)
+        steps.update(dict.fromkeys(keys, step))
+        self.tracker._add_batch((self.id, keys, step, now, values))
 
     def set_tag(self, key: str, value: Any) -> None:
         self.set_tags({key: value})
@@ -237,40 +191,18 @@ class Tracker:
         self._lock = threading.Lock()  # guards the buffers; held for microseconds
         self._write_lock = threading.RLock()  # one writer at a time, in order
         self._runs: dict[str, dict[str, Any]] = {}
-        self._buffers: dict[str, list[tuple[Any, ...]]] = {"params": [], "metrics": [], "tags": []}
+        self._buffers: dict[str, list[tuple[Any, ...]]] = _empty_buffers()
         self._pending = 0
         self._active: dict[str, Run] = {}
         self._local = threading.local()
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
-        self._sql = self._statements()
-        atexit.register(self.close)
-        _install_sigterm()
+        self._sql = statements(self.engine.dialect.paramstyle)
+        atexit.register(self._close_at_exit)
+        install_sigterm()
 
     # --- SQL -------------------------------------------------------------------------
-
-    def _statements(self) -> dict[str, str]:
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-
-        def values(n: int) -> str:
-            return ", ".join([mark] * n)
-
-        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "id")
-        return {
-            "runs": f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES "
-            f"({values(len(RUN_COLUMNS))}) ON CONFLICT (id) DO UPDATE SET {updates}",
-            # The first value of a param wins, also against another process.
-            "params": f"INSERT INTO run_params (run_id, key, value) VALUES ({values(3)}) "
-            "ON CONFLICT (run_id, key) DO NOTHING",
-            "metrics": "INSERT INTO run_metrics (run_id, key, step, value, timestamp) "
-            f"VALUES ({values(5)})",
-            "tags": f"INSERT INTO run_tags (run_id, key, value) VALUES ({values(3)}) "
-            "ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value",
-            "files": f"INSERT INTO run_files (run_id, name, artifact_id, size) VALUES "
-            f"({values(4)}) ON CONFLICT (run_id, name) DO UPDATE SET "
-            "artifact_id = excluded.artifact_id, size = excluded.size",
-        }
 
     # --- runs ------------------------------------------------------------------------
 
@@ -308,7 +240,7 @@ class Tracker:
             "duration_s": None,
             "git_sha": git_sha,
             "git_dirty": git_dirty,
-            "host": _HOST,
+            "host": HOST,
             "seed": seed,
             "dataset_id": dataset_id,
             "spec_hash": spec_hash,
@@ -363,6 +295,8 @@ class Tracker:
             full = self._pending >= self.max_pending
         if full:
             self.flush()
+        if process.signalled is not None:
+            process.exit_if_signalled()
 
     def _add(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
@@ -373,6 +307,18 @@ class Tracker:
             full = self._pending >= self.max_pending
         if full:
             self.flush()
+        if process.signalled is not None:
+            process.exit_if_signalled()
+
+    def _add_batch(self, batch: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._buffers["batches"].append(batch)
+            self._pending += len(batch[1])
+            full = self._pending >= self.max_pending
+        if full:
+            self.flush()
+        if process.signalled is not None:
+            process.exit_if_signalled()
 
     def pending(self) -> int:
         """Rows waiting to be written."""
@@ -386,29 +332,31 @@ class Tracker:
                 buffers = self._buffers
                 if not runs and not any(buffers.values()):
                     return
+                pending = self._pending
                 self._runs = {}
-                self._buffers = {"params": [], "metrics": [], "tags": []}
+                self._buffers = _empty_buffers()
                 self._pending = 0
             try:
+                blocks, latest = encode(buffers["metrics"], buffers["batches"])
+                tags = list({(r[0], r[1]): r for r in buffers["tags"]}.values())
                 with self.engine.begin() as conn:
-                    if runs:
-                        conn.exec_driver_sql(
-                            self._sql["runs"], [tuple(r[c] for c in RUN_COLUMNS) for r in runs]
-                        )
-                    for table in ("params", "metrics", "tags"):
-                        rows = buffers[table]
-                        if table == "tags":
-                            # Only the last value of a key in this batch matters.
-                            rows = list({(r[0], r[1]): r for r in rows}.values())
+                    # Only the last value of a tag key in this batch matters.
+                    for sql, rows in (
+                        (self._sql["runs"], [tuple(r[c] for c in RUN_COLUMNS) for r in runs]),
+                        (self._sql["params"], buffers["params"]),
+                        (self._sql["blocks"], blocks),
+                        (self._sql["latest"], latest),
+                        (self._sql["tags"], tags),
+                    ):
                         if rows:
-                            conn.exec_driver_sql(self._sql[table], rows)
+                            conn.exec_driver_sql(sql, rows)
             except BaseException:
                 with self._lock:
                     for row in runs:
                         self._runs.setdefault(row["id"], row)
                     for table, rows in buffers.items():
                         self._buffers[table][:0] = rows
-                        self._pending += len(rows)
+                    self._pending += pending
                 raise
 
     def _ensure_thread(self) -> None:
@@ -427,6 +375,10 @@ class Tracker:
                     self.flush()
                 except Exception as exc:  # retried at the next tick; the data stays buffered
                     print(f"mlcycle: tracking flush failed, will retry: {exc}", file=sys.stderr)
+
+    def _close_at_exit(self) -> None:
+        process.exiting = True  # a second SIGTERM must not cut the final flush short
+        self.close()
 
     def close(self) -> None:
         """End the runs still active (``finished``) and write everything; called at exit."""
@@ -461,24 +413,6 @@ class Tracker:
         return artifact_id
 
 
-_HOST = socket.gethostname()
-_sigterm_installed = False
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Unwind like an exception: `with` blocks mark their runs killed and atexit
-    # writes the buffers. 128 + 15 is the shell's code for "terminated".
-    raise SystemExit(128 + signum)
-
-
-def _install_sigterm() -> None:
-    """Turn SIGTERM into SystemExit, only where nobody else has claimed SIGTERM."""
-    global _sigterm_installed
-    if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-        return
-    try:
-        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-            signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main interpreter
-        return
-    _sigterm_installed = True
+def _empty_buffers() -> dict[str, list[tuple[Any, ...]]]:
+    # params, tags and single points are rows; batches are whole log_metrics calls.
+    return {"params": [], "metrics": [], "batches": [], "tags": []}
