@@ -2,9 +2,11 @@
 
 1. Full drift report, 12 features, January-June (reference) vs July-December
    (current): mlcycle in Evidently mode (same tests, thresholds and binning)
-   and in its own calibrated mode, vs Evidently 0.7.23's ``DataDriftPreset``
-   measured in the same run on the same files. Per-column statistics of both
-   are listed side by side with their largest absolute difference.
+   and in its own calibrated mode (first report against the reference, which
+   pays for the calibration, and later ones, which reuse it), vs Evidently
+   0.7.23's ``DataDriftPreset`` measured in the same run on the same files.
+   Per-column statistics of both are listed side by side with their largest
+   absolute difference.
 2. A 10-million-row current window streamed from Parquet in batches through
    the merged-count path (:class:`mlcycle.monitor.streaming.BinnedCounts`),
    in a fresh process so its peak RSS is its own.
@@ -127,7 +129,16 @@ def run(quick: bool) -> dict[str, Any]:
             times.append(time.perf_counter() - start)
         return statistics.median(times), report
 
+    from mlcycle.monitor import calibrate
+
     ours_s, ours = timed("evidently")
+    # The calibrated mode's first report against a reference pays for the resampling;
+    # later reports against the same reference reuse it (memoized by content, and
+    # persisted per reference by the engine), so both figures are reported.
+    calibrate._MEMO.clear()
+    start = time.perf_counter()
+    drift_report(reference, current, FEATURES, test="auto")
+    auto_cold_s = time.perf_counter() - start
     auto_s, auto = timed("auto")
     alt = run_alternative(EVIDENTLY, str(train), str(future), str(1 if quick else 3),
                           json.dumps(FEATURES))  # fmt: skip
@@ -154,10 +165,14 @@ def run(quick: bool) -> dict[str, Any]:
         "features": len(FEATURES),
         "mlcycle_evidently_mode_s": round(ours_s, 4),
         "mlcycle_calibrated_mode_s": round(auto_s, 4),
+        "mlcycle_calibrated_mode_first_s": round(auto_cold_s, 4),
+        # Draws per column: the first pass, and in all where the noise decides.
+        "calibration_resamples": [calibrate.RESAMPLES, calibrate.PRECISE_RESAMPLES],
         "evidently_preset_s": round(alt_s, 3),
         "evidently_version": alt["version"],
         "speedup_vs_evidently": round(alt_s / ours_s, 1),
         "speedup_calibrated_vs_evidently": round(alt_s / auto_s, 1),
+        "speedup_calibrated_first_vs_evidently": round(alt_s / auto_cold_s, 1),
         "max_abs_stat_diff_vs_evidently": worst,
         "drifted_evidently_mode": ours.drifted,
         "drifted_calibrated_mode": auto.drifted,

@@ -301,3 +301,23 @@ def test_row_count_windows(store: Store, bundle: Path, tmp_path: Path) -> None:
     sizes = {w.key: w.metrics["rows"] for w in mon.windows()}
     assert sizes == {"rows-0000000": 300, "rows-0000001": 300, "rows-0000002": 50}
     assert len(mon.window_rows("rows-0000001")) == 300
+
+
+def test_labels_land_in_the_windows_that_exist_whatever_the_spec_window(
+    store: Store, bundle: Path, tmp_path: Path
+) -> None:
+    """A replay cuts months while the spec says day: a later `monitor run` with the spec's
+    window must still join labels into the stored monthly windows."""
+    monthly = make_monitor(store, bundle, tmp_path, AlertSinks())
+    monthly.settings = monthly.settings.model_copy(update={"window": "month"})
+    logged = log_day(monthly.root, "2013-07-01", 300, seed=3)
+    monthly.run()
+    truth = logged[["row_id", "target"]].rename(columns={"row_id": "id"})
+    ingest_labels(
+        store, "toy", truth, id_column="id", label_column="target", known_ids=set(truth["id"])
+    )
+    daily = make_monitor(store, bundle, tmp_path, AlertSinks())
+    assert daily.settings.window == "day"
+    daily.run()
+    (window,) = daily.windows()
+    assert window.key == "2013-07" and window.metrics["labels"] == 300

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,80 @@ def test_run_is_incremental(replayed: tuple[Path, dict]) -> None:
     assert summary["new_files"] == 0 and summary["windows_updated"] == []
 
 
+def test_dataset_versions_on_both_sides(replayed: tuple[Path, dict]) -> None:
+    proj, _ = replayed
+    (version,) = json.loads(cli(proj, "data", "versions", "--json").stdout)
+    vid = version["id"]
+    same = cli(
+        proj, "monitor", "drift", "--reference-version", vid[:8], "--current-version", "latest",
+        "--json",
+    )  # fmt: skip
+    rows = json.loads(same.stdout)
+    assert len(rows) >= 12 and not any(r["drift"] for r in rows)
+    future = cli(
+        proj, "monitor", "drift", "--reference-version", "latest",
+        "--current", "data/flights_future.parquet", "--json",
+    )  # fmt: skip
+    assert "month" in {r["feature"] for r in json.loads(future.stdout) if r["drift"]}
+    unknown = cli(proj, "monitor", "drift", "--current-version", "0123456789ab", check=False)
+    assert unknown.returncode == 2
+    assert "no dataset version '0123456789ab'" in unknown.stderr and vid[:12] in unknown.stderr
+    both = cli(
+        proj, "monitor", "drift", "-c", "x.parquet", "--current-version", "latest", check=False
+    )
+    assert both.returncode == 2 and "both --current and --current-version" in both.stderr
+
+    before = json.loads(cli(proj, "monitor", "run", "--window", "month", "--json").stdout)
+    one_off = json.loads(
+        cli(proj, "monitor", "run", "--current-version", "latest", "--json").stdout
+    )
+    assert one_off["dataset"] == vid and one_off["reference"] == "bundle"
+    assert "drift_share" in one_off and "prediction_drift_stat" in one_off
+    after = json.loads(cli(proj, "monitor", "run", "--window", "month", "--json").stdout)
+    assert after["windows"] == before["windows"], (before, after)  # a one-off is not stored
+    mixed = cli(proj, "monitor", "run", "--reference-version", "latest", check=False)
+    assert mixed.returncode == 2 and "computed against bundle" in mixed.stderr, mixed.stderr
+
+
+def test_progress_is_plain_lines_off_a_terminal(replayed: tuple[Path, dict]) -> None:
+    proj, _ = replayed
+    out = cli(proj, "monitor", "run", "--window", "month")
+    assert "monitor: joining labels" in out.stderr.splitlines()
+    assert "\x1b[" not in out.stderr  # no terminal control codes in a log
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on this machine")
+def test_report_renders_in_a_real_browser(replayed: tuple[Path, dict], tmp_path: Path) -> None:
+    proj, _ = replayed
+    assert CHROMIUM is not None
+    base = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]  # fmt: skip
+    url = (proj / "replay.html").as_uri()
+    dom = subprocess.run(
+        [*base, "--dump-dom", url], capture_output=True, text=True, timeout=180, check=True
+    )
+    for section in (
+        "Data drift",
+        "Distributions of drifted features",
+        "Performance over time",
+        "Drift and anomalies over time",
+        "Alerts (",
+    ):
+        assert f"<h2>{section}" in dom.stdout, section
+    assert dom.stdout.count("<svg") > 10 and "Uncaught" not in dom.stderr
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*base, f"--screenshot={shot}", "--window-size=1400,3000", url],
+        capture_output=True, timeout=180, check=True,
+    )  # fmt: skip
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
+
+
 def test_ad_hoc_drift_modes_and_bad_input(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     ref = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.choice(["x", "y"], 3000)})
@@ -162,6 +237,28 @@ def test_ad_hoc_drift_modes_and_bad_input(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 2 and "'zz' missing from the reference data" in out.stderr
+
+
+def test_streamed_window_matches_in_memory_and_shows_progress(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"a": rng.normal(size=4000), "b": rng.choice(["x", "y", "z"], 4000)})
+    cur = pd.DataFrame({"a": rng.normal(0.6, 1, 3000), "b": rng.choice(["x", "y", "z"], 3000)})
+    ref.to_parquet(tmp_path / "ref.parquet")
+    cur.iloc[:1500].to_parquet(tmp_path / "cur-1.parquet")
+    cur.iloc[1500:].to_parquet(tmp_path / "cur-2.parquet")
+    cur.to_parquet(tmp_path / "whole.parquet")
+    args = ("monitor", "drift", "-r", "ref.parquet", "--test", "js")
+    streamed = cli(tmp_path, *args, "-c", "cur-*.parquet", "--stream")
+    assert "stream: reading cur-2.parquet (3000/3000)" in streamed.stderr
+    as_json = cli(tmp_path, *args, "-c", "cur-*.parquet", "--stream", "--json")
+    whole = cli(tmp_path, *args, "-c", "whole.parquet", "--json", "--threshold", "0.1")
+    got = {r["feature"]: r["statistic"] for r in json.loads(as_json.stdout)}
+    want = {r["feature"]: r["statistic"] for r in json.loads(whole.stdout)}
+    assert got == pytest.approx(want, rel=1e-12) and as_json.stderr == ""
+    csv = tmp_path / "cur.csv"
+    cur.to_csv(csv, index=False)
+    refused = cli(tmp_path, *args, "-c", "cur.csv", "--stream", check=False)
+    assert refused.returncode == 2 and "--stream needs Parquet files" in refused.stderr
 
 
 def test_help_has_an_example() -> None:

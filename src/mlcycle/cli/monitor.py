@@ -15,13 +15,20 @@ from mlcycle.cli.common import (
     err_console,
     fmt,
     handle_errors,
-    load_project,
     print_json,
+)
+from mlcycle.cli.monitor_data import (
+    _monitor,
+    _one_of,
+    _predict,
+    _project_name,
+    _streamed,
+    read_data,
+    read_table,
+    read_version,
 )
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from mlcycle.schema import Schema
 
 app = typer.Typer(
@@ -30,54 +37,11 @@ app = typer.Typer(
 )
 
 
-def read_table(path: str) -> pd.DataFrame:
-    from mlcycle.data import read_source
-    from mlcycle.spec import Source
-
-    return read_source(Source(path=path), Path.cwd())
-
-
-def read_data(ref: str, spec: Path) -> tuple[pd.DataFrame, Schema | None]:
-    """A file, folder or glob; else a dataset version id (prefix) of the project.
-
-    A dataset version brings its frozen contract along, so kinds come from it.
-    """
-    import glob
-
-    if Path(ref).exists() or glob.has_magic(ref) or "://" in ref or len(ref) < 6:
-        return read_table(ref), None
-    import pandas as pd
-
-    from mlcycle.artifacts import DatasetVersion
-    from mlcycle.errors import BadInput, NotFound
-
-    try:
-        project = load_project(spec)
-    except BadInput:
-        return read_table(ref), None  # no project here: read_table names the missing file
-    try:
-        artifact = project.store.resolve(ref)
-    except NotFound:
-        raise NotFound(
-            f"{ref} is neither a data file nor a dataset version",
-            "no such file, and no dataset version id starts with it",
-            "pass a Parquet/CSV path, or an id from `mlcycle data versions`",
-        ) from None
-    if project.store.kind(artifact) != "dataset":
-        raise BadInput(
-            f"{ref} is a {project.store.kind(artifact)}, not a dataset version",
-            "drift compares data",
-            "pass a data file or an id from `mlcycle data versions`",
-        )
-    record = DatasetVersion.model_validate(project.store.record(artifact))
-    return pd.read_parquet(project.store.path(artifact) / "data.parquet"), record.schema_
-
-
 @app.command()
 @handle_errors
 def drift(
-    current: str = typer.Option(
-        ...,
+    current: str | None = typer.Option(
+        None,
         "--current",
         "-c",
         help="Current data: Parquet/CSV file, folder or glob, or a dataset version id.",
@@ -88,6 +52,16 @@ def drift(
         "-r",
         help="Reference data file or dataset version id; default: the model bundle's "
         "reference sample.",
+    ),
+    current_version: str | None = typer.Option(
+        None,
+        "--current-version",
+        help="Current data: a dataset version of the project (id, prefix or 'latest').",
+    ),
+    reference_version: str | None = typer.Option(
+        None,
+        "--reference-version",
+        help="Reference: a dataset version of the project (id, prefix or 'latest').",
     ),
     model: str | None = typer.Option(
         None, "--model", "-m", help="Model whose reference to use (default: the champion)."
@@ -107,23 +81,43 @@ def drift(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Also write the report as JSON here."
     ),
+    stream: bool = typer.Option(
+        False,
+        "--stream",
+        help="Read --current Parquet file(s) batch by batch in bounded memory, with progress "
+        "(binned tests only: js — the default here —, psi, hellinger, chi2).",
+    ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Per-feature drift of CURRENT against the reference: test, statistic, drift yes/no.
 
     Example: mlcycle monitor drift --current data/flights_future.parquet
-    Example (dataset versions): mlcycle monitor drift --reference 692ef2 --current a81c0d
+    Example (dataset versions): mlcycle monitor drift --reference-version 692ef2
+    --current-version latest
     Example (no project): mlcycle monitor drift --reference ref.parquet --current cur.parquet --json
+    Example (a window too big for memory): mlcycle monitor drift -r ref.parquet
+    -c 'big/*.parquet' --stream
     """
     import pandas as pd
 
+    from mlcycle.errors import BadInput
     from mlcycle.monitor import drift_report
     from mlcycle.schema import Schema
 
+    _one_of("--current", current, "--current-version", current_version)
+    _one_of("--reference", reference, "--reference-version", reference_version)
+    if current is None and current_version is None:
+        raise BadInput(
+            "no current data",
+            "drift compares current data with a reference",
+            "pass --current FILE or --current-version VERSION",
+        )
     schema: Schema | None = None
     columns = None
-    if reference is not None:
+    if reference_version is not None:
+        reference_df, schema = read_version(reference_version, spec)
+    elif reference is not None:
         reference_df, schema = read_data(reference, spec)
     else:
         from mlcycle.cli.serve import resolve_bundle
@@ -135,12 +129,19 @@ def drift(
         import json
 
         columns = json.loads((folder / "meta.json").read_text())["features"]
-    current_df, _ = read_data(current, spec)
     if columns_opt:
         columns = [c.strip() for c in columns_opt.split(",") if c.strip()]
-    report = drift_report(
-        reference_df, current_df, columns, schema=schema, test=test, threshold=threshold
-    )
+    if stream:
+        report = _streamed(reference_df, current, columns, schema, test, threshold, as_json)
+    else:
+        if current_version is not None:
+            current_df, _ = read_version(current_version, spec)
+        else:
+            assert current is not None
+            current_df, _ = read_data(current, spec)
+        report = drift_report(
+            reference_df, current_df, columns, schema=schema, test=test, threshold=threshold
+        )
     rows = [f.model_dump() for f in report.features]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -172,72 +173,6 @@ def drift(
     )
 
 
-def _project_name(spec: Path) -> str:
-    from mlcycle.cli.common import load_project
-
-    return str(load_project(spec).name)
-
-
-# --- monitoring a deployed model ----------------------------------------------------
-
-
-def _monitor(
-    spec: Path, model: str | None, *, window: str | None = None, quiet: bool = False
-) -> Any:
-    """The project's Monitor for MODEL (default: the champion), reference predictions cached."""
-    import pandas as pd
-
-    from mlcycle.cli.serve import resolve_bundle
-    from mlcycle.monitor.engine import Monitor, Reference
-    from mlcycle.monitor.predlog import predictions_root
-
-    project = load_project(spec)
-    folder, version, _ = resolve_bundle(model or f"{project.name}@champion", spec)
-    cache = project.store.home / "monitor" / f"{folder.name}.reference_predictions.parquet"
-    if cache.is_file():
-        preds = pd.read_parquet(cache)
-    else:
-        preds = _reference_predictions(folder, version)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
-        preds.to_parquet(tmp, index=False)
-        tmp.replace(cache)
-    settings = project.spec.monitor
-    if window is not None:
-        settings = settings.model_copy(update={"window": window})
-    reference = Reference.from_bundle(folder, version, preds)
-    progress = None if quiet else (lambda text: err_console.print(f"[dim]monitor:[/] {text}"))
-    mon = Monitor(
-        project.store,
-        reference,
-        settings,
-        predictions_root(project.store.home),
-        project.base_dir,
-        primary=project.spec.problem.metric,
-        progress=progress,
-    )
-    mon.bundle_folder = folder  # type: ignore[attr-defined]
-    return project, mon
-
-
-def _reference_predictions(folder: Path, version: int | None) -> pd.DataFrame:
-    """The model's predictions on its own reference rows: the baseline for prediction drift."""
-    import pandas as pd
-
-    from mlcycle.serve import ModelRuntime
-
-    runtime = ModelRuntime.load(folder, version, warmup=False)
-    reference = pd.read_parquet(folder / "reference.parquet")
-    frame = runtime.check_rows(reference[runtime.features]).frame
-    labels, proba = runtime.predict_arrays(frame)
-    out = pd.DataFrame({"prediction": [str(v) for v in labels]})
-    if runtime.meta.task == "regression":
-        out["prediction"] = pd.Series(labels, dtype="float64")
-    if proba is not None and runtime.positive_index is not None:
-        out["probability"] = proba[:, runtime.positive_index]
-    return out
-
-
 @app.command("run")
 @handle_errors
 def run_cmd(
@@ -245,15 +180,38 @@ def run_cmd(
     window: str | None = typer.Option(
         None, "--window", help="day, week, month or rows:N (default: monitor.window)."
     ),
+    reference_version: str | None = typer.Option(
+        None,
+        "--reference-version",
+        help="Compare with this dataset version (id, prefix or 'latest') instead of the "
+        "bundle's reference rows.",
+    ),
+    current_version: str | None = typer.Option(
+        None,
+        "--current-version",
+        help="Check this dataset version as one window instead of reading the log "
+        "(a one-off: not added to the window series).",
+    ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Read new prediction-log files, update their windows, performance and alerts.
 
     Example: mlcycle monitor run --window week
+    Example (a dataset version against the training reference): mlcycle monitor run
+    --current-version latest
+    Example (the log against a dataset version): mlcycle monitor run --reference-version 692ef2
     """
-    _, mon = _monitor(spec, model, window=window, quiet=as_json)
-    summary = mon.run()
+    from mlcycle.cli.monitor_progress import ProgressReporter
+
+    with ProgressReporter(err_console, enabled=not as_json) as progress:
+        _, mon = _monitor(
+            spec, model, window=window, progress=progress, reference_version=reference_version
+        )
+        if current_version is not None:
+            _check_version(mon, current_version, spec, as_json)
+            return
+        summary = mon.run()
     if as_json:
         print_json(summary)
         return
@@ -262,6 +220,41 @@ def run_cmd(
         f"updated, {summary['windows']} in all; {summary['alerts_new']} new alert(s); "
         f"{summary['pending']} alert(s) still pending delivery"
     )
+
+
+def _check_version(mon: Any, ref: str, spec: Path, as_json: bool) -> None:
+    """``monitor run --current-version``: one dataset version measured like a window."""
+    from mlcycle.monitor.datasets import load_version
+
+    data = load_version(mon.store, ref)
+    frame = data.frame
+    missing = [f for f in mon.features if f not in frame.columns]
+    if not missing and len(frame):
+        # Scored by the model, so prediction drift and the label-free estimate apply too.
+        preds = _predict(mon.bundle_folder, mon.reference.version, frame)
+        frame = frame.reset_index(drop=True).assign(**{c: preds[c] for c in preds.columns})
+    metrics = mon.check(frame, f"dataset version {data.id[:12]}")
+    metrics["dataset"] = data.id
+    if as_json:
+        print_json(metrics)
+        return
+    if metrics.get("too_small"):
+        console.print(f"{data.label}: {metrics['rows']} rows — too few to compare distributions")
+        return
+    drifted = [f["feature"] for f in metrics["drift_report"] if f["drift"]]
+    table = Table(title=f"{data.label} ({metrics['rows']} rows) vs {mon.reference.label}")
+    table.add_column("check")
+    table.add_column("value")
+    table.add_row("drifted features", ", ".join(drifted) or "none")
+    table.add_row("drift share", fmt(metrics["drift_share"]))
+    for key in ("prediction_drift_stat", "domain_auc", "pca_error_ratio", "anomaly_rate"):
+        if key in metrics:
+            table.add_row(key.replace("_", " "), fmt(metrics[key]))
+    table.add_row("rule anomaly rate", fmt(metrics["rule_anomaly_rate"]))
+    for key, value in metrics.items():
+        if key.startswith("estimated:"):
+            table.add_row(key, fmt(value))
+    console.print(table)
 
 
 @app.command()

@@ -16,7 +16,8 @@ from mlcycle.cli.common import (
     handle_errors,
     print_json,
 )
-from mlcycle.cli.monitor import _monitor, app, read_table
+from mlcycle.cli.monitor import app
+from mlcycle.cli.monitor_data import _monitor, read_table
 
 
 @app.command()
@@ -40,6 +41,22 @@ def replay(
 
     Example: mlcycle monitor replay --label-delay 1 --report monitor.html
     """
+    from mlcycle.cli.monitor_progress import ProgressReporter
+
+    with ProgressReporter(err_console, enabled=not as_json) as progress:
+        project, mon = _monitor(spec, model, window=window, progress=progress)
+        _replay(project, mon, data, label_delay, report_path, as_json, progress)
+
+
+def _replay(
+    project: Any,
+    mon: Any,
+    data: str | None,
+    label_delay: int,
+    report_path: Path | None,
+    as_json: bool,
+    progress: Any,
+) -> None:
     import tempfile
 
     import pandas as pd
@@ -49,7 +66,6 @@ def replay(
     from mlcycle.monitor.labels import ingest_labels
     from mlcycle.serve import ModelRuntime, predict_file
 
-    project, mon = _monitor(spec, model, window=window, quiet=as_json)
     meta = mon.reference.meta
     source = project.base_dir / project.spec.data.source.path
     path = data or str(source.with_name(source.stem + "_future" + source.suffix))
@@ -71,7 +87,9 @@ def replay(
     version = mon.reference.version or 0
     steps: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="mlcycle-replay-") as tmp:
-        for i, month in enumerate([*months, *([None] * label_delay)]):
+        steps_all = [*months, *([None] * label_delay)]
+        for i, month in enumerate(steps_all):
+            progress(f"{month or 'late labels'}", i, len(steps_all), task="replay")
             if month is not None:
                 part = future[periods == month].reset_index(drop=True)
                 inp, out = Path(tmp) / f"{month}.parquet", Path(tmp) / f"{month}.scored.parquet"
@@ -122,6 +140,7 @@ def replay(
                     + (f"labels for {labelled}: {ingested['stored']}; " if ingested else "")
                     + f"{result['alerts_new']} new alert(s)"
                 )
+    progress("done", len(steps_all), len(steps_all), task="replay")
     if report_path is not None:
         from mlcycle.monitor.report import write_report
 

@@ -13,6 +13,8 @@
   alerts (:mod:`.alerts`) and an HTML report (:mod:`.report`).
 * :class:`~.streaming.BinnedCounts` measures binned drift of windows too big
   for memory.
+* :mod:`.datasets` reads dataset versions (reference or current) through the
+  store; :class:`~.reference.Reference` is what a model is compared with.
 
 The package imports NumPy, SciPy, pandas, scikit-learn and mlcycle's shared
 modules only, so a serving image can run it without Optuna or LightGBM.

@@ -87,8 +87,18 @@ def breach(rule: AlertRule, metrics: dict[str, Any]) -> tuple[bool, float | None
             return False, value, "no band"
         lo, hi = band
     broken = (lo is not None and value < lo) or (hi is not None and value > hi)
-    bound = f"[{'' if lo is None else f'{lo:.4g}'}, {'' if hi is None else f'{hi:.4g}'}]"
-    return bool(broken), value, bound
+    return bool(broken), value, _bound_text(lo, hi)
+
+
+def _bound_text(lo: float | None, hi: float | None) -> str:
+    """What the metric should be, readable in a table: ``≤ 0.5``, ``≥ 0.86``, ``0 to 0.019``."""
+    if lo is None and hi is None:
+        return "any"
+    if lo is None:
+        return f"≤ {hi:.4g}"
+    if hi is None:
+        return f"≥ {lo:.4g}"
+    return f"{lo:.4g} to {hi:.4g}"
 
 
 def evaluate_rules(rules: list[AlertRule], windows: list[Window]) -> list[dict[str, Any]]:
@@ -111,8 +121,8 @@ def evaluate_rules(rules: list[AlertRule], windows: list[Window]) -> list[dict[s
                         "value": value,
                         "bound": bound,
                         "severity": rule.severity,
-                        "message": f"{rule.name}: {rule.metric} = {value:.4g} outside {bound} "
-                        f"for {rule.persistence} window(s) up to {w.key}",
+                        "message": f"{rule.name}: {rule.metric} = {value:.4g}, expected "
+                        f"{bound}, for {rule.persistence} window(s) up to {w.key}",
                     }
                 )
     return fired

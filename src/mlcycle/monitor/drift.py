@@ -48,7 +48,7 @@ import pandas as pd
 
 from mlcycle.artifacts import DriftReport, FeatureDrift
 from mlcycle.errors import BadInput
-from mlcycle.monitor.calibrate import NullModel, benjamini_hochberg
+from mlcycle.monitor.calibrate import NullModel, benjamini_hochberg, calibrated
 from mlcycle.monitor.choice import (
     LOW_CARDINALITY,
     MODES,
@@ -146,7 +146,7 @@ def _mlcycle_decision(
             key = (f.feature, f.test, size)
             null = cache.get(key) if cache is not None else None
             if null is None:
-                null = NullModel.fit(r.ref_args, f.test, r.kind, window=size)
+                null = calibrated(r.ref_args, f.test, r.kind, size)
                 if cache is not None:
                     cache[key] = null
             limit = null.threshold(r.n_ref, r.n_cur)

@@ -9,10 +9,13 @@ anomalies, and the label-free performance estimate. Then, over every window,
 it joins the labels ingested so far and computes realized metrics (per
 window, sliding, cumulative, with intervals), target drift, the estimate's
 error and the concept-drift signal; scores each metric series with a robust
-z; evaluates the alert rules and delivers alerts.
+z; evaluates the alert rules and delivers alerts. What one window measures
+lives in :mod:`.window_metrics`; what it is measured against (bundle rows or a
+dataset version, and the persisted drift calibrations) in :mod:`.reference`.
 
 Example:
     >>> mon = Monitor(store, Reference.from_bundle(folder, version=1), settings, root, base)
+    >>> mon.calibration = CalibrationFile(home / "monitor" / "ab12.bundle.calibration.json")
     >>> mon.run()
     {'new_files': 6, 'windows': ['2013-07', ...], 'alerts': 3, 'delivered': 3, 'pending': 0}
 """
@@ -29,9 +32,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mlcycle.artifacts import BundleMeta
 from mlcycle.errors import BadInput
-from mlcycle.monitor import anomaly, predlog, windows
+from mlcycle.monitor import predlog, windows
 from mlcycle.monitor.alerts import (
     Window,
     default_rules,
@@ -41,54 +43,16 @@ from mlcycle.monitor.alerts import (
     store_alerts,
 )
 from mlcycle.monitor.calibrate import NullModel
-from mlcycle.monitor.drift import drift_report
-from mlcycle.monitor.multivariate import PCAReconstruction, domain_auc
-from mlcycle.monitor.performance import cbpe
 from mlcycle.monitor.realized import PRIMARY, update_performance
-from mlcycle.schema import Schema
+from mlcycle.monitor.reference import CalibrationFile, Reference, check_frame
+from mlcycle.monitor.window_metrics import MIN_ROWS, WindowMetrics
 from mlcycle.spec import Monitor as MonitorSettings
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
 
-#: Windows with fewer rows get no distribution checks and raise no alerts.
-MIN_ROWS = 30
-
 
 @dataclass
-class Reference:
-    """What a model is monitored against: its bundle's contract, reference rows and models."""
-
-    meta: BundleMeta
-    schema: Schema
-    frame: pd.DataFrame
-    version: int | None = None
-    predictions: pd.DataFrame | None = None
-    outliers: anomaly.OutlierModel | None = None
-
-    @classmethod
-    def from_bundle(
-        cls, folder: Path, version: int | None = None, predictions: pd.DataFrame | None = None
-    ) -> Reference:
-        """Load ``meta.json``, ``schema.json``, ``reference.parquet`` and ``outliers.joblib``."""
-        meta = BundleMeta.model_validate_json((folder / "meta.json").read_text(encoding="utf-8"))
-        schema = Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
-        frame = pd.read_parquet(folder / "reference.parquet")
-        missing = [f for f in meta.features if f not in frame.columns]
-        if missing:
-            raise BadInput(
-                f"the reference of {meta.name} lacks feature(s) {', '.join(missing)}",
-                "monitoring compares each feature with its training values",
-                "re-register the model so its bundle holds a complete reference.parquet",
-            )
-        return cls(meta, schema, frame, version, predictions, anomaly.OutlierModel.load(folder))
-
-    @property
-    def positive(self) -> str | None:
-        return None if self.meta.positive_label is None else str(self.meta.positive_label)
-
-
-@dataclass
-class Monitor:
+class Monitor(WindowMetrics):
     """Monitoring state of one model: the store, its reference and the spec's settings."""
 
     store: Store
@@ -97,7 +61,10 @@ class Monitor:
     root: str
     base_dir: Path
     primary: str | None = None
-    progress: Callable[[str], None] | None = None
+    #: Called as ``progress(text, done, total)`` on long work (see ``cli/monitor_progress``).
+    progress: Callable[[str, int | None, int | None], None] | None = None
+    #: Where the reference's drift calibrations persist between runs (None: memory only).
+    calibration: CalibrationFile | None = None
     _nulls: dict[tuple[str, str, int], NullModel] = field(default_factory=dict)
     _pca: Any = None
     _encoded: np.ndarray | None = None
@@ -106,13 +73,9 @@ class Monitor:
     def model(self) -> str:
         return self.reference.meta.name
 
-    @property
-    def features(self) -> list[str]:
-        return list(self.reference.meta.features)
-
-    def _say(self, text: str) -> None:
+    def _say(self, text: str, done: int | None = None, total: int | None = None) -> None:
         if self.progress is not None:
-            self.progress(text)
+            self.progress(text, done, total)
 
     # --- the run ------------------------------------------------------------------
 
@@ -122,10 +85,16 @@ class Monitor:
         seen = self._seen()
         new = [f for f in files if f not in seen]
         touched: list[str] = []
+        # Labels update target drift of every window too, so check even without new files.
+        self._check_same_reference()
         if new:
-            self._say(f"reading {len(new)} new log file(s)")
-            frames = [self._read_checked(p) for p in new]
+            frames = []
+            for i, path in enumerate(new):
+                self._say("reading new log files", i + 1, len(new))
+                frames.append(self._read_checked(path))
+            known = self._load_calibrations()
             touched = self._update_windows(new, frames, seen)
+            self._save_calibrations(known)
         self._say("joining labels")
         update_performance(self)
         self._say("alerts")
@@ -164,20 +133,59 @@ class Monitor:
                 "every log row needs the base columns and each model feature",
                 "fix the writer, or move the file out of the log folder and run again",
             )
-        for name in self.features:
-            try:
-                kind = self.reference.schema.column(name).kind
-            except KeyError:
-                continue
-            col = frame[name]
-            if kind == "numeric" and not (pd.api.types.is_numeric_dtype(col) or col.isna().all()):
-                raise BadInput(
-                    f"column '{name}' in {path} was retyped: {col.dtype}, "
-                    "the contract says numeric",
-                    "drift and anomaly checks compare values of the kind the model was trained on",
-                    f"write '{name}' as numbers, or move the file out of the log folder",
-                )
+        check_frame(frame, self.reference, f"prediction log file {path}")
         return frame
+
+    def _check_same_reference(self) -> None:
+        """Refuse to add windows against another reference than the stored ones used.
+
+        A window series compared with two references would show a jump that is
+        not drift; alerts and persistence would read it as one.
+        """
+        label = self.reference.label
+        other = {str(w.metrics.get("reference", "bundle")) for w in self.windows()} - {label}
+        if other:
+            raise BadInput(
+                f"the windows of {self.model} were computed against {', '.join(sorted(other))}, "
+                f"not {label}",
+                "one window series is compared with one reference, or its jumps are not drift",
+                "monitor the log against the same reference, or compare a dataset version "
+                "as a one-off with `mlcycle monitor run --current-version`",
+            )
+
+    def _load_calibrations(self) -> int:
+        if self.calibration is not None and not self._nulls:
+            self._nulls.update(self.calibration.load())
+        return len(self._nulls)
+
+    def _save_calibrations(self, known: int) -> None:
+        if self.calibration is not None and len(self._nulls) > known:
+            self.calibration.save(self._nulls)
+
+    def check(self, frame: pd.DataFrame, where: str) -> dict[str, Any]:
+        """Window metrics of a sample outside the log (a dataset version, a file); not stored.
+
+        The sample is checked like a log file (features present, not retyped,
+        not empty) and measured like a window: drift, prediction drift when it
+        holds ``prediction``/``probability`` columns, multivariate drift,
+        anomalies and the label-free estimate.
+
+        Example:
+            >>> mon.check(load_version(store, "latest").frame, "dataset version 692ef2")
+            {'rows': 166668, 'drift_share': 0.083, ...}
+        """
+        if len(frame) == 0:
+            raise BadInput(
+                f"{where} has no rows",
+                "drift compares the distribution of two samples",
+                "point the current data at a non-empty dataset version or file",
+            )
+        check_frame(frame, self.reference, where)
+        known = self._load_calibrations()
+        metrics = self.window_metrics(frame)
+        self._save_calibrations(known)
+        metrics["current"] = where
+        return metrics
 
     def _offsets(self, paths: list[str], sizes: list[int], start: int) -> list[int]:
         out, pos = [], start
@@ -236,12 +244,18 @@ class Monitor:
             both = fresh
         both = both[both["role"].isin(self.settings.roles)]
         for i, key in enumerate(affected):
-            self._say(f"window {key} ({i + 1}/{len(affected)})")
+            first = not self._nulls and self.settings.drift_test != "evidently"
+            self._say(
+                f"window {key}" + (" (calibrating drift thresholds)" if first else ""),
+                i,
+                len(affected),
+            )
             rows = both[both["_window"] == key]
             metrics = self.window_metrics(rows)
             if per_rows is not None:
                 metrics["partial"] = len(rows) < per_rows
             self._save_window(key, rows, metrics)
+        self._say("windows done", len(affected), len(affected))
         with self.store.engine.begin() as conn:
             stamp = now()
             for path, frame in zip(new, frames, strict=True):
@@ -257,93 +271,6 @@ class Monitor:
                     )
                 )
         return affected
-
-    # --- one window ---------------------------------------------------------------
-
-    def window_metrics(self, rows: pd.DataFrame) -> dict[str, Any]:
-        """Everything computed from a window's rows alone (no labels)."""
-        ref = self.reference
-        m: dict[str, Any] = {"rows": len(rows), "window_kind": self.settings.window}
-        versions = rows["model_version"].dropna()
-        m["model_versions"] = sorted({int(v) for v in versions})
-        if len(rows) < MIN_ROWS:
-            # Too few rows to say anything about distributions; kept, but never alerting.
-            m["too_small"] = True
-            return m
-        report = drift_report(
-            ref.frame,
-            rows,
-            self.features,
-            schema=ref.schema,
-            test=self.settings.drift_test,
-            fdr=self.settings.fdr,
-            null_models=self._nulls,
-        )
-        m["drift_report"] = report.model_dump(mode="json")["features"]
-        for f in report.features:
-            m[f"drift:{f.feature}"] = 1.0 if f.drift else 0.0
-            m[f"drift_stat:{f.feature}"] = f.statistic
-        m["drift_share"] = len(report.drifted) / max(len(report.features), 1)
-        self._prediction_drift(rows, m)
-        if ref.outliers is not None:
-            m["anomaly_rate"] = ref.outliers.rate(rows)
-            m["band:anomaly_rate"] = list(anomaly.anomaly_band(len(rows)))
-        rules = anomaly.rule_anomalies(rows, ref.schema, self.features)
-        m["rule_anomalies"] = rules
-        m["rule_anomaly_rate"] = rules.get("rows", 0) / len(rows)
-        self._multivariate(rows, m)
-        if "probability" in rows.columns and ref.meta.task == "binary":
-            est = cbpe(rows["probability"].to_numpy(dtype=np.float64, na_value=np.nan))
-            for k, v in est.items():
-                m[f"estimated:{k}"] = v
-        return m
-
-    def _prediction_drift(self, rows: pd.DataFrame, m: dict[str, Any]) -> None:
-        preds = self.reference.predictions
-        column = "probability" if self.reference.meta.task == "binary" else "prediction"
-        if preds is None or column not in preds.columns or column not in rows.columns:
-            return
-        cur = rows[[column]]
-        if self.reference.meta.task != "regression" and column == "prediction":
-            cur = cur.astype(str)
-            ref = preds[[column]].astype(str)
-        else:
-            ref = preds[[column]]
-        report = drift_report(ref, cur, [column], test="auto", null_models=self._nulls)
-        f = report.features[0]
-        m["prediction_drift"] = 1.0 if f.drift else 0.0
-        m["prediction_drift_stat"] = f.statistic
-        m["prediction_drift_threshold"] = f.threshold
-
-    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
-        cats = self._cats
-        return anomaly.encode(frame, self.features, cats)
-
-    @property
-    def _cats(self) -> dict[str, list[str]]:
-        if not hasattr(self, "_cats_cache"):
-            self._cats_cache = anomaly.categories_of(
-                self.reference.frame, self.features, self.reference.schema
-            )
-        return self._cats_cache
-
-    def _multivariate(self, rows: pd.DataFrame, m: dict[str, Any]) -> None:
-        if self._encoded is None:
-            sample = self.reference.frame
-            if len(sample) > 20_000:
-                sample = sample.sample(20_000, random_state=0)
-            self._encoded = self._encode(sample)
-            numeric = [i for i, f in enumerate(self.features) if f not in self._cats]
-            self._numeric_idx = numeric
-            self._pca = PCAReconstruction.fit(self._encoded[:, numeric]) if numeric else None
-        cur = self._encode(rows)
-        auc = domain_auc(self._encoded, cur)
-        if auc is not None:
-            m["domain_auc"] = auc
-        if self._pca is not None:
-            ratio = self._pca.ratio(cur[:, self._numeric_idx])
-            if ratio is not None:
-                m["pca_error_ratio"] = ratio
 
     def _save_window(self, key: str, rows: pd.DataFrame, metrics: dict[str, Any]) -> None:
         versions = metrics.get("model_versions") or [self.reference.version]
@@ -420,3 +347,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+__all__ = ["MIN_ROWS", "CalibrationFile", "Monitor", "Reference"]

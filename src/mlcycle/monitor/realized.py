@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,14 +47,14 @@ def update_performance(mon: Monitor) -> None:
         if sizes
         else np.empty(0, dtype=np.int64)
     )
-    log["_window"] = windows.keys(log["ts"], mon.settings.window, offsets)
+    all_windows = mon.windows()
+    log["_window"] = windows.keys(log["ts"], _window_kind(mon, all_windows), offsets)
     log = log[log["role"].isin(mon.settings.roles)]
     known = labels.set_index("row_id")["label"]
     ids = log["row_id"].astype("object")
     log["label"] = ids.where(ids.isna(), ids.astype(str)).map(known)
     joined = log[log["label"].notna()]
     primary = mon.primary or PRIMARY[ref.meta.task]
-    all_windows = mon.windows()
     order = [w.key for w in all_windows]
     by_key = {k: g for k, g in joined.groupby("_window")}
     holdout = ref.meta.metrics.get(primary)
@@ -89,6 +90,13 @@ def update_performance(mon: Monitor) -> None:
             if z is not None:
                 m[f"z:{name}"] = z
         mon._update_metrics(w.key, m)
+
+
+def _window_kind(mon: Monitor, stored: list[Any]) -> str:
+    """The window kind the stored windows were cut with (a replay may have used another
+    than the spec's, and labels must land in the windows that exist)."""
+    kinds = Counter(str(w.metrics.get("window_kind", mon.settings.window)) for w in stored)
+    return kinds.most_common(1)[0][0] if kinds else mon.settings.window
 
 
 def _calibrated_estimate(

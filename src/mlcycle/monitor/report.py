@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlcycle.monitor.alerts import list_alerts
-from mlcycle.monitor.svg import bar_pairs, line_chart, sparkline
+from mlcycle.monitor.svg import bar_pairs, compact, line_chart, sparkline
 
 if TYPE_CHECKING:
     from mlcycle.monitor.engine import Monitor
@@ -38,6 +38,7 @@ td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}th{background:#f3f3f
 .cards{display:flex;gap:12px;margin:12px 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 14px}
 .card b{display:block;font-size:20px}
+svg{max-width:100%;height:auto}.cards{flex-wrap:wrap}
 """
 
 
@@ -81,7 +82,12 @@ def render(monitor: Monitor, window: str | None = None) -> str:
         f"{'' if ref.version is None else f' v{ref.version}'}</h1>",
         f"<div class='sub'>{len(wins)} window(s) of "
         f"{escape(str(kind))}; reference: "
-        f"{len(ref.frame)} training rows; decision: {escape(monitor.settings.drift_test)}; "
+        + (
+            f"{len(ref.frame)} training rows"
+            if ref.label == "bundle"
+            else f"{escape(ref.label)} ({len(ref.frame)} rows)"
+        )
+        + f"; decision: {escape(monitor.settings.drift_test)}; "
         f"generated {datetime.now(UTC).isoformat(timespec='seconds')}</div>",
     ]
     latest = chosen.metrics if chosen else {}
@@ -160,7 +166,7 @@ def _distribution(name: str, ref: pd.Series, cur: pd.Series) -> str:
         edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
         rh = np.histogram(np.clip(r, lo, hi), edges)[0]
         ch = np.histogram(np.clip(c, lo, hi), edges)[0]
-        labels = [_f(float(e), 3) for e in edges[:-1]]
+        labels = [compact(float(e)) for e in edges[:-1]]
         rs, cs = rh / max(rh.sum(), 1), ch / max(ch.sum(), 1)
     else:
         rv = ref.astype(str).value_counts(normalize=True)
@@ -245,9 +251,15 @@ def _anomaly_section(wins: list[Any], keys: list[str], latest: dict[str, Any]) -
         )
     )
     out.append("</div>")
-    rules = latest.get("rule_anomalies") or {}
+    rules = dict(latest.get("rule_anomalies") or {})
+    # "rows" counts rows breaking any rule; it is a total, not a rule of its own.
+    breaking = rules.pop("rows", None)
     if rules:
-        out.append("<table><tr><th>rule broken (latest window)</th><th>rows</th></tr>")
+        out.append(
+            f"<p>{breaking} of {latest.get('rows')} rows of the latest window break a rule "
+            "of the contract:</p>"
+            "<table><tr><th>rule broken (latest window)</th><th>rows</th></tr>"
+        )
         for k, v in sorted(rules.items()):
             out.append(f"<tr><td>{escape(k)}</td><td>{v}</td></tr>")
         out.append("</table>")

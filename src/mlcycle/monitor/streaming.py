@@ -18,8 +18,9 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -165,6 +166,60 @@ class BinnedCounts:
         return DriftReport(
             reference_rows=self.reference_rows, current_rows=self.current_rows, features=features
         )
+
+
+def stream_report(
+    reference: pd.DataFrame,
+    paths: Sequence[str],
+    features: Sequence[str],
+    *,
+    test: str = "js",
+    threshold: float | None = None,
+    batch_rows: int = 500_000,
+    progress: Callable[[str, int | None, int | None], None] | None = None,
+) -> DriftReport:
+    """Binned drift of Parquet files read batch by batch (memory: one batch plus counts).
+
+    ``progress(text, rows_read, total_rows)`` is called after every batch; the
+    total comes from the files' footers, so it is known before reading.
+
+    Example:
+        >>> stream_report(reference_df, ["big.parquet"], ["dep_delay"], test="js").drifted
+        []
+    """
+    import pyarrow.parquet as pq
+
+    if test not in BINNED:
+        raise BadInput(
+            f"test '{test}' cannot run on a streamed window",
+            "streaming keeps counts per bin, not the raw values",
+            f"use --test with one of: {', '.join(BINNED)}",
+        )
+    files = [pq.ParquetFile(p) for p in paths]
+    for path, f in zip(paths, files, strict=True):
+        missing = [c for c in features if c not in f.schema_arrow.names]
+        if missing:
+            raise BadInput(
+                f"{path} lacks column(s) {', '.join(missing)}",
+                "every feature tested must be in the current data",
+                "add the columns, or leave them out with --columns",
+            )
+    total = sum(f.metadata.num_rows for f in files)
+    if total == 0:
+        raise BadInput(
+            "the current data has no rows",
+            "drift compares the distribution of two samples",
+            "point the current at a non-empty file",
+        )
+    counts = BinnedCounts.from_reference(reference, features)
+    done = 0
+    for path, f in zip(paths, files, strict=True):
+        for batch in f.iter_batches(batch_size=batch_rows, columns=list(features)):
+            counts.update(batch.to_pandas())
+            done += batch.num_rows
+            if progress is not None:
+                progress(f"reading {Path(path).name}", done, total)
+    return counts.report(test, threshold)
 
 
 def _numeric(col: pd.Series) -> bool:

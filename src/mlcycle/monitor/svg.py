@@ -23,6 +23,19 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
+def compact(v: float) -> str:
+    """A short axis label: ``1.35k``, ``2.4M``, ``0.013``, ``-12`` (no exponent notation).
+
+    Example:
+        >>> [compact(v) for v in (1350.0, -12.0, 0.0125, 2_400_000.0)]
+        ['1.35k', '-12', '0.0125', '2.4M']
+    """
+    for size, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= size:
+            return f"{v / size:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
 def line_chart(
     x_labels: Sequence[str],
     series: dict[str, Sequence[float | None]],
@@ -34,8 +47,13 @@ def line_chart(
     width: int = 560,
     height: int = 220,
 ) -> str:
-    """Lines over windows; ``bands`` shade (low, high) per series; ``marks`` flag windows."""
-    left, right, top, bottom = 48, 12, 26, 34
+    """Lines over windows; ``bands`` shade (low, high) per series; ``marks`` flag windows.
+
+    The legend has its own row under the title, so it never hides a line near
+    the top; later series are dashed and drawn thinner, so a series lying on
+    another (two rates both at 1.0) still shows.
+    """
+    left, right, top, bottom = 48, 12, 40, 34
     values = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
     for lo, hi in (bands or {}).values():
         values += [v for v in (*lo, *hi) if v is not None and math.isfinite(v)]
@@ -102,20 +120,27 @@ def line_chart(
             f'<text x="{left + pw - 2}" y="{y(v) - 3:.1f}" font-size="10" text-anchor="end">'
             f"{escape(name)} {_fmt(v)}</text>"
         )
-    legend_x = left + 8
+    legend_x: float = left
     for j, (name, vals) in enumerate(series.items()):
         color = PALETTE[j % len(PALETTE)]
+        dash = "" if j == 0 else ' stroke-dasharray="6 3"'
         line = [(i, v) for i, v in enumerate(vals) if v is not None and math.isfinite(v)]
         if len(line) > 1:
             path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in line)
-            out.append(f'<polyline points="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+            out.append(
+                f'<polyline points="{path}" fill="none" stroke="{color}" '
+                f'stroke-width="{max(2.5 - 0.75 * j, 1):g}"{dash}/>'
+            )
         for i, v in line:
-            out.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="3" fill="{color}"/>')
+            out.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="{max(4 - j, 2)}" fill="{color}"/>'
+            )
         out.append(
-            f'<rect x="{legend_x}" y="{top + 6}" width="10" height="10" fill="{color}"/>'
-            f'<text x="{legend_x + 14}" y="{top + 15}" font-size="11">{escape(name)}</text>'
+            f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="{top - 10}" y2="{top - 10}" '
+            f'stroke="{color}" stroke-width="3"{dash}/>'
+            f'<text x="{legend_x + 20}" y="{top - 6}" font-size="11">{escape(name)}</text>'
         )
-        legend_x += 24 + 7 * len(name)
+        legend_x += 32 + 6.5 * len(name)
     out.append("</svg>")
     return "".join(out)
 
@@ -135,12 +160,16 @@ def bar_pairs(
     n = max(len(labels), 1)
     top_v = max([*reference, *current, 1e-9])
     bw = pw / n
+    # As many axis labels as fit side by side (about 5.5 px per character at 9 px).
+    widest = max((len(label[:10]) for label in labels), default=1)
+    step = max(1, math.ceil(n * (widest * 5.5 + 6) / pw))
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
         f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
         f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
         f'<text x="{left - 4}" y="{top + 8}" font-size="10" text-anchor="end">{_fmt(top_v)}</text>',
+        f'<text x="{left - 4}" y="{top + ph}" font-size="10" text-anchor="end">0</text>',
     ]
     for i, label in enumerate(labels):
         for k, (vals, color) in enumerate(((reference, PALETTE[0]), (current, PALETTE[1]))):
@@ -149,7 +178,7 @@ def bar_pairs(
                 f'<rect x="{left + i * bw + bw * (0.1 + 0.4 * k):.1f}" y="{top + ph - h:.1f}" '
                 f'width="{bw * 0.4:.1f}" height="{h:.1f}" fill="{color}"/>'
             )
-        if n <= 12 or i % math.ceil(n / 12) == 0:
+        if i % step == 0:
             out.append(
                 f'<text x="{left + (i + 0.5) * bw:.1f}" y="{top + ph + 12}" font-size="9" '
                 f'text-anchor="middle">{escape(label[:10])}</text>'
@@ -178,7 +207,8 @@ def sparkline(values: Sequence[float | None], *, width: int = 150, height: int =
         for i, v in pts
     )
     return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}">'
         f'<polyline points="{coords}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/>'
         f"<title>{escape(f'{lo:.3g} to {hi:.3g}')}</title></svg>"
     )
