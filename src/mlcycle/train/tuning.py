@@ -29,7 +29,7 @@ import pandas as pd
 from mlcycle.errors import BadInput
 from mlcycle.schema import Schema
 from mlcycle.spec import Candidate, CrossValidation, Problem, SearchParam, Tuning
-from mlcycle.train.cv import Metric, cross_validate, folds
+from mlcycle.train.cv import Metric, PreparedFolds, cross_validate, folds
 from mlcycle.train.fit import build_pipeline, check_training_data, predictions, target_values
 from mlcycle.train.progress import TuningProgress
 
@@ -231,6 +231,7 @@ def tune(
         enabled=progress,
     )
     best_oof: dict[str, Any] = {"value": None, "oof": None}
+    prepared = PreparedFolds()
 
     def objective(trial: Any) -> float:
         started = time.perf_counter()
@@ -265,6 +266,7 @@ def tune(
                     seed=seed,
                     on_fold=on_fold,
                     split=split,
+                    prepared=prepared,
                 )
                 fold_scores[:] = result.fold_scores
                 value = result.mean
