@@ -5,6 +5,7 @@ Not a conftest: imported explicitly by the serve tests (unit and integration).
 
 from __future__ import annotations
 
+import gc
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import joblib
 import numpy as np
 import pandas as pd
+import pytest
 import uvicorn
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
@@ -174,3 +176,13 @@ def live_server(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@pytest.fixture(autouse=True)
+def restore_gc() -> Iterator[None]:
+    """Undo the app's GC settings (``serve/gctune.py``) after each test: they are process-wide,
+    and the rest of the suite runs in this process."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)

@@ -32,8 +32,10 @@ def dirty_frame(n: int = 2500, seed: int = 11) -> pd.DataFrame:
     """Flights with a few rows that break the contract."""
     frame = flights_frame(n, seed=seed)
     frame.loc[10, "carrier"] = "ZZ"
-    frame.loc[1500, "distance"] = np.nan
-    frame.loc[2400, "origin"] = "XXX"
+    frame["distance"] = frame["distance"].astype("float64")  # ints cannot hold NaN
+    # Positions scale with n: .loc on a label past the end would append a new all-NaN row.
+    frame.loc[n * 3 // 5, "distance"] = np.nan
+    frame.loc[n * 24 // 25, "origin"] = "XXX"
     return frame
 
 
@@ -58,6 +60,7 @@ def test_parquet_in_parquet_out(rt: ModelRuntime, tmp_path: Path) -> None:
     assert result["output"] == str(tmp_path / "out.parquet")
     assert result["rejects"] == str(tmp_path / "out.rejects.parquet")
     assert result["seconds"] >= 0
+    assert result["engine"] == rt.engine
 
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out.columns) == ["flight_id", "prediction", "probability", "model_version"]
@@ -229,3 +232,51 @@ def test_batch_can_write_the_prediction_log(
     proba = logged[[f"proba_{c}" for c in classes]].to_numpy()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-9)
     assert logged["prediction"].isin([str(c) for c in classes]).all()
+
+
+def test_onnx_engine_keeps_order_and_matches_the_pipeline(tmp_path: Path) -> None:
+    from mlcycle.registry.export import export_bundle
+
+    folder = build_bundle(tmp_path / "b", encoder="ordinal")
+    export_bundle(folder, flights_frame(400, seed=3))
+    rt = ModelRuntime.load(folder, version=2)
+    assert rt.engine == "onnxruntime"
+    frame = dirty_frame(12_000, seed=5)
+    frame.to_parquet(tmp_path / "in.parquet", index=False)
+    # 9,000-row chunks: the first is scored in slices on several workers.
+    result = predict_file(
+        rt, str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet"), chunk_rows=9000
+    )
+    assert result["engine"] == "onnxruntime" and result["rejected"] == 3
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    rejected = set(pd.read_parquet(tmp_path / "out.rejects.parquet")["flight_id"])
+    kept = frame[~frame["flight_id"].isin(rejected)]
+    assert out["flight_id"].tolist() == kept["flight_id"].tolist()
+    truth = rt.model.predict_proba(kept[FEATURES].reset_index(drop=True))[:, 1]
+    assert np.max(np.abs(out["probability"].to_numpy() - truth)) <= 1e-6
+    assert (out["prediction"] == (truth > 0.5)).all()
+    assert set(out["model_version"]) == {2}
+
+
+def test_fsspec_inputs(rt: ModelRuntime, tmp_path: Path) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/batch-{tmp_path.name}"
+    frame = dirty_frame()
+    for i, part in enumerate((frame.iloc[:1200], frame.iloc[1200:])):
+        with fs.open(f"{root}/data/part-{i}.parquet", "wb") as handle:
+            part.to_parquet(handle, index=False)
+    with fs.open(f"{root}/data/_SUCCESS", "wb") as handle:
+        handle.write(b"")
+    with fs.open(f"{root}/csv/in.csv", "wb") as handle:
+        handle.write(frame.head(50).to_csv(index=False).encode())
+    for source in (f"memory://{root}/data", f"memory://{root}/data/*.parquet"):
+        result = predict_file(rt, source, str(tmp_path / "out.parquet"), chunk_rows=700)
+        assert (result["rows"], result["rejected"]) == (2500, 3)
+        assert pd.read_parquet(tmp_path / "out.parquet")["flight_id"].iloc[0] == "F00000"
+    result = predict_file(rt, f"memory://{root}/csv/in.csv", str(tmp_path / "out.csv"))
+    assert result["rows"] == 50
+    with pytest.raises(NotFound):
+        predict_file(rt, f"memory://{root}/nothing.parquet", str(tmp_path / "o.parquet"))
+    fs.rm(root, recursive=True)

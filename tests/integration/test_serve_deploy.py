@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from serve_fixtures import FEATURES, build_bundle, flights_frame, good_record, live_server
+from serve_fixtures import restore_gc as restore_gc  # autouse: undo the app's GC settings
 
 from mlcycle.errors import BadInput
 from mlcycle.registry.export import export_bundle
@@ -238,7 +239,7 @@ def test_log_columns_follow_the_contract(bundles: dict[int, Path], tmp_path: Pat
         c.post("/predict", json=rows)
         c.post("/predict", json=[{**good_record(1), "dep_delay": "12"}])  # 422: not logged
         # An int where a float is expected and a null take the generic path; logged the same.
-        c.post("/predict", json=[{**good_record(2), "weekend": 1, "origin": None}])
+        generic = c.post("/predict", json=[{**good_record(2), "weekend": 1, "origin": None}])
     files = list((tmp_path / "log" / "flights").glob("date=*/*.parquet"))
     assert files
     table = pa.concat_tables([pq.read_table(f) for f in files])
@@ -256,11 +257,65 @@ def test_log_columns_follow_the_contract(bundles: dict[int, Path], tmp_path: Pat
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     frame = table.to_pandas().sort_values("ts", kind="stable")
     assert frame["row_id"].tolist()[:3] == ["F0", "F1", "F2"]
-    assert frame["row_id"].isna().tolist() == [False, False, False, True]
+    # No id column in the input: the row is still addressable, as request id + index.
+    assert frame["row_id"].tolist()[3] == f"{generic.json()['request_id']}:0"
     assert frame["prediction"].isin(["True", "False"]).all()
     assert frame["model_version"].tolist() == [7, 7, 7, 7]
     assert frame["weekend"].tolist()[-1] is True
     assert frame["origin"].isna().tolist() == [False, False, False, True]
+
+
+def test_v2_infer_rows_are_logged_with_row_ids(bundles: dict[int, Path], tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path / "log")
+    app = create_app(ModelRuntime.load(bundles[1], 3), prediction_log=log)
+    rows = [good_record(i) for i in range(3)]
+
+    types = {"dep_delay": "FP64", "distance": "INT64", "carrier": "BYTES", "origin": "BYTES"}
+
+    def tensors(with_ids: bool) -> dict[str, Any]:
+        inputs = [
+            {
+                "name": f,
+                "shape": [3],
+                "datatype": types.get(f, "BOOL"),
+                "data": [r[f] for r in rows],
+            }
+            for f in FEATURES
+        ]
+        if with_ids:
+            ids = ["A", None, "C"]
+            inputs.append({"name": "flight_id", "shape": [3], "datatype": "BYTES", "data": ids})
+        return {"inputs": inputs}
+
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
+        named = c.post("/v2/models/flights/infer", json=tensors(True))
+        bare = c.post("/v2/models/flights/infer", json=tensors(False))
+        assert named.status_code == 200 and bare.status_code == 200, (named.text, bare.text)
+    frame = read_log(tmp_path / "log")
+    by_request = frame.groupby("request_id")["row_id"].apply(list).to_dict()
+    named_id = named.json()["parameters"]["request_id"]
+    bare_id = bare.json()["parameters"]["request_id"]
+    # The id column when sent (a null id falls back to request id + index), else rid:index.
+    assert by_request[named_id] == ["A", f"{named_id}:1", "C"]
+    assert by_request[bare_id] == [f"{bare_id}:{i}" for i in range(3)]
+    assert frame["row_id"].notna().all()
+
+
+def test_app_freezes_the_heap_at_start_and_can_be_told_not_to(bundles: dict[int, Path]) -> None:
+    import gc
+
+    from mlcycle.serve.gctune import GEN0_THRESHOLD
+
+    rt = ModelRuntime.load(bundles[1], 1)
+    gc.unfreeze()
+    with live_server(create_app(rt, tune_gc=False)) as url:
+        assert httpx.get(url + "/v2/health/ready").status_code == 200
+        assert gc.get_freeze_count() == 0
+    with live_server(create_app(rt)) as url:
+        assert httpx.get(url + "/v2/health/ready").status_code == 200
+        # The model and everything imported are out of the collector's reach.
+        assert gc.get_freeze_count() > 10_000
+        assert gc.get_threshold()[0] == GEN0_THRESHOLD
 
 
 def test_log_queue_full_drops_and_counts(tmp_path: Path, bundles: dict[int, Path]) -> None:

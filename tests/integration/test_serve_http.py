@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from serve_fixtures import FEATURES, build_bundle, good_record, live_server
+from serve_fixtures import restore_gc as restore_gc  # autouse: undo the app's GC settings
 
 from mlcycle.serve import ModelRuntime, create_app
 from mlcycle.serve.app import JSONResponse

@@ -1,8 +1,16 @@
-"""`mlcycle models export`: a registered model as an embedded ONNX file with a parity report."""
+"""`mlcycle models export`: a registered model as an embedded ONNX file with a parity report.
+
+Parity is checked on the model's holdout rows: the test split its evaluation
+scored, found through the bundle's lineage (bundle → evaluation → splits).
+Only when the lineage has no holdout (a bundle registered by hand, a pruned
+store) does it fall back to the bundle's reference sample, and the report's
+``source`` says so. ``--holdout FILE`` overrides both.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +24,10 @@ def export(
     format: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write the export into."),
     holdout: Path | None = typer.Option(
-        None, "--holdout", help="Parquet rows to check parity on (default: the bundle's sample)."
+        None,
+        "--holdout",
+        help="Parquet rows to check parity on (default: the model's holdout split, "
+        "else the bundle's reference sample).",
     ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
@@ -30,13 +41,20 @@ def export(
     import pandas as pd
 
     from mlcycle.cli.common import load_project
-    from mlcycle.registry.export import export_bundle
+    from mlcycle.registry.export import HOLDOUT, REFERENCE_SAMPLE, export_bundle
 
     if format != "onnx":
         raise BadInput(f"unknown export format '{format}'", "supported: onnx", "pass --format onnx")
     project = load_project(spec)
     resolved, folder = project.bundle(model)
-    source = holdout or folder / "reference.parquet"
+    if holdout is not None:
+        source, kind = holdout, "given"  # "parity on N given rows"
+    else:
+        found = holdout_split(project, resolved.bundle_id)
+        if found is not None:
+            source, kind = found, HOLDOUT
+        else:
+            source, kind = folder / "reference.parquet", REFERENCE_SAMPLE
     if not source.is_file():
         raise BadInput(
             f"no rows to check parity on: {source} not found",
@@ -47,7 +65,7 @@ def export(
         rows = pd.read_parquet(source)
     except Exception as exc:
         raise BadInput(f"cannot read {source}", str(exc), "pass a Parquet file") from None
-    report = export_bundle(folder, rows, out)
+    report = export_bundle(folder, rows, out, rows_source=kind)
     manifest_path = out / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["model_version"] = resolved.version
@@ -64,6 +82,27 @@ def export(
         return
     console.print(
         f"exported {resolved.name} v{resolved.version} → {out}/model.onnx; parity on "
-        f"{report['rows']} rows: max |Δp| {report['max_abs_diff']:.2e}, label agreement "
+        f"{report['rows']} {kind} rows: max |Δp| {report['max_abs_diff']:.2e}, label agreement "
         f"{report['label_agreement']:.4f}"
     )
+
+
+def holdout_split(project: Any, bundle_id: str) -> Path | None:
+    """The test split the bundle's evaluation scored, if the store still has it.
+
+    Example:
+        >>> holdout_split(project, resolved.bundle_id)
+        PosixPath('.mlcycle/artifacts/3f/…/test.parquet')
+    """
+    store = project.store
+    try:
+        evaluation = _parent(store, bundle_id, "evaluation")
+        splits = _parent(store, evaluation, "splits") if evaluation else None
+        path = store.path(splits) / "test.parquet" if splits else None
+    except Exception:  # a pruned or foreign store: fall back to the reference sample
+        return None
+    return path if path is not None and path.is_file() else None
+
+
+def _parent(store: Any, child: str, role: str) -> str | None:
+    return next((parent for r, parent, _ in store.parents(child) if r == role), None)

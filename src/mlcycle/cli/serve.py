@@ -123,9 +123,8 @@ def serve(
 
     Example: mlcycle serve models:/flights@champion --port 8000 --canary 0.1
     """
-    import uvicorn
-
     from mlcycle.serve import ModelRuntime
+    from mlcycle.serve.workers import run_workers
 
     if not model:
         from mlcycle.cli.common import load_project
@@ -156,13 +155,8 @@ def serve(
     os.environ[SHADOW_ENV] = "1" if shadow else "0"
     os.environ[POLL_ENV] = str(poll)
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
-    uvicorn.run(
-        "mlcycle.cli.serve:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
+    run_workers(
+        "mlcycle.cli.serve:app_factory", host, port, workers, factory=True, log_level="warning"
     )
 
 

@@ -39,6 +39,10 @@ from mlcycle.errors import BadInput
 from mlcycle.schema import Schema
 
 TOLERANCE = 1e-5
+# What the parity rows were, as recorded in the report: the evaluation's holdout
+# split when the model has one, else the bundle's reference sample (training rows).
+HOLDOUT = "holdout"
+REFERENCE_SAMPLE = "reference sample"
 OPSET = {"": 17, "ai.onnx.ml": 3}
 FORMAT = "mlcycle-onnx/1"
 
@@ -55,12 +59,14 @@ def export_onnx(
     schema: Schema,
     positive_label: Any = None,
     tolerance: float = TOLERANCE,
+    rows_source: str = HOLDOUT,
 ) -> dict[str, Any]:
     """Convert ``model`` (a fitted ``Pipeline([ColumnTransformer, estimator])``) and check parity.
 
-    ``holdout`` holds validated feature rows. Raises :class:`BadInput` when
-    the model cannot be converted or the parity check fails; then nothing is
-    written. Returns the parity report.
+    ``holdout`` holds validated feature rows; ``rows_source`` says what they
+    are (``holdout`` or ``reference sample``) and is recorded in the report.
+    Raises :class:`BadInput` when the model cannot be converted or the parity
+    check fails; then nothing is written. Returns the parity report.
     """
     if len(holdout) == 0:
         raise BadInput(
@@ -72,12 +78,13 @@ def export_onnx(
     onnx_bytes = convert_estimator(estimator, matrix.shape[1])
     # The truth is the whole pipeline on the rows, not the estimator on our matrix.
     report = parity(onnx_bytes, model, matrix, holdout, task=task, tolerance=tolerance)
+    report["source"] = rows_source
     if not report["passed"]:
         raise BadInput(
             f"refusing the ONNX export of model '{name}'",
-            f"on {report['rows']} holdout rows the converted model differs from scikit-learn by "
-            f"up to {report['max_abs_diff']:.3g} (tolerance {tolerance:g}); label agreement "
-            f"{report['label_agreement']:.4f}",
+            f"on {report['rows']} {rows_source} rows the converted model differs from "
+            f"scikit-learn by up to {report['max_abs_diff']:.3g} (tolerance {tolerance:g}); "
+            f"label agreement {report['label_agreement']:.4f}",
             "serve the scikit-learn model instead, or avoid features the converter gets wrong "
             "(e.g. HistGradientBoosting's native categorical support: use ordinal codes)",
         )
@@ -289,12 +296,17 @@ def _unsupported(why: str) -> BadInput:
 
 
 def export_bundle(
-    bundle_dir: Path, holdout: pd.DataFrame, out_dir: Path | None = None
+    bundle_dir: Path,
+    holdout: pd.DataFrame,
+    out_dir: Path | None = None,
+    *,
+    rows_source: str = HOLDOUT,
 ) -> dict[str, Any]:
     """Export the model of a bundle folder (into ``<bundle>/onnx`` by default).
 
     ``holdout`` holds rows with at least the model's features; rows with a
-    null in a non-nullable feature are dropped first.
+    null in a non-nullable feature are dropped first. ``rows_source`` names
+    them in the report (``holdout`` or ``reference sample``).
 
     Example:
         >>> export_bundle(Path("bundle"), test_split)["passed"]
@@ -330,6 +342,7 @@ def export_bundle(
         classes=meta.classes,
         schema=features_schema,
         positive_label=meta.positive_label,
+        rows_source=rows_source,
     )
 
 
@@ -338,17 +351,21 @@ def try_export_bundle(
 ) -> dict[str, Any] | None:
     """:func:`export_bundle` for registration: any failure is logged, never raised.
 
-    Without ``holdout`` the parity check runs on the bundle's ``reference.parquet``.
+    The parity check runs on ``holdout`` (the evaluation's test split); only
+    without one does it fall back to the bundle's ``reference.parquet``
+    (training rows), and the report's ``source`` says which.
 
     Example:
-        >>> try_export_bundle(staging_folder)  # in the register step
+        >>> try_export_bundle(staging_folder, test_split)  # in the gate's package step
     """
     import logging
 
     try:
-        if holdout is None:
+        source = HOLDOUT
+        if holdout is None or len(holdout) == 0:
             holdout = pd.read_parquet(bundle_dir / "reference.parquet")
-        return export_bundle(bundle_dir, holdout)
+            source = REFERENCE_SAMPLE
+        return export_bundle(bundle_dir, holdout, rows_source=source)
     except Exception as exc:
         logging.getLogger("mlcycle.registry").info("no ONNX export for this bundle: %s", exc)
         return None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import threading
@@ -31,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mlcycle.errors import BadInput
 from mlcycle.serve.batching import MicroBatcher
+from mlcycle.serve.gctune import refreeze
 from mlcycle.serve.metrics import Metrics
 from mlcycle.serve.predlog import ModelInfo
 from mlcycle.serve.runtime import ModelRuntime
@@ -40,6 +42,8 @@ logger = logging.getLogger("mlcycle.serve")
 # role ("champion" or "challenger") -> (version, bundle folder), or None when unset.
 Resolver = Callable[[str], tuple[int, Path] | None]
 Loader = Callable[[Path, int], ModelRuntime]
+# Requests on the replaced model finish well within this; then its objects can be freed.
+_REFREEZE_AFTER_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,12 @@ class Swapper:
         if new is current:
             return
         self.deployment = new  # one assignment: atomic for every request that starts later
+        if gc.get_freeze_count():
+            # The app froze the heap (serve/gctune.py): once in-flight requests on the
+            # old model are done, let it go and freeze the new one.
+            timer = threading.Timer(_REFREEZE_AFTER_SECONDS, refreeze)
+            timer.daemon = True
+            timer.start()
         if self.metrics is not None and (
             new.champion is not current.champion or new.challenger is not current.challenger
         ):

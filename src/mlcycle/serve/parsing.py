@@ -167,7 +167,11 @@ def infer_records(columns: dict[str, list[Any]], rows: int) -> list[dict[str, An
 def parse_infer_body(
     runtime: ModelRuntime, payload: Any
 ) -> tuple[dict[str, list[Any]], int, set[str] | None]:
-    """Check an Open Inference Protocol v2 request: (columns, rows, requested outputs)."""
+    """Check an Open Inference Protocol v2 request: (columns, rows, requested outputs).
+
+    ``columns`` holds the model's features and, when sent, the bundle's id
+    column (for the prediction log's ``row_id``); other inputs are ignored.
+    """
     fix = 'send {"inputs": [{"name": col, "shape": [n], "datatype": "FP64", "data": [...]}, ...]}'
     if not isinstance(payload, dict):
         raise _shape_error("body", f"expected an object, got {_kind(payload)}", fix)
@@ -223,6 +227,8 @@ def parse_infer_body(
         lengths[name] = len(data)
         kind = kinds.get(name)
         if kind is None:
+            if name == runtime.meta.id_column:
+                columns[name] = data  # not a feature, but the log's row id
             continue  # not a feature: ignored, like an extra column
         if datatype not in _ACCEPTED_DATATYPES[kind]:
             raise _shape_error(

@@ -133,7 +133,7 @@ class Gate(Step):
     optional_inputs = ("model_tests",)
     sections = ("project", "problem", "gates", "evaluate", "serve", "train")
     libraries = ML_LIBS
-    revision = 3
+    revision = 4  # 4: ONNX parity on the holdout rows
 
     def _champion(self, project: Project) -> tuple[int, BundleMeta, Path] | None:
         try:
@@ -363,7 +363,8 @@ class Gate(Step):
             from mlcycle.registry.export import try_export_bundle
 
             _add_outlier_model(folder, spec.train.seed)
-            try_export_bundle(folder)  # onnx/ when the conversion passes parity; never fails
+            # onnx/ when the conversion passes parity on the holdout rows; never fails
+            try_export_bundle(folder, load_split(project, inputs["splits"], "test"))
             return store.put(
                 folder,
                 kind="package",

@@ -1,0 +1,121 @@
+"""Open Inference Protocol v2 routes: server and model metadata, health, readiness and ``infer``.
+
+Named columnar inputs (one tensor per feature) so KServe, Triton and MLServer
+clients work unchanged; the response carries ``predictions`` and, for
+classifiers, ``probabilities`` (``parameters.classes`` gives their order).
+
+Example:
+    $ curl -s localhost:8000/v2/models/flights/infer -d '{"inputs": [{"name": "distance",
+        "shape": [1], "datatype": "FP64", "data": [700]}, ...]}'
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from mlcycle import __version__
+from mlcycle.serve.parsing import (
+    _loads,
+    _prediction_datatype,
+    infer_records,
+    model_metadata,
+    parse_infer_body,
+)
+from mlcycle.serve.responses import JSONResponse
+from mlcycle.serve.service import Service
+
+
+def routes(service: Service) -> list[Route]:
+    """The v2 routes, each wrapped by :meth:`Service.endpoint`."""
+    model = "/v2/models/{name}"
+    version = model + "/versions/{version}"
+    w = service.endpoint
+    return [
+        Route("/v2", w(server_metadata, "/v2"), methods=["GET"]),
+        Route("/v2/health/live", w(live, "/v2/health/live"), methods=["GET"]),
+        Route("/v2/health/ready", w(ready, "/v2/health/ready"), methods=["GET"]),
+        Route(model, w(metadata, model), methods=["GET"]),
+        Route(version, w(metadata, version), methods=["GET"]),
+        Route(model + "/ready", w(model_ready, model + "/ready"), methods=["GET"]),
+        Route(version + "/ready", w(model_ready, version + "/ready"), methods=["GET"]),
+        Route(model + "/infer", w(infer, model + "/infer", "predict"), methods=["POST"]),
+        Route(version + "/infer", w(infer, version + "/infer", "predict"), methods=["POST"]),
+    ]
+
+
+async def server_metadata(service: Service, request: Request, rid: str) -> Response:
+    return JSONResponse({"name": "mlcycle", "version": __version__, "extensions": []})
+
+
+async def live(service: Service, request: Request, rid: str) -> Response:
+    return JSONResponse({"live": True})
+
+
+async def ready(service: Service, request: Request, rid: str) -> Response:
+    return JSONResponse({"ready": True})
+
+
+async def model_ready(service: Service, request: Request, rid: str) -> Response:
+    runtime = service.champion
+    service.check_model(request, runtime)
+    return JSONResponse({"name": runtime.meta.name, "ready": True})
+
+
+async def metadata(service: Service, request: Request, rid: str) -> Response:
+    runtime = service.champion
+    service.check_model(request, runtime)
+    return JSONResponse(model_metadata(runtime))
+
+
+async def infer(service: Service, request: Request, rid: str) -> Response:
+    deployment = service.swapper.deployment
+    service.check_model(request, deployment.champion.runtime)
+    served, role = deployment.pick()
+    runtime = served.runtime
+    body = await service.read_body(request)
+    size = len(body)
+
+    def parse() -> tuple[list[dict[str, Any]], set[str] | None, Any]:
+        payload = _loads(body)
+        columns, rows, wanted = parse_infer_body(runtime, payload)
+        if rows == 0:
+            runtime.validate_columns(columns, 0)  # the empty-batch error
+        return infer_records(columns, rows), wanted, payload.get("id")
+
+    records, wanted, request_id = await service.off_loop(size, parse)
+    labels, proba, inputs = await service.score(served, records, size, body, "infer")
+    rows = len(labels)
+    outputs: list[dict[str, Any]] = [
+        {
+            "name": "predictions",
+            "shape": [rows],
+            "datatype": _prediction_datatype(runtime),
+            "data": labels,
+        }
+    ]
+    if proba is not None:
+        outputs.append(
+            {
+                "name": "probabilities",
+                "shape": [rows, proba.shape[1]],
+                "datatype": "FP64",
+                "data": proba.reshape(-1),
+                "parameters": {"classes": runtime.classes},
+            }
+        )
+    if wanted is not None:
+        outputs = [o for o in outputs if o["name"] in wanted]
+    service.after(deployment, served, role, rid, records, inputs, (labels, proba))
+    return JSONResponse(
+        {
+            "model_name": runtime.meta.name,
+            "model_version": None if runtime.version is None else str(runtime.version),
+            "id": request_id if request_id is not None else rid,
+            "parameters": {"request_id": rid},
+            "outputs": outputs,
+        }
+    )
