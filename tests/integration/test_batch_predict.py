@@ -87,10 +87,16 @@ def test_csv_in_csv_out_with_wrong_types(rt: ModelRuntime, tmp_path: Path) -> No
     text = frame.astype({"distance": object})
     text.loc[7, "distance"] = "far"
     text.to_csv(tmp_path / "in.csv", index=False)
+    totals: list[int | None] = []
     result = predict_file(
-        rt, str(tmp_path / "in.csv"), str(tmp_path / "scored.csv"), id_column="flight_id"
+        rt,
+        str(tmp_path / "in.csv"),
+        str(tmp_path / "scored.csv"),
+        id_column="flight_id",
+        on_total=totals.append,
     )
     assert (result["rows"], result["rejected"]) == (300, 1)
+    assert totals == [None]  # CSV has no footer: the total is unknown until read
     out = pd.read_csv(tmp_path / "scored.csv")
     good = frame.drop(index=[7]).reset_index(drop=True)
     np.testing.assert_allclose(
@@ -110,8 +116,18 @@ def test_folder_and_glob_inputs(rt: ModelRuntime, tmp_path: Path) -> None:
     (data / "_SUCCESS").write_text("")
     whole = pd.concat(parts, ignore_index=True)
     for source in (str(data), str(data / "part-*.parquet")):
-        result = predict_file(rt, source, str(tmp_path / "out.parquet"), chunk_rows=150)
+        totals: list[int | None] = []
+        advanced: list[int] = []
+        result = predict_file(
+            rt,
+            source,
+            str(tmp_path / "out.parquet"),
+            chunk_rows=150,
+            progress=advanced.append,
+            on_total=totals.append,
+        )
         assert (result["rows"], result["rejected"], result["rejects"]) == (600, 0, None)
+        assert totals == [600] and sum(advanced) == 600  # a progress bar with a real total
         out = pd.read_parquet(tmp_path / "out.parquet")
         np.testing.assert_allclose(
             out["probability"], rt.model.predict_proba(whole[FEATURES])[:, 1], atol=1e-12

@@ -222,6 +222,7 @@ def predict(
                 chunk_rows=chunk_rows,
                 progress=lambda rows: progress.advance(task, rows),
                 prediction_log=prediction_log,
+                on_total=lambda rows: progress.update(task, total=rows),
             )
         finally:
             if prediction_log is not None:

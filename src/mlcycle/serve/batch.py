@@ -48,6 +48,7 @@ from mlcycle.serve.batch_io import (
     id_type,
     resolve_inputs,
     suffix_of,
+    total_rows,
 )
 from mlcycle.serve.batch_score import OutputBuilder, Scorer, label_type, proba_columns
 from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, now
@@ -65,6 +66,7 @@ def predict_file(
     id_column: str | None = None,
     progress: Callable[[int], None] | None = None,
     prediction_log: PredictionLog | None = None,
+    on_total: Callable[[int | None], None] | None = None,
 ) -> dict[str, Any]:
     """Score a Parquet or CSV input (file, folder or glob) into a Parquet or CSV file.
 
@@ -75,8 +77,10 @@ def predict_file(
     when the input has it), ``prediction``, then ``probability`` (positive
     class) for binary models or ``proba_<class>`` per class for multiclass,
     then ``model_version``. ``progress`` is called after each chunk with the
-    number of input rows that chunk held. The result's ``engine`` says what
-    scored the rows (``onnxruntime``, ``sklearn-compiled`` or ``sklearn-pipeline``).
+    number of input rows that chunk held; ``on_total`` once, before scoring,
+    with the input's row count (from Parquet footers; ``None`` for CSV). The
+    result's ``engine`` says what scored the rows (``onnxruntime``,
+    ``sklearn-compiled`` or ``sklearn-pipeline``).
 
     Raises :class:`NotFound` for a missing input and :class:`BadInput` for an
     unreadable input, a missing column or an unwritable output.
@@ -118,6 +122,8 @@ def predict_file(
         )
     if id_column is None and runtime.meta.id_column in available:
         id_column = runtime.meta.id_column
+    if on_total is not None:
+        on_total(total_rows(files, fmt))
     job = _Job(runtime, files, fmt, output, out_fmt, id_column, chunk_rows, progress)
     job.log = prediction_log
     return job.run(started)

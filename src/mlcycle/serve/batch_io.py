@@ -186,6 +186,20 @@ def common_columns(files: list[InputFile], fmt: Format) -> set[str]:
     return common or set()
 
 
+def total_rows(files: list[InputFile], fmt: Format) -> int | None:
+    """Rows in all inputs from the Parquet footers (no data read); ``None`` for CSV."""
+    if fmt != "parquet":
+        return None
+    total = 0
+    for file in files:
+        try:
+            with file.open() as handle:
+                total += pq.ParquetFile(handle).metadata.num_rows
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            raise unreadable(file, fmt, exc) from None
+    return total
+
+
 def unreadable(file: InputFile, fmt: Format, exc: BaseException) -> BadInput:
     return BadInput(
         f"cannot read {file}",
