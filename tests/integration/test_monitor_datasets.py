@@ -83,7 +83,7 @@ def test_unknown_and_wrong_versions_are_clear_errors(
     with store.staging() as folder:
         (folder / "x.txt").write_text("x")
         other = store.put(folder, kind="model", record={"name": "m"})
-    with pytest.raises(BadInput, match="is a model, not a dataset version"):
+    with pytest.raises(BadInput, match="is a model, not a dataset"):
         resolve_version(store, other[:12])
 
 

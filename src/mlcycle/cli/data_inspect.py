@@ -59,14 +59,7 @@ def _versions(project: Any) -> list[dict[str, Any]]:
 
 def _resolve(project: Any, version: str | None) -> str:
     if version:
-        artifact_id = str(project.store.resolve(version))
-        if project.store.kind(artifact_id) != "dataset":
-            raise BadInput(
-                f"artifact {version} is not a dataset version",
-                f"it is a {project.store.kind(artifact_id)}",
-                "list dataset versions with `mlcycle data versions`",
-            )
-        return artifact_id
+        return str(project.store.resolve(version, kind="dataset"))
     found = _versions(project)
     if not found:
         raise BadInput(

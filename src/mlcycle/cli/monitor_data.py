@@ -74,7 +74,6 @@ def _one_of(flag: str, value: str | None, version_flag: str, version: str | None
 
 
 def _project_name(spec: Path) -> str:
-    from mlcycle.cli.common import load_project
 
     return str(load_project(spec).name)
 

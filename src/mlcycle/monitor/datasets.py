@@ -71,55 +71,39 @@ def resolve_version(store: Store, ref: str) -> str:
     """The full id of dataset version ``ref`` (an id, a prefix of ≥ 6 characters, or ``latest``).
 
     Raises :class:`NotFound` naming the versions that do exist when nothing
-    matches, and :class:`BadInput` for an ambiguous prefix or an artifact of
-    another kind.
+    matches, and :class:`BadInput` (from :meth:`Store.resolve`) for a short or
+    ambiguous prefix or an artifact of another kind.
 
     Example:
         >>> resolve_version(store, "692ef2")
         '692ef2a81c0d...'
     """
     ref = ref.strip()
-    versions = list_versions(store)
+    if ref.lower() == LATEST:
+        versions = list_versions(store)
+        if not versions:
+            raise NotFound(
+                "no dataset version 'latest': the project has no dataset versions yet",
+                "monitoring against a dataset version reads one the data stage wrote",
+                "run `mlcycle data ingest` (or `mlcycle run`) first, or pass a data file instead",
+            )
+        return str(versions[0]["id"])
+    try:
+        return store.resolve(ref, kind="dataset")
+    except NotFound:
+        raise _unknown_version(ref, list_versions(store)) from None
+
+
+def _unknown_version(ref: str, versions: list[dict[str, Any]]) -> NotFound:
     if not versions:
-        raise NotFound(
+        return NotFound(
             f"no dataset version {ref!r}: the project has no dataset versions yet",
             "monitoring against a dataset version reads one the data stage wrote",
             "run `mlcycle data ingest` (or `mlcycle run`) first, or pass a data file instead",
         )
-    if ref.lower() == LATEST:
-        return str(versions[0]["id"])
-    if len(ref) < 6:
-        raise BadInput(
-            f"dataset version {ref!r} is too short to identify a version",
-            "versions are named by their id or a prefix of at least 6 characters",
-            f"pass more of the id, or `{LATEST}`; list them with `mlcycle data versions`",
-        )
-    matches = [v for v in versions if str(v["id"]).startswith(ref)]
-    if len(matches) > 1:
-        raise BadInput(
-            f"dataset version {ref!r} is ambiguous",
-            f"{len(matches)} versions start with it",
-            "pass more characters of the id",
-        )
-    if not matches:
-        _not_a_version(store, ref, versions)
-    return str(matches[0]["id"])
-
-
-def _not_a_version(store: Store, ref: str, versions: list[dict[str, Any]]) -> None:
-    with store.engine.connect() as conn:
-        other = conn.execute(
-            sa.select(t.artifacts.c.kind).where(t.artifacts.c.id.like(ref + "%")).limit(1)
-        ).first()
     shown = ", ".join(f"{str(v['id'])[:12]} ({v['rows']} rows)" for v in versions[:SHOWN])
     more = f" and {len(versions) - SHOWN} more" if len(versions) > SHOWN else ""
-    if other is not None:
-        raise BadInput(
-            f"{ref} is a {other[0]}, not a dataset version",
-            "monitoring compares data",
-            f"pass a dataset version: {shown}{more}",
-        )
-    raise NotFound(
+    return NotFound(
         f"no dataset version {ref!r}",
         f"the store's dataset versions, newest first, are {shown}{more}",
         f"pass one of those ids (or a prefix of ≥ 6 characters, or `{LATEST}`); "

@@ -242,19 +242,45 @@ class Store:
     def path(self, artifact_id: str) -> Path:
         return self.blobs.path(artifact_id)
 
-    def resolve(self, prefix: str) -> str:
-        """The full id of the artifact whose id starts with ``prefix`` (≥ 6 characters)."""
+    def resolve(self, prefix: str, kind: str | None = None) -> str:
+        """The full id of the artifact whose id starts with ``prefix`` (≥ 6 characters).
+
+        With ``kind``, the artifact must be of that kind (``BadInput`` names the
+        kind it is otherwise).
+
+        Example:
+            >>> store.resolve("692ef2", kind="dataset")
+            '692ef2a81c0d...'
+        """
+        noun = f"{kind} " if kind else "artifact "
         if len(prefix) < 6:
-            raise BadInput(f"artifact id {prefix!r} is too short", "", "give at least 6 characters")
+            raise BadInput(
+                f"{noun}id {prefix!r} is too short",
+                "ids are matched by a prefix of at least 6 characters",
+                "give more of the id",
+            )
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(t.artifacts.c.id).where(t.artifacts.c.id.like(prefix + "%")).limit(2)
+                sa.select(t.artifacts.c.id, t.artifacts.c.kind)
+                .where(t.artifacts.c.id.like(prefix + "%"))
+                .limit(2)
             ).all()
         if not rows:
-            raise NotFound(f"no artifact starts with {prefix!r}", "", "check the id")
+            raise NotFound(f"no {noun}id starts with {prefix!r}", "", "check the id")
         if len(rows) > 1:
-            raise BadInput(f"artifact id {prefix!r} is ambiguous", "", "give more characters")
-        return str(rows[0][0])
+            raise BadInput(
+                f"{noun}id {prefix!r} is ambiguous",
+                "several ids start with it",
+                "give more characters",
+            )
+        artifact_id, found = str(rows[0][0]), str(rows[0][1])
+        if kind is not None and found != kind:
+            raise BadInput(
+                f"{prefix} is a {found}, not a {kind}",
+                f"a {kind} is expected here",
+                f"pass the id of a {kind}",
+            )
+        return artifact_id
 
     def parents(self, artifact_id: str) -> list[tuple[str, str, str]]:
         """(role, parent id, parent kind) for each input the artifact came from."""

@@ -113,8 +113,8 @@ class Run:
             return
         step = int(step)
         try:
-            # Kept as one (keys, values) record: encoding it per point is left to
-            # the flush, which does it column-wise with numpy.
+            # Kept as one (keys, values) record: the flush packs it column-wise
+            # into blocks (see .blocks), with no tuple per point.
             values = list(map(float, metrics.values()))
         except (TypeError, ValueError):
             for key, value in metrics.items():
