@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,9 +27,9 @@ class ModelInfo:
     features: tuple[tuple[str, str], ...]  # (name, schema kind)
     classes: tuple[Any, ...] | None
     positive_index: int | None
-    # (feature, column) of the features the compiled plan passes through unchanged
-    # into the encoded matrix: the log takes them from there (see EncodedRows).
-    matrix_columns: tuple[tuple[str, int], ...] = ()
+    # Where each feature sits in the compiled plan's matrix: the log reads
+    # features back from there (see EncodedRows, RawRecords).
+    matrix_layout: tuple[MatrixColumn, ...] = ()
 
     @classmethod
     def of(cls, runtime: Any) -> ModelInfo:
@@ -42,21 +41,45 @@ class ModelInfo:
             features=tuple((c.name, c.kind) for c in runtime.input_schema.columns),
             classes=None if runtime.classes is None else tuple(runtime.classes),
             positive_index=runtime.positive_index,
-            matrix_columns=_passthrough_columns(getattr(runtime, "plan", None)),
+            matrix_layout=matrix_layout(getattr(runtime, "plan", None)),
         )
 
 
-def _passthrough_columns(plan: Any) -> tuple[tuple[str, int], ...]:
+class MatrixColumn(NamedTuple):
+    """How one feature reads back from the compiled plan's matrix.
+
+    ``how`` is ``number`` (the value itself, NaN for null), ``ordinal`` (the
+    category's code in ``column``, NaN for null *or* unknown) or ``onehot``
+    (``width`` columns from ``column``; none set means unknown). ``categories``
+    holds the category text by code; ``None`` at the code of the missing
+    category, if the encoder fitted one.
+    """
+
+    feature: str
+    how: str
+    column: int
+    width: int = 1
+    categories: tuple[str | None, ...] = ()
+
+
+def matrix_layout(plan: Any) -> tuple[MatrixColumn, ...]:
+    """Each feature's first block in ``plan`` (a feature can feed several)."""
     if plan is None:
         return ()
-    found: list[tuple[str, int]] = []
+    found: dict[str, MatrixColumn] = {}
     j = 0
     for block in plan.outputs:
         name = plan.inputs[block.source].name
-        if block.how == "number" and name not in {f for f, _ in found}:
-            found.append((name, j))
+        if name not in found:
+            categories: list[str | None] = []
+            if block.how != "number":
+                size = block.width if block.how == "onehot" else len(block.codes)
+                categories = [None] * max(size, max(block.codes.values(), default=-1) + 1)
+                for text, code in block.codes.items():
+                    categories[code] = text
+            found[name] = MatrixColumn(name, block.how, j, block.width, tuple(categories))
         j += block.width
-    return tuple(found)
+    return tuple(found.values())
 
 
 @dataclass(slots=True)
@@ -76,21 +99,28 @@ class EncodedRows:
 
 @dataclass(slots=True)
 class RawRecords:
-    """A request body whose records took the compiled path, to be parsed again by the writer.
+    """A request whose records took the compiled path: its body and its encoded matrix.
 
     Keeping a request's parsed records (a list, a dict, a Python object per
     value) alive until the writer runs, and freeing them in the writer's
     thread, cost the event loop ~8-10 µs per single-row request (measured:
     queueing the entries and dropping them unconverted was that much slower
-    than not queueing them). The body is one ``bytes`` object; the writer
-    re-parses it in bulk (orjson, ~1 µs) with the same functions, so it gets
-    the same records. ``protocol`` is ``"predict"`` or ``"infer"``;
-    ``runtime`` (long-lived) parses it.
+    than not queueing them). The body and the matrix are one object each.
+    The writer reads the features back from the matrix (numbers as they
+    are, categories through their codes) without parsing anything; only
+    rows the matrix cannot tell (a null or unknown category, a feature the
+    model does not use) are parsed again from the body with the same
+    functions, so they get the same records. ``protocol`` is ``"predict"``
+    or ``"infer"``; ``runtime`` (long-lived) parses it.
     """
 
     body: bytes
     runtime: Any
     protocol: str
+    matrix: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.matrix)
 
 
 @dataclass(slots=True)
@@ -109,7 +139,7 @@ class LogEntry:
     model: ModelInfo
     role: str
     request_id: str
-    ts: datetime
+    ts: float  # seconds since the epoch (time.time()): a float costs the request path least
     inputs: Any  # records, EncodedRows, RawRecords, or columns (a mapping or a DataFrame)
     row_ids: Sequence[Any] | None
     labels: Sequence[Any]

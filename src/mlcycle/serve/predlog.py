@@ -10,13 +10,15 @@ for REST requests), ``prediction`` (string label, or float64 for regression),
 ``probability`` (P(positive) for binary, else null) and, for multiclass,
 ``proba_<class>`` per class.
 
-The serving path only appends a reference to what it already built (records
-or validated frame, labels, probabilities) to a bounded in-memory queue
-(about a microsecond); a writer thread turns queued entries into columns in
-bulk (``serve/logtable.py``) and into files every ``flush_seconds`` or
-``flush_rows``. A full queue drops the entry and counts it (``dropped``), so
-logging can never stall predictions. :meth:`PredictionLog.close` writes
-everything still queued: a graceful shutdown loses nothing.
+A request that took the compiled path appends its values to column buffers
+(``serve/logbuffer.py``, about a microsecond, no objects kept); anything else
+queues a reference to what it already built (records or validated frame,
+labels, probabilities). A writer thread turns both into Arrow columns in bulk
+(``serve/logtable.py``, ``serve/logmatrix.py``) and into files every
+``flush_seconds`` or ``flush_rows``. A full queue drops the rows and counts
+them (``dropped``), so logging can never stall predictions.
+:meth:`PredictionLog.close` writes everything still queued: a graceful
+shutdown loses nothing.
 
 Example:
     >>> log = PredictionLog(".mlcycle/predictions")
@@ -36,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from datetime import UTC, date, datetime
+from datetime import date, timedelta
 from operator import attrgetter
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcycle.serve.logbuffer import EncodedBuffer
 from mlcycle.serve.logentry import EncodedRows, LogEntry, ModelInfo, RawRecords
 from mlcycle.serve.logtable import to_table
 
@@ -66,6 +69,7 @@ ROLES = ("champion", "challenger", "shadow", "batch")
 ENV_URL = "MLCYCLE_PREDICTIONS_URL"
 # Rows converted per slice in the writer thread (about 1 ms of GIL each).
 CONVERT_ROWS = 1024
+_EPOCH = date(1970, 1, 1)
 
 
 def default_root(store_home: Path) -> str:
@@ -74,15 +78,17 @@ def default_root(store_home: Path) -> str:
 
 
 class PredictionLog:
-    """A bounded queue of :class:`LogEntry` and the thread that writes it out.
+    """A bounded queue of :class:`LogEntry`, column buffers, and the thread that writes them out.
 
-    The writer drains the queue every ``convert_seconds`` into Arrow tables
-    (so queued Python objects die young instead of piling up in the
-    collector's old generation for a whole flush) and writes the converted
-    rows as one file per model and day every ``flush_seconds`` or
+    Requests that took the compiled path are appended to column buffers
+    (:meth:`submit_encoded`); everything else (the generic path, shadow
+    scoring, batch chunks) is queued as a :class:`LogEntry` (:meth:`submit`).
+    The writer takes both every ``convert_seconds`` and turns them into
+    Arrow tables (so queued Python objects die young instead of piling up in
+    the collector's old generation for a whole flush), and writes the
+    converted rows as one file per model and day every ``flush_seconds`` or
     ``flush_rows``. Converting 0.25 s of traffic at a time keeps the per-call
-    overhead of Arrow small (~3 µs of writer CPU per single-row request, vs
-    ~75 µs to serve it).
+    overhead of Arrow small.
     """
 
     def __init__(
@@ -104,8 +110,13 @@ class PredictionLog:
         self.files = 0
         self.errors = 0
         self._queue: deque[LogEntry] = deque()
+        # The compiled path's rows, as columns: (id of ModelInfo, role, protocol) → buffer.
+        self._buffers: dict[tuple[int, str, str], EncodedBuffer] = {}
         self._queued = 0  # rows accepted and not yet written (queued or converted)
-        self._cond = threading.Condition()
+        # A plain lock for submit (the request path; a Condition's costs twice as
+        # much) and an event that wakes the writer early for flush and close.
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
         self._closing = False
         self._flush_now = False
         # Converted, not yet written: (model name, task, features, classes, positive
@@ -122,8 +133,8 @@ class PredictionLog:
 
     def submit(self, entry: LogEntry) -> bool:
         """Queue ``entry``; ``False`` (and ``dropped`` grows) when the queue is full or closed."""
-        n = entry.rows
-        with self._cond:
+        n = len(entry.labels)
+        with self._lock:
             if self._closing or self._queued + n > self.max_queue_rows:
                 self.dropped += n
                 return False
@@ -131,40 +142,75 @@ class PredictionLog:
             self._queued += n
         return True
 
+    def submit_encoded(
+        self,
+        info: ModelInfo,
+        role: str,
+        request_id: str,
+        raw: RawRecords,
+        labels: list[Any],
+        proba: np.ndarray | None,
+        given_ids: list[Any] | None = None,
+    ) -> bool:
+        """Log a request that took the compiled path (its body and encoded matrix in ``raw``).
+
+        Same result as :meth:`submit` with a :class:`LogEntry` of ``raw``, at a
+        fraction of the cost: the values are appended to column buffers now
+        (``serve/logbuffer.py``) instead of being kept as objects until the
+        writer runs. ``given_ids`` holds each row's own id (``None`` where it
+        has none), or is ``None``.
+        """
+        n = len(labels)
+        key = (id(info), role, raw.protocol)
+        with self._lock:
+            if self._closing or self._queued + n > self.max_queue_rows:
+                self.dropped += n
+                return False
+            buffer = self._buffers.get(key)
+            if buffer is None:
+                buffer = self._buffers[key] = EncodedBuffer(info, role, raw.runtime, raw.protocol)
+            buffer.add(request_id, time.time(), raw.body, raw.matrix, labels, proba, given_ids)
+            self._queued += n
+        return True
+
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything queued so far is written."""
         deadline = time.monotonic() + timeout
-        with self._cond:
+        with self._lock:
             self._flush_now = True
-            self._cond.notify()
+        self._wake.set()
         while time.monotonic() < deadline:
-            with self._cond:
+            with self._lock:
                 if self._queued == 0:
                     return
             time.sleep(0.01)
 
     def close(self, timeout: float = 60.0) -> None:
         """Write everything queued, then stop the writer. Later entries are dropped."""
-        with self._cond:
+        with self._lock:
             self._closing = True
-            self._cond.notify()
+        self._wake.set()
         self._thread.join(timeout)
 
     # --- the writer thread ----------------------------------------------------------
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                if not self._closing and not self._flush_now:
-                    # Wait even with entries queued: converting a quarter second of
-                    # traffic at once is what keeps Arrow's per-call overhead small.
-                    self._cond.wait(self.convert_seconds)
+            # Wait even with entries queued: converting a quarter second of traffic
+            # at once is what keeps Arrow's per-call overhead small.
+            if not (self._closing or self._flush_now):
+                self._wake.wait(self.convert_seconds)
+            self._wake.clear()
+            with self._lock:
                 taken = list(self._queue)
                 self._queue.clear()
+                buffers, self._buffers = list(self._buffers.values()), {}
                 closing, flush_now = self._closing, self._flush_now
                 self._flush_now = False
             if taken:
                 self._convert(taken)
+            for buffer in buffers:
+                self._convert_buffer(buffer)
             due = (
                 closing
                 or flush_now
@@ -174,8 +220,8 @@ class PredictionLog:
             if due:
                 self._write_pending()
             if closing:
-                with self._cond:
-                    if not self._queue:  # submit refuses new entries once closing
+                with self._lock:
+                    if not self._queue and not self._buffers:  # nothing new once closing
                         return
 
     def _convert(self, entries: list[LogEntry]) -> None:
@@ -186,16 +232,36 @@ class PredictionLog:
             except Exception:
                 self.errors += 1
                 logger.exception("prediction log: could not convert %d entries", len(group))
-                with self._cond:
+                with self._lock:
                     self._queued -= sum(e.rows for e in group)
                 continue
-            info = group[0].model
-            # One file per model and day, whichever ModelInfo objects (versions) fed it.
-            key = (info.name, info.task, info.features, info.classes, info.positive_index, day)
-            model, tables, rows = self._pending.get(key, (info, [], 0))
-            tables.append(table)
-            self._pending[key] = (model, tables, rows + table.num_rows)
-            self._pending_rows += table.num_rows
+            self._add_pending(group[0].model, day, table)
+
+    def _convert_buffer(self, buffer: EncodedBuffer) -> None:
+        """A compiled-path buffer → Arrow tables in ``_pending``, split by day if it must be."""
+        try:
+            table = buffer.to_table()
+        except Exception:
+            self.errors += 1
+            logger.exception("prediction log: could not convert %d rows", buffer.rows)
+            with self._lock:
+                self._queued -= buffer.rows
+            return
+        seconds = np.frombuffer(buffer.seconds, dtype=np.float64)
+        days = np.repeat((seconds // 86_400).astype(np.int64), np.frombuffer(buffer.counts, "q"))
+        if days[0] == days[-1] and (days == days[0]).all():
+            self._add_pending(buffer.info, _date(int(days[0])), table)
+            return
+        for day in np.unique(days).tolist():
+            self._add_pending(buffer.info, _date(day), table.filter(pa.array(days == day)))
+
+    def _add_pending(self, info: ModelInfo, day: date, table: pa.Table) -> None:
+        # One file per model and day, whichever ModelInfo objects (versions) fed it.
+        key = (info.name, info.task, info.features, info.classes, info.positive_index, day)
+        model, tables, rows = self._pending.get(key, (info, [], 0))
+        tables.append(table)
+        self._pending[key] = (model, tables, rows + table.num_rows)
+        self._pending_rows += table.num_rows
 
     def _to_table(self, group: list[LogEntry]) -> pa.Table:
         """``to_table`` in slices of ~``CONVERT_ROWS`` rows, giving the GIL back between them.
@@ -229,7 +295,7 @@ class PredictionLog:
                 self.errors += 1
                 logger.exception("prediction log: could not write %d rows", rows)
             finally:
-                with self._cond:
+                with self._lock:
                     self._queued -= rows
 
     def _put(self, table: pa.Table, model: str, day: str) -> None:
@@ -269,17 +335,23 @@ def _dictionary_columns(table: pa.Table) -> list[str]:
 
 
 def _groups(entries: list[LogEntry]) -> dict[tuple[int, date], list[LogEntry]]:
-    """Entries by (model object, day). A drain is usually one of each: checked with C loops
-    (map, set) and model identity, not by hashing feature tuples per entry."""
+    """Entries by (model object, UTC day). A drain is usually one of each: checked with C
+    loops (map, set, numpy) and model identity, not by hashing feature tuples per entry."""
     models = set(map(id, map(attrgetter("model"), entries)))
-    days = set(map(datetime.date, map(attrgetter("ts"), entries)))
-    if len(models) == 1 and len(days) == 1:
-        return {(models.pop(), days.pop()): entries}
+    seconds = np.fromiter(map(attrgetter("ts"), entries), dtype=np.float64, count=len(entries))
+    days = (seconds // 86_400).astype(np.int64)
+    if len(models) == 1 and days[0] == days[-1] and (days == days[0]).all():
+        return {(models.pop(), _date(int(days[0]))): entries}
     groups: dict[tuple[int, date], list[LogEntry]] = {}
-    for e in entries:
-        groups.setdefault((id(e.model), e.ts.date()), []).append(e)
+    for e, day in zip(entries, days.tolist(), strict=True):
+        groups.setdefault((id(e.model), _date(day)), []).append(e)
     return groups
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
+def _date(epoch_day: int) -> date:
+    return _EPOCH + timedelta(days=epoch_day)
+
+
+def now() -> float:
+    """The time a log entry carries: seconds since the epoch (UTC by definition)."""
+    return time.time()

@@ -197,16 +197,18 @@ class Service:
     ) -> tuple[list[Any], Any, Any]:
         """(labels, probabilities, inputs to log) for records, on the fastest path they allow.
 
-        Records the compiled path accepts are logged as their request ``body``
-        (:class:`RawRecords`: one object kept alive, not a dict per row); the
-        generic path logs its validated frame.
+        Records the compiled path accepts are logged from their encoded
+        matrix (with the request ``body`` for what it cannot tell:
+        :class:`RawRecords`, see ``serve/logbuffer.py``); the generic path logs
+        its validated frame.
         """
         rt = served.runtime
+        logging = self.log is not None
 
         def prepare() -> tuple[Any, Any]:
             matrix = rt.encode_records(records)
             if matrix is not None:
-                return matrix, RawRecords(body, rt, protocol) if self.log is not None else None
+                return matrix, RawRecords(body, rt, protocol, matrix) if logging else None
             frame = rt.validate_records(records)
             if rt.plan is not None:
                 return rt.plan.encode_frame(frame), frame
@@ -219,17 +221,20 @@ class Service:
     def log_rows(
         self, served: Served, role: str, rid: str, records: Any, inputs: Any, out: Any
     ) -> None:
-        if self.log is None:
+        log = self.log
+        if log is None:
             return
         labels, proba = out
         id_column = served.runtime.meta.id_column
         row_ids = None
-        if id_column and isinstance(records, list):
+        if id_column and type(records) is list:
             row_ids = [r.get(id_column) for r in records]  # rows without one get rid:index
             if row_ids.count(None) == len(row_ids):
                 row_ids = None
-        entry = LogEntry(served.info, role, rid, now(), inputs, row_ids, labels, proba, True)
-        self.log.submit(entry)
+        if type(inputs) is RawRecords:  # the compiled path: appended as columns
+            log.submit_encoded(served.info, role, rid, inputs, labels, proba, row_ids)
+            return
+        log.submit(LogEntry(served.info, role, rid, now(), inputs, row_ids, labels, proba, True))
 
     def _shadow(self, deployment: Deployment, rid: str, records: list[dict[str, Any]]) -> None:
         challenger = deployment.challenger

@@ -13,13 +13,14 @@ import pyarrow.parquet as pq
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
+import orjson
 from serve_fixtures import build_bundle, good_record
 
 from mlcycle.serve.logtable import to_table
-from mlcycle.serve.predlog import EncodedRows, LogEntry, ModelInfo, PredictionLog
+from mlcycle.serve.predlog import EncodedRows, LogEntry, ModelInfo, PredictionLog, RawRecords
 from mlcycle.serve.runtime import ModelRuntime
 
-TS = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+TS = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +107,38 @@ def test_a_frame_with_a_boolean_null_is_logged(rt: ModelRuntime) -> None:
 def test_encoded_rows_log_the_same_values_as_records(rt: ModelRuntime) -> None:
     records = [good_record(i) for i in range(4)] + [{**good_record(4), "dep_delay": None}]
     matrix = rt.encode_records(records)
-    assert matrix is not None and ModelInfo.of(rt).matrix_columns  # numbers pass through
+    assert matrix is not None and ModelInfo.of(rt).matrix_layout  # numbers pass through
     plain = to_table([entry(rt, "r", records)])
     encoded = to_table([entry(rt, "r", EncodedRows(records, matrix))])
     assert encoded.equals(plain)
     assert encoded.column("dep_delay").null_count == 1
+
+
+@pytest.mark.parametrize("encoder", ["onehot", "ordinal"])
+@pytest.mark.parametrize("unseen", ["reject", "unknown"])
+def test_request_bodies_log_what_their_records_say(
+    tmp_path: Path, encoder: str, unseen: str
+) -> None:
+    """Features read back from the matrix equal the parsed records, nulls and unknown
+    categories included (the rows the matrix cannot tell are parsed from their body)."""
+    folder = build_bundle(tmp_path / "b", encoder=encoder, unseen=unseen)  # type: ignore[arg-type]
+    rt = ModelRuntime.load(folder, version=2)
+    assert rt.plan is not None
+    bodies = [[good_record(i)] for i in range(6)]
+    bodies[2] = [{**good_record(2), "origin": None}]
+    bodies[3] = [good_record(7), {**good_record(8), "origin": None}, good_record(9)]
+    if unseen == "unknown":
+        bodies[4] = [{**good_record(4), "carrier": "ZZ"}, good_record(10)]
+    raw, plain = [], []
+    for i, records in enumerate(bodies):
+        matrix = rt.encode_records(records)
+        assert matrix is not None
+        body = orjson.dumps(records)
+        raw.append(entry(rt, f"r{i}", RawRecords(body, rt, "predict", matrix)))
+        plain.append(entry(rt, f"r{i}", records))
+    logged = to_table(raw)
+    assert logged.equals(to_table(plain))
+    origins = logged.column("origin").to_pylist()
+    assert origins[2] is None and origins[4] is None and origins.count(None) == 2
+    if unseen == "unknown":
+        assert logged.column("carrier").to_pylist()[6] == "ZZ"
