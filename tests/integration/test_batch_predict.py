@@ -274,6 +274,54 @@ def test_onnx_engine_keeps_order_and_matches_the_pipeline(tmp_path: Path) -> Non
     assert set(out["model_version"]) == {2}
 
 
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
+    from mlcycle.registry.export import export_bundle
+
+    folder = build_bundle(tmp_path_factory.mktemp("exported") / "b", encoder="ordinal")
+    export_bundle(folder, flights_frame(400, seed=3))
+    return ModelRuntime.load(folder, version=2)
+
+
+def test_engine_choice_decides_whether_onnx_scores(
+    exported: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "in.parquet"
+    frame = dirty_frame(3000, seed=8)
+    frame.to_parquet(source, index=False)
+    assert exported.onnx is not None and exported.onnx_max_diff is not None
+
+    def run(engine: str, name: str) -> tuple[dict, pd.DataFrame]:  # type: ignore[type-arg]
+        out = tmp_path / f"{name}.parquet"
+        result = predict_file(exported, str(source), str(out), engine=engine)
+        return result, pd.read_parquet(out)
+
+    auto, by_onnx = run("auto", "auto")
+    assert auto["engine"] == "onnxruntime" and auto["onnx_max_diff"] <= 1e-6
+    sk, by_sklearn = run("sklearn", "sk")
+    assert sk["engine"] == "sklearn-compiled"
+    kept = frame[frame["flight_id"].isin(by_sklearn["flight_id"])]
+    truth = exported.model.predict_proba(kept[FEATURES].reset_index(drop=True))[:, 1]
+    assert np.array_equal(by_sklearn["probability"].to_numpy(), truth)  # the estimator itself
+    assert np.max(np.abs(by_onnx["probability"].to_numpy() - truth)) <= 1e-6
+    # An export further than 1e-6 from scikit-learn scores batches only when asked for.
+    monkeypatch.setattr(exported, "onnx_max_diff", 5e-6)
+    assert run("auto", "loose")[0]["engine"] == "sklearn-compiled"
+    assert run("onnx", "forced")[0]["engine"] == "onnxruntime"
+
+
+def test_bad_engine_choices_fail_before_writing(rt: ModelRuntime, tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    dirty_frame(50).to_parquet(source, index=False)
+    with pytest.raises(BadInput, match="unknown engine 'gpu'"):
+        predict_file(rt, str(source), str(tmp_path / "a.parquet"), engine="gpu")
+    assert rt.onnx is None
+    with pytest.raises(BadInput, match="no usable ONNX export") as info:
+        predict_file(rt, str(source), str(tmp_path / "b.parquet"), engine="onnx")
+    assert "mlcycle models export" in info.value.to_dict()["fix"]
+    assert files_in(tmp_path) == {"in.parquet"}
+
+
 def test_fsspec_inputs(rt: ModelRuntime, tmp_path: Path) -> None:
     import fsspec
 

@@ -123,6 +123,15 @@ def test_batch_predict_and_drift(project: Path) -> None:
         rejects = pd.read_parquet(result["rejects"])
         assert rejects["reason"].str.len().min() > 0
     assert "flight_id" in preds.columns
+    assert result["engine"] in ("onnxruntime", "sklearn-compiled")
+    bad = cli(
+        project,
+        *("predict", "models:/flights@champion", "-i", "data/flights_future.parquet"),
+        *("-o", str(project / "other.parquet"), "--engine", "gpu"),
+        check=False,
+    )
+    assert bad.returncode == 2 and "unknown engine 'gpu'" in bad.stderr
+    assert not (project / "other.parquet").exists()
     drift = json.loads(
         cli(
             project, "monitor", "drift", "--current", "data/flights_future.parquet", "--json"

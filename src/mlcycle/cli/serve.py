@@ -180,6 +180,12 @@ def predict(
     log: bool = typer.Option(
         False, "--log", help="Also write the predictions to the prediction log (role 'batch')."
     ),
+    engine: str = typer.Option(
+        "auto",
+        "--engine",
+        help="auto: ONNX only when it matches scikit-learn within 1e-6; onnx: any checked "
+        "export; sklearn: never ONNX.",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Batch prediction: score a file in chunks; rows that break the contract go to a reject file.
@@ -223,6 +229,7 @@ def predict(
                 progress=lambda rows: progress.advance(task, rows),
                 prediction_log=prediction_log,
                 on_total=lambda rows: progress.update(task, total=rows),
+                engine=engine,
             )
         finally:
             if prediction_log is not None:
@@ -231,6 +238,7 @@ def predict(
         print_json(result)
         return
     console.print(
-        f"scored {result['rows']} rows in {result['seconds']:.2f}s → {result['output']}"
+        f"scored {result['rows']} rows in {result['seconds']:.2f}s ({result['engine']})"
+        f" → {result['output']}"
         + (f"; {result['rejected']} rejected → {result['rejects']}" if result["rejected"] else "")
     )

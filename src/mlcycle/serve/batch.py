@@ -50,7 +50,13 @@ from mlcycle.serve.batch_io import (
     suffix_of,
     total_rows,
 )
-from mlcycle.serve.batch_score import OutputBuilder, Scorer, label_type, proba_columns
+from mlcycle.serve.batch_score import (
+    OutputBuilder,
+    Scorer,
+    label_type,
+    proba_columns,
+    use_onnx,
+)
 from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, now
 from mlcycle.serve.runtime import InputError, ModelRuntime, RowCheck
 
@@ -67,6 +73,7 @@ def predict_file(
     progress: Callable[[int], None] | None = None,
     prediction_log: PredictionLog | None = None,
     on_total: Callable[[int | None], None] | None = None,
+    engine: str = "auto",
 ) -> dict[str, Any]:
     """Score a Parquet or CSV input (file, folder or glob) into a Parquet or CSV file.
 
@@ -80,7 +87,11 @@ def predict_file(
     number of input rows that chunk held; ``on_total`` once, before scoring,
     with the input's row count (from Parquet footers; ``None`` for CSV). The
     result's ``engine`` says what scored the rows (``onnxruntime``,
-    ``sklearn-compiled`` or ``sklearn-pipeline``).
+    ``sklearn-compiled`` or ``sklearn-pipeline``) and ``onnx_max_diff`` how
+    far the export was from scikit-learn at load. ``engine`` chooses:
+    ``auto`` scores through ONNX only within ``BATCH_ONNX_TOLERANCE`` (1e-6)
+    of scikit-learn, ``onnx`` through any export that passed its check,
+    ``sklearn`` never through ONNX.
 
     Raises :class:`NotFound` for a missing input and :class:`BadInput` for an
     unreadable input, a missing column or an unwritable output.
@@ -90,6 +101,7 @@ def predict_file(
         {'rows': 120000, 'predicted': 120000, 'rejected': 0, ...}
     """
     started = time.perf_counter()
+    use_onnx(runtime, engine)  # a bad choice fails before any file is touched
     if chunk_rows < 1:
         raise BadInput(
             f"chunk_rows must be at least 1, got {chunk_rows}",
@@ -126,6 +138,7 @@ def predict_file(
         on_total(total_rows(files, fmt))
     job = _Job(runtime, files, fmt, output, out_fmt, id_column, chunk_rows, progress)
     job.log = prediction_log
+    job.engine_choice = engine
     return job.run(started)
 
 
@@ -150,7 +163,8 @@ class _Job:
     progress: Callable[[int], None] | None
     rows: int = 0
     rejected: int = 0
-    engine: str = ""
+    engine: str = ""  # what scored the rows
+    engine_choice: str = "auto"  # what the caller asked for
     log: PredictionLog | None = None
     _temps: list[Path] = field(default_factory=list)
     _job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -182,7 +196,7 @@ class _Job:
             writer = ParquetOrCsvWriter(out_tmp, self.out_fmt, out_schema, plain=columns[:1])
             pending: deque[_Chunk] = deque()
             with (
-                Scorer(self.runtime) as scorer,
+                Scorer(self.runtime, engine=self.engine_choice) as scorer,
                 ChunkReader(self.files, self.fmt, columns, self.chunk_rows) as reader,
             ):
                 self.engine = scorer.engine
@@ -227,6 +241,7 @@ class _Job:
             "rejects": str(self.rejects_path) if self._rejects is not None else None,
             "seconds": round(time.perf_counter() - started, 3),
             "engine": self.engine,
+            "onnx_max_diff": self.runtime.onnx_max_diff,
         }
 
     def _finish(

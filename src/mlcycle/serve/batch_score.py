@@ -43,6 +43,11 @@ logger = logging.getLogger("mlcycle.serve")
 
 # Below this many rows per slice, splitting a chunk costs more than it saves.
 MIN_SLICE_ROWS = 4096
+# With engine "auto", batch scores through ONNX only when the export agreed with
+# scikit-learn this closely at load: batch outputs are kept and compared, so they
+# are held to a tighter bound than the REST service's ONNX_TOLERANCE.
+BATCH_ONNX_TOLERANCE = 1e-6
+ENGINES = ("auto", "onnx", "sklearn")
 
 
 class Scorer:
@@ -52,14 +57,17 @@ class Scorer:
     manager (or call :meth:`close`) to stop the threads.
     """
 
-    def __init__(self, runtime: ModelRuntime, workers: int | None = None) -> None:
+    def __init__(
+        self, runtime: ModelRuntime, workers: int | None = None, engine: str = "auto"
+    ) -> None:
         self.runtime = runtime
+        self.use_onnx = use_onnx(runtime, engine)
         self.workers = max(1, workers or _cores())
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="mlcycle-batch-score")
         # scikit-learn's OpenMP already uses every core: two chunks at once would
         # oversubscribe them (OpenMP threads spin), so its chunks queue one by one.
         self._serial = ThreadPoolExecutor(1, thread_name_prefix="mlcycle-batch-sklearn")
-        self._session: Any = _one_thread_session(runtime)
+        self._session: Any = _one_thread_session(runtime) if self.use_onnx else None
         self._input = self._session.get_inputs()[0].name if self._session is not None else ""
         self._order: np.ndarray | None = None
         if runtime.is_classifier and runtime.classes is not None:
@@ -68,8 +76,10 @@ class Scorer:
 
     @property
     def engine(self) -> str:
-        """``onnxruntime`` (sliced over the cores) or the runtime's own engine."""
-        return "onnxruntime" if self._session is not None else self.runtime.engine
+        """``onnxruntime`` (sliced over the cores) or the scikit-learn engine used."""
+        if self._session is not None:
+            return "onnxruntime"
+        return "sklearn-compiled" if self.runtime.plan is not None else "sklearn-pipeline"
 
     def __enter__(self) -> Scorer:
         return self
@@ -96,7 +106,9 @@ class Scorer:
             return _gather(parts, self._from_raw)
         if rt.plan is not None:
             matrix = rt.plan.encode_frame(frame)
-            return self._serial.submit(lambda: self._from_runtime(rt.predict_matrix(matrix)))
+            return self._serial.submit(
+                lambda: self._from_runtime(rt.predict_matrix(matrix, onnx=False))
+            )
         return self._serial.submit(lambda: self._from_runtime(rt.predict_arrays(frame)))
 
     def _cuts(self, rows: int) -> list[int]:
@@ -231,6 +243,44 @@ def _cast_ids(values: pa.ChunkedArray, dtype: pa.DataType, name: str) -> pa.Chun
             str(exc),
             "give every input file the same column types",
         ) from None
+
+
+def use_onnx(runtime: ModelRuntime, engine: str) -> bool:
+    """Whether batch scoring goes through the ONNX export, for ``engine`` auto, onnx or sklearn.
+
+    ``auto`` takes ONNX only when it agreed with scikit-learn within
+    :data:`BATCH_ONNX_TOLERANCE` at load; ``onnx`` takes any export that
+    passed the load check, and is an error without one.
+
+    Example:
+        >>> use_onnx(runtime, "auto")
+        True
+    """
+    if engine not in ENGINES:
+        raise BadInput(
+            f"unknown engine '{engine}'",
+            f"batch scoring runs on one of: {', '.join(ENGINES)}",
+            "pass --engine auto (the default), onnx or sklearn",
+        )
+    if engine == "sklearn":
+        return False
+    if engine == "onnx" and runtime.onnx is None:
+        raise BadInput(
+            "--engine onnx: this model has no usable ONNX export",
+            "the bundle carries no export, or it failed its check when the model was loaded "
+            "(the log says which)",
+            "score with --engine auto or sklearn, or export it: mlcycle models export MODEL",
+        )
+    if engine == "onnx":
+        return True
+    diff = runtime.onnx_max_diff
+    if runtime.onnx is not None and (diff is None or diff > BATCH_ONNX_TOLERANCE):
+        logger.info(
+            "batch: the ONNX export differs from scikit-learn by %.3g (> %g); using scikit-learn",
+            diff if diff is not None else float("nan"),
+            BATCH_ONNX_TOLERANCE,
+        )
+    return runtime.onnx is not None and diff is not None and diff <= BATCH_ONNX_TOLERANCE
 
 
 def _cores() -> int:

@@ -118,6 +118,8 @@ class ModelRuntime(InputChecks):
         self.plan: Plan | None = None
         self.estimator: Any = None
         self.onnx: OnnxModel | None = None
+        # The largest |Δ| between the ONNX export and scikit-learn seen by compile().
+        self.onnx_max_diff: float | None = None
 
     @property
     def engine(self) -> str:
@@ -178,7 +180,7 @@ class ModelRuntime(InputChecks):
             >>> rt.compile(pd.read_parquet("bundle/reference.parquet"))
             'onnxruntime'
         """
-        self.plan, self.estimator, self.onnx = None, None, None
+        self.plan, self.estimator, self.onnx, self.onnx_max_diff = None, None, None, None
         plan = compile_plan(self.model, self.input_schema, self.meta.unseen_category)
         if plan is None:
             return self.engine
@@ -205,6 +207,7 @@ class ModelRuntime(InputChecks):
     def _checked_onnx(self, model: OnnxModel | None, frames: list[pd.DataFrame]) -> Any:
         if model is None or self.plan is None:
             return None
+        worst = 0.0
         try:
             for frame in frames:
                 matrix = self.plan.encode_frame(frame)
@@ -217,9 +220,11 @@ class ModelRuntime(InputChecks):
                 if not diff <= ONNX_TOLERANCE:
                     logger.warning("ONNX export differs by %.3g; using scikit-learn", diff)
                     return None
+                worst = max(worst, diff)
         except Exception as exc:
             logger.warning("ONNX export failed its load check (%s); using scikit-learn", exc)
             return None
+        self.onnx_max_diff = worst
         return model
 
     def _synthetic_row(self) -> dict[str, Any]:
@@ -264,11 +269,16 @@ class ModelRuntime(InputChecks):
         """
         return None if self.plan is None else self.plan.encode_records(rows)
 
-    def predict_matrix(self, matrix: np.ndarray) -> tuple[list[Any], np.ndarray | None]:
-        """Predict an encoded matrix (from :meth:`encode_records`); like :meth:`predict_arrays`."""
+    def predict_matrix(
+        self, matrix: np.ndarray, *, onnx: bool = True
+    ) -> tuple[list[Any], np.ndarray | None]:
+        """Predict an encoded matrix (from :meth:`encode_records`); like :meth:`predict_arrays`.
+
+        ``onnx=False`` runs the scikit-learn estimator even when an ONNX export is loaded.
+        """
         assert self.plan is not None, "predict_matrix needs a compiled runtime"
         rows = len(matrix)
-        if self.onnx is not None:
+        if onnx and self.onnx is not None:
             if not self.is_classifier:
                 values = self.onnx.predict(matrix)
                 _check_rows_out(values, rows)
