@@ -344,3 +344,72 @@ def test_fsspec_inputs(rt: ModelRuntime, tmp_path: Path) -> None:
     with pytest.raises(NotFound):
         predict_file(rt, f"memory://{root}/nothing.parquet", str(tmp_path / "o.parquet"))
     fs.rm(root, recursive=True)
+
+
+def test_fsspec_output_is_published_only_when_the_job_finished(
+    rt: ModelRuntime, tmp_path: Path
+) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    root = f"/out-{tmp_path.name}"
+    source = tmp_path / "in.parquet"
+    dirty_frame().to_parquet(source, index=False)
+    url = f"memory://{root}/scored/july.parquet"
+    result = predict_file(rt, str(source), url, chunk_rows=700)
+    assert result["output"] == url
+    assert result["rejects"] == f"memory://{root}/scored/july.rejects.parquet"
+    with fs.open(f"{root}/scored/july.parquet", "rb") as handle:
+        scored = pd.read_parquet(handle)
+    assert len(scored) == result["predicted"] == 2497
+    assert sorted(fs.ls(f"{root}/scored", detail=False)) == [
+        f"{root}/scored/july.parquet",
+        f"{root}/scored/july.rejects.parquet",
+    ]  # no temporary uploads left
+    # A clean re-run replaces the output and removes the old rejects file.
+    clean = tmp_path / "clean.parquet"
+    dirty_frame().iloc[20:70].to_parquet(clean, index=False)
+    again = predict_file(rt, str(clean), url)
+    assert again["rejects"] is None
+    assert fs.ls(f"{root}/scored", detail=False) == [f"{root}/scored/july.parquet"]
+    # A failing job publishes nothing and leaves the earlier output as it was.
+    broken = tmp_path / "broken.parquet"
+    dirty_frame().drop(columns=["carrier"]).to_parquet(broken, index=False)
+    with pytest.raises(BadInput, match="carrier"):
+        predict_file(rt, str(broken), url)
+    with fs.open(f"{root}/scored/july.parquet", "rb") as handle:
+        assert len(pd.read_parquet(handle)) == 50
+    fs.rm(root, recursive=True)
+
+
+def test_bad_fsspec_outputs_are_refused(rt: ModelRuntime, tmp_path: Path) -> None:
+    source = tmp_path / "in.parquet"
+    dirty_frame(20).to_parquet(source, index=False)
+    with pytest.raises(BadInput, match="cannot write nosuch://"):
+        predict_file(rt, str(source), "nosuch://bucket/out.parquet")
+    with pytest.raises(BadInput, match="names a folder"):
+        predict_file(rt, str(source), "memory://bucket/")
+    with pytest.raises(BadInput, match=r"output format of memory://bucket/out\.txt"):
+        predict_file(rt, str(source), "memory://bucket/out.txt")
+    with pytest.raises(BadInput, match="also the input"):
+        predict_file(rt, "memory://x/in.parquet", "memory://x/in.parquet")
+
+
+def test_a_failed_upload_leaves_nothing_behind(
+    rt: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    def refuse(self: MemoryFileSystem, *args: object, **kwargs: object) -> None:
+        raise PermissionError("read-only bucket")
+
+    monkeypatch.setattr(MemoryFileSystem, "mv", refuse)
+    source = tmp_path / "in.parquet"
+    dirty_frame(40).to_parquet(source, index=False)
+    root = f"/ro-{tmp_path.name}"
+    with pytest.raises(BadInput, match="read-only bucket") as info:
+        predict_file(rt, str(source), f"memory://{root}/out.parquet")
+    assert "credentials" in info.value.to_dict()["fix"]
+    fs = fsspec.filesystem("memory")
+    assert not fs.exists(root) or fs.ls(root, detail=False) == []

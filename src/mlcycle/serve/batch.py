@@ -41,15 +41,14 @@ from mlcycle.serve.batch_io import (
     ChunkReader,
     Format,
     InputFile,
-    ParquetOrCsvWriter,
-    Sink,
     common_columns,
     format_of,
     id_type,
+    rejects_name,
     resolve_inputs,
-    suffix_of,
     total_rows,
 )
+from mlcycle.serve.batch_remote import is_remote, publish, staged
 from mlcycle.serve.batch_score import (
     OutputBuilder,
     Scorer,
@@ -57,6 +56,7 @@ from mlcycle.serve.batch_score import (
     proba_columns,
     use_onnx,
 )
+from mlcycle.serve.batch_write import ParquetOrCsvWriter, Sink
 from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, now
 from mlcycle.serve.runtime import InputError, ModelRuntime, RowCheck
 
@@ -77,8 +77,10 @@ def predict_file(
 ) -> dict[str, Any]:
     """Score a Parquet or CSV input (file, folder or glob) into a Parquet or CSV file.
 
-    The input may be local or an fsspec URL (``s3://bucket/flights/*.parquet``,
-    with the backend installed); the output is a local file.
+    The input and the output may be local or fsspec URLs
+    (``s3://bucket/flights/*.parquet``, with the backend installed); a URL
+    output is written locally first and published once the job has finished
+    (``serve/batch_remote.py``).
 
     Output columns: the id column (``id_column``, else the model's id column
     when the input has it), ``prediction``, then ``probability`` (positive
@@ -102,6 +104,26 @@ def predict_file(
     """
     started = time.perf_counter()
     use_onnx(runtime, engine)  # a bad choice fails before any file is touched
+    if is_remote(output_path):
+        if output_path.rstrip("/") == input_path.rstrip("/"):
+            raise BadInput(
+                f"output {output_path} is also the input",
+                "the job would overwrite what it reads",
+                "write the predictions to another file",
+            )
+        with staged(output_path) as local:
+            result = predict_file(
+                runtime,
+                input_path,
+                str(local),
+                chunk_rows=chunk_rows,
+                id_column=id_column,
+                progress=progress,
+                prediction_log=prediction_log,
+                on_total=on_total,
+                engine=engine,
+            )
+            return publish(result, output_path)
     if chunk_rows < 1:
         raise BadInput(
             f"chunk_rows must be at least 1, got {chunk_rows}",
@@ -172,9 +194,7 @@ class _Job:
 
     @property
     def rejects_path(self) -> Path:
-        name = self.output.name
-        stem = name[: -len(suffix_of(name))] if suffix_of(name) else self.output.stem
-        return self.output.with_name(stem + ".rejects.parquet")
+        return self.output.with_name(rejects_name(self.output.name))
 
     def run(self, started: float) -> dict[str, Any]:
         """Read → check → score → write as a pipeline, then move the files into place.

@@ -1,10 +1,10 @@
-"""Batch prediction I/O: find the input files, read them chunk by chunk, write the results.
+"""Batch prediction input: find the input files, read them chunk by chunk on a thread.
 
-Reading and writing each run on their own thread, so Parquet decoding and
-encoding (which release the GIL) overlap with scoring: :class:`ChunkReader`
-prefetches up to ``ahead`` chunks, :class:`Sink` writes up to ``ahead``
-tables behind. Both queues are bounded, so memory stays a few chunks whatever
-the input size. Errors on either thread are re-raised on the caller's.
+Reading runs on its own thread, so Parquet decoding (which releases the GIL)
+overlaps with scoring: :class:`ChunkReader` prefetches up to ``ahead``
+chunks over a bounded queue, so memory stays a few chunks whatever the
+input size. An error on the reading thread is re-raised on the caller's.
+Writing is ``batch_write.py``; outputs on fsspec URLs, ``batch_remote.py``.
 
 Example:
     >>> files, fmt = resolve_inputs("data/*.parquet")
@@ -20,14 +20,13 @@ import glob
 import posixpath
 import queue
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from mlcycle.errors import BadInput, NotFound
@@ -47,6 +46,13 @@ def suffix_of(name: str) -> str:
         if lower.endswith(suffix):
             return name[-len(suffix) :]
     return ""
+
+
+def rejects_name(name: str) -> str:
+    """``scored.parquet`` → ``scored.rejects.parquet`` (also for ``.csv.gz`` and the like)."""
+    suffix = suffix_of(name)
+    stem = name[: -len(suffix)] if suffix else Path(name).stem
+    return stem + ".rejects.parquet"
 
 
 def format_of(path: Path) -> Format | None:
@@ -303,100 +309,3 @@ class ChunkReader:
             if isinstance(item, BaseException):
                 raise item
             yield item
-
-
-class ParquetOrCsvWriter:
-    """Streams tables into one Parquet or CSV file with a fixed schema."""
-
-    def __init__(
-        self, path: Path, fmt: Format, schema: pa.Schema, plain: Collection[str] = ()
-    ) -> None:
-        self.path = path
-        self.schema = schema
-        self.closed = False
-        try:
-            if fmt == "parquet":
-                # Ids (``plain``) and probabilities are nearly all distinct: trying a
-                # dictionary for them only costs time before Parquet falls back to
-                # plain pages.
-                dictionary = [
-                    f.name
-                    for f in schema
-                    if f.name not in plain and not pa.types.is_floating(f.type)
-                ]
-                self.writer: Any = pq.ParquetWriter(str(path), schema, use_dictionary=dictionary)
-            else:
-                self.writer = pacsv.CSVWriter(str(path), schema)
-        except OSError as exc:
-            raise BadInput(
-                f"cannot write {path}", str(exc), "choose a folder you can write to"
-            ) from None
-
-    def write(self, table: pa.Table) -> None:
-        if table.schema != self.schema:
-            try:
-                table = table.cast(self.schema)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as exc:
-                raise BadInput(
-                    "input files disagree on column types",
-                    str(exc),
-                    "give every input file the same column types",
-                ) from None
-        self.writer.write_table(table)
-
-    def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self.writer.close()
-
-    def abort(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
-
-
-class Sink:
-    """Writes (writer, table) pairs on a background thread, in order, ``ahead`` at most queued.
-
-    :meth:`write` and :meth:`finish` re-raise a failure of the writing thread.
-    """
-
-    def __init__(self, ahead: int = 2) -> None:
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=ahead)
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mlcycle-batch-write", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _DONE:
-                return
-            if self._error is not None or self._stop.is_set():
-                continue  # drain: the job is failing or stopping
-            writer, table = item
-            try:
-                writer.write(table)
-            except BaseException as exc:
-                self._error = exc
-
-    def write(self, writer: ParquetOrCsvWriter, table: pa.Table) -> None:
-        self._raise()
-        self._queue.put((writer, table))
-
-    def finish(self) -> None:
-        """Wait until everything queued is written; raise the writing thread's error if any."""
-        self._queue.put(_DONE)
-        self._thread.join()
-        self._raise()
-
-    def abort(self) -> None:
-        """Drop what is queued and stop the thread."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._queue.put(_DONE)
-            self._thread.join()
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error

@@ -18,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 from serve_fixtures import FEATURES, build_bundle, flights_frame
 
 from mlcycle.errors import BadInput
-from mlcycle.serve.batch_io import ChunkReader, InputFile, ParquetOrCsvWriter, Sink
+from mlcycle.serve.batch_io import ChunkReader, InputFile
 from mlcycle.serve.batch_score import MIN_SLICE_ROWS, Scorer
+from mlcycle.serve.batch_write import ParquetOrCsvWriter, Sink
 from mlcycle.serve.fastpath import category_codes
 from mlcycle.serve.runtime import ONNX_TOLERANCE, ModelRuntime
 
