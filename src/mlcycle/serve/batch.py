@@ -52,9 +52,9 @@ from mlcycle.serve.batch_remote import is_remote, publish, staged
 from mlcycle.serve.batch_score import (
     OutputBuilder,
     Scorer,
+    check_engine,
     label_type,
     proba_columns,
-    use_onnx,
 )
 from mlcycle.serve.batch_write import ParquetOrCsvWriter, Sink
 from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, now
@@ -103,7 +103,7 @@ def predict_file(
         {'rows': 120000, 'predicted': 120000, 'rejected': 0, ...}
     """
     started = time.perf_counter()
-    use_onnx(runtime, engine)  # a bad choice fails before any file is touched
+    check_engine(runtime, engine)  # a bad choice fails before any file is touched
     if is_remote(output_path):
         if output_path.rstrip("/") == input_path.rstrip("/"):
             raise BadInput(

@@ -245,6 +245,23 @@ def _cast_ids(values: pa.ChunkedArray, dtype: pa.DataType, name: str) -> pa.Chun
         ) from None
 
 
+def check_engine(runtime: ModelRuntime, engine: str) -> None:
+    """Refuse an unknown ``engine``, and ``onnx`` for a model without a usable export."""
+    if engine not in ENGINES:
+        raise BadInput(
+            f"unknown engine '{engine}'",
+            f"batch scoring runs on one of: {', '.join(ENGINES)}",
+            "pass --engine auto (the default), onnx or sklearn",
+        )
+    if engine == "onnx" and runtime.onnx is None:
+        raise BadInput(
+            "--engine onnx: this model has no usable ONNX export",
+            "the bundle carries no export, or it failed its check when the model was loaded "
+            "(the log says which)",
+            "score with --engine auto or sklearn, or export it: mlcycle models export MODEL",
+        )
+
+
 def use_onnx(runtime: ModelRuntime, engine: str) -> bool:
     """Whether batch scoring goes through the ONNX export, for ``engine`` auto, onnx or sklearn.
 
@@ -256,21 +273,9 @@ def use_onnx(runtime: ModelRuntime, engine: str) -> bool:
         >>> use_onnx(runtime, "auto")
         True
     """
-    if engine not in ENGINES:
-        raise BadInput(
-            f"unknown engine '{engine}'",
-            f"batch scoring runs on one of: {', '.join(ENGINES)}",
-            "pass --engine auto (the default), onnx or sklearn",
-        )
+    check_engine(runtime, engine)
     if engine == "sklearn":
         return False
-    if engine == "onnx" and runtime.onnx is None:
-        raise BadInput(
-            "--engine onnx: this model has no usable ONNX export",
-            "the bundle carries no export, or it failed its check when the model was loaded "
-            "(the log says which)",
-            "score with --engine auto or sklearn, or export it: mlcycle models export MODEL",
-        )
     if engine == "onnx":
         return True
     diff = runtime.onnx_max_diff
