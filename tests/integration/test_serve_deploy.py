@@ -96,25 +96,6 @@ def test_onnx_export_parity_and_runtime(bundles: dict[int, Path], tmp_path: Path
     np.testing.assert_allclose(proba, expected, rtol=0, atol=1e-5)
 
 
-def test_export_refuses_native_categorical_mismatch(tmp_path: Path) -> None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    folder = build_bundle(tmp_path / "b", encoder="ordinal")
-    model = joblib.load(folder / "model.joblib")
-    frame = flights_frame(1500)
-    # Native categorical splits on the ordinal codes: skl2onnx converts them wrongly.
-    model.steps[-1] = (
-        "model",
-        HistGradientBoostingClassifier(max_iter=30, categorical_features=[3, 4]),
-    )
-    model.fit(frame[FEATURES], frame["delayed"])
-    joblib.dump(model, folder / "model.joblib")
-    with pytest.raises(BadInput) as info:
-        export_bundle(folder, frame.head(800))
-    assert "refusing" in str(info.value) or "cannot convert" in str(info.value)
-    assert not (folder / "onnx").exists()
-
-
 def test_export_refuses_unconvertible_model(tmp_path: Path) -> None:
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline

@@ -123,7 +123,8 @@ def predict_file(
                 on_total=on_total,
                 engine=engine,
             )
-            return publish(result, output_path)
+            published = publish(result, output_path)
+        return {**published, "seconds": round(time.perf_counter() - started, 3)}  # upload too
     if chunk_rows < 1:
         raise BadInput(
             f"chunk_rows must be at least 1, got {chunk_rows}",

@@ -70,7 +70,7 @@ def publish(result: dict[str, Any], url: str) -> dict[str, Any]:
         elif fs.exists(rejects_path):
             fs.rm(rejects_path)
         _upload(fs, result["output"], path)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # each fsspec backend raises its own kinds
         raise BadInput(
             f"cannot write {url}",
             f"{type(exc).__name__}: {exc}",

@@ -77,9 +77,7 @@ class Scorer:
     @property
     def engine(self) -> str:
         """``onnxruntime`` (sliced over the cores) or the scikit-learn engine used."""
-        if self._session is not None:
-            return "onnxruntime"
-        return "sklearn-compiled" if self.runtime.plan is not None else "sklearn-pipeline"
+        return "onnxruntime" if self._session is not None else self.runtime.sklearn_engine
 
     def __enter__(self) -> Scorer:
         return self

@@ -124,8 +124,11 @@ class ModelRuntime(InputChecks):
     @property
     def engine(self) -> str:
         """What scores rows: ``onnxruntime``, ``sklearn-compiled`` or ``sklearn-pipeline``."""
-        if self.onnx is not None:
-            return "onnxruntime"
+        return "onnxruntime" if self.onnx is not None else self.sklearn_engine
+
+    @property
+    def sklearn_engine(self) -> str:
+        """What scores rows when ONNX is not used: ``sklearn-compiled`` or ``sklearn-pipeline``."""
         return "sklearn-compiled" if self.plan is not None else "sklearn-pipeline"
 
     # --- loading --------------------------------------------------------------------
