@@ -21,7 +21,7 @@ from mlcycle.monitor.alerts import deliver, list_alerts
 from mlcycle.monitor.anomaly import fit_outlier_model
 from mlcycle.monitor.engine import Monitor, Reference
 from mlcycle.monitor.labels import ingest_labels
-from mlcycle.monitor.predlog import list_files, write_predictions
+from mlcycle.predlog import list_files, write_predictions
 from mlcycle.schema import ColumnSchema, Schema
 from mlcycle.spec import AlertRule, AlertSinks
 from mlcycle.spec import Monitor as MonitorSettings

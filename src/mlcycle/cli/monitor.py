@@ -277,7 +277,7 @@ def labels(
     Example: mlcycle monitor labels --file labels/2013-07.parquet
     """
     from mlcycle.errors import BadInput
-    from mlcycle.monitor import predlog
+    from mlcycle import predlog
     from mlcycle.monitor.labels import ingest_labels
 
     _, mon = _monitor(spec, model, quiet=True)

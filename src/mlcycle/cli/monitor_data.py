@@ -95,7 +95,7 @@ def _monitor(
     """
     from mlcycle.cli.serve import resolve_bundle
     from mlcycle.monitor.engine import Monitor, Reference
-    from mlcycle.monitor.predlog import predictions_root
+    from mlcycle.predlog import predictions_root
     from mlcycle.monitor.reference import CalibrationFile
 
     project = load_project(spec)

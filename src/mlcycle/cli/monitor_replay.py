@@ -62,7 +62,7 @@ def _replay(
     import pandas as pd
 
     from mlcycle.errors import BadInput
-    from mlcycle.monitor import predlog
+    from mlcycle import predlog
     from mlcycle.monitor.labels import ingest_labels
     from mlcycle.serve import ModelRuntime, predict_file
 

@@ -33,7 +33,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from mlcycle.errors import BadInput
-from mlcycle.monitor import predlog, windows
+from mlcycle import predlog
+from mlcycle.monitor import windows
 from mlcycle.monitor.alerts import (
     Window,
     default_rules,

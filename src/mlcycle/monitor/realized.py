@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from mlcycle.monitor import anomaly, predlog, windows
+from mlcycle import predlog
+from mlcycle.monitor import anomaly, windows
 from mlcycle.monitor.drift import drift_report
 from mlcycle.monitor.performance import cbpe, realized_metrics
 from mlcycle.spec import LOWER_IS_BETTER

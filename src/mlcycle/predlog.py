@@ -1,6 +1,7 @@
-"""The prediction log: read (and, for replays and tests, write) the files serving leaves.
+"""The prediction log's contract, shared by serving (which writes it) and monitoring (which
+reads it): its location, layout, roles and base columns, defined once here.
 
-Layout (the contract with serving): ``<root>/<model>/date=YYYY-MM-DD/<uuid>.parquet``,
+Layout: ``<root>/<model>/date=YYYY-MM-DD/<uuid>.parquet``,
 each file written whole and never appended to. ``root`` is
 ``<project>/.mlcycle/predictions`` unless ``MLCYCLE_PREDICTIONS_URL`` names
 another place (any fsspec URL). Columns: ``request_id``, ``ts`` (UTC),
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 
 from mlcycle.errors import BadInput
 
-ENV = "MLCYCLE_PREDICTIONS_URL"
+ENV_URL = "MLCYCLE_PREDICTIONS_URL"
 #: Columns every log file has besides the features and the per-class probabilities.
 BASE_COLUMNS = ("request_id", "ts", "model", "model_version", "role", "row_id", "prediction")
 ROLES = ("champion", "challenger", "shadow", "batch")
@@ -38,7 +39,17 @@ ROLES = ("champion", "challenger", "shadow", "batch")
 
 def predictions_root(home: Path) -> str:
     """``MLCYCLE_PREDICTIONS_URL`` if set, else ``<store home>/predictions``."""
-    return os.environ.get(ENV) or str(home / "predictions")
+    return os.environ.get(ENV_URL) or str(home / "predictions")
+
+
+def day_folder(root: str, model: str, day: str) -> str:
+    """The folder of one model's log files for one UTC day (``YYYY-MM-DD``)."""
+    return f"{str(root).rstrip('/')}/{model}/date={day}"
+
+
+def new_file_name() -> str:
+    """A fresh, unique name for one log file (never appended to, never reused)."""
+    return f"{uuid.uuid4().hex}.parquet"
 
 
 def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
@@ -103,9 +114,9 @@ def write_predictions(root: str, model: str, frame: pd.DataFrame) -> list[str]:
     frame = frame.assign(ts=ts.dt.as_unit("us"))
     written = []
     for day, part in frame.groupby(ts.dt.strftime("%Y-%m-%d"), sort=True):
-        folder = f"{base}/{model}/date={day}"
+        folder = day_folder(base, model, str(day))
         fs.makedirs(folder, exist_ok=True)
-        name = f"{uuid.uuid4().hex}.parquet"
+        name = new_file_name()
         tmp = f"{folder}/.{name}.tmp"
         table = pa.Table.from_pandas(part.reset_index(drop=True), preserve_index=False)
         with fs.open(tmp, "wb") as fh:
