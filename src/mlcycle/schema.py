@@ -27,6 +27,13 @@ Role = Literal["feature", "target", "id", "timestamp", "ignored"]
 
 
 class ColumnSchema(BaseModel):
+    """One column of the contract: its kind, its role, and what its values may be.
+
+    Example:
+        >>> ColumnSchema(name="carrier", kind="categorical", categories=["AA", "UA"]).role
+        'feature'
+    """
+
     model_config = ConfigDict(extra="forbid")
 
     name: str
@@ -49,20 +56,42 @@ class Schema(BaseModel):
     columns: list[ColumnSchema]
 
     def column(self, name: str) -> ColumnSchema:
+        """The column named ``name``; ``KeyError`` if the contract has none.
+
+        Example:
+            >>> schema.column("distance").kind
+            'numeric'
+        """
         for col in self.columns:
             if col.name == name:
                 return col
         raise KeyError(name)
 
     def names(self, *roles: Role) -> list[str]:
-        """Column names, optionally only those with one of ``roles``."""
+        """Column names, optionally only those with one of ``roles``.
+
+        Example:
+            >>> schema.names("target")
+            ['arr_delayed']
+        """
         return [c.name for c in self.columns if not roles or c.role in roles]
 
     @property
     def features(self) -> list[ColumnSchema]:
+        """The columns the model takes as input, in contract order.
+
+        Example:
+            >>> [c.name for c in schema.features]
+            ['carrier', 'distance']
+        """
         return [c for c in self.columns if c.role == "feature"]
 
     def to_yaml(self, path: Path) -> None:
+        """Write the contract for a person to edit (atomically: temp file, then rename).
+
+        Example:
+            >>> schema.to_yaml(Path("schema.yaml"))
+        """
         doc = {
             "columns": [
                 c.model_dump(exclude_none=True, exclude_defaults=False) for c in self.columns
@@ -80,6 +109,12 @@ class Schema(BaseModel):
 
     @classmethod
     def from_yaml(cls, path: Path) -> Schema:
+        """Read a contract written by :meth:`to_yaml` (and perhaps edited since).
+
+        Example:
+            >>> Schema.from_yaml(Path("schema.yaml")).names("feature")
+            ['carrier', 'distance']
+        """
         return cls.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
@@ -111,7 +146,12 @@ class Violation(BaseModel):
 
 
 def kind_of(series: pd.Series) -> Kind:
-    """The contract kind a pandas column has (before any categorical decision)."""
+    """The contract kind a pandas column has (before any categorical decision).
+
+    Example:
+        >>> kind_of(pd.Series(["a", "b"])), kind_of(pd.Series([1.5]))
+        ('string', 'numeric')
+    """
     dtype = series.dtype
     if pd.api.types.is_bool_dtype(dtype):
         return "boolean"
@@ -147,12 +187,17 @@ def check_frame(
     Missing columns, wrong kinds and nulls in non-nullable columns are errors;
     out-of-range values are warnings (the world moves; monitoring tracks it);
     unseen categories are errors unless ``unseen_is_error`` is false.
+
+    Example:
+        >>> [v.check for v in check_frame(pd.DataFrame({"x": [None]}), schema)]
+        ['null', 'missing']
     """
     out: list[Violation] = []
     if len(df) == 0:
         out.append(Violation(column=None, check="empty", severity="error", message="no rows"))
-    wanted = [c for c in schema.columns if c.role in roles]
-    for col in wanted:
+    for col in schema.columns:
+        if col.role not in roles:
+            continue
         if col.name not in df.columns:
             out.append(
                 Violation(
@@ -163,72 +208,93 @@ def check_frame(
                 )
             )
             continue
-        series = df[col.name]
-        actual = kind_of(series)
-        if not _compatible(col.kind, actual) and not series.isna().all():
-            out.append(
-                Violation(
-                    column=col.name,
-                    check="type",
-                    severity="error",
-                    message=f"column '{col.name}' should be {col.kind} but is {actual} "
-                    f"({series.dtype})",
-                )
-            )
-            continue
-        nulls = int(series.isna().sum())
-        if nulls and not col.nullable:
-            out.append(
-                Violation(
-                    column=col.name,
-                    check="null",
-                    severity="error",
-                    message=f"column '{col.name}' has {nulls} null value(s) but the contract "
-                    "says it is never null",
-                    count=nulls,
-                )
-            )
-        if ranges and col.kind == "numeric" and (col.min is not None or col.max is not None):
-            values = pd.to_numeric(series, errors="coerce")
-            low = int((values < col.min).sum()) if col.min is not None else 0
-            high = int((values > col.max).sum()) if col.max is not None else 0
-            if low or high:
-                out.append(
-                    Violation(
-                        column=col.name,
-                        check="range",
-                        severity="warn",
-                        message=f"column '{col.name}': {low + high} value(s) outside "
-                        f"[{col.min}, {col.max}]",
-                        count=low + high,
-                    )
-                )
-        if col.categories is not None and col.kind in ("categorical", "string"):
-            allowed = set(col.categories)
-            present = series.dropna().astype(str)
-            unseen_mask = ~present.isin(allowed)
-            unseen = int(unseen_mask.sum())
-            if unseen:
-                examples = sorted(set(present[unseen_mask].head(50)))[:5]
-                out.append(
-                    Violation(
-                        column=col.name,
-                        check="category",
-                        severity="error" if unseen_is_error else "warn",
-                        message=f"column '{col.name}': {unseen} value(s) not among the "
-                        f"{len(allowed)} known categories, e.g. {examples}",
-                        count=unseen,
-                    )
-                )
-        if col.unique and series.duplicated().any():
-            dups = int(series.duplicated().sum())
-            out.append(
-                Violation(
-                    column=col.name,
-                    check="unique",
-                    severity="error",
-                    message=f"column '{col.name}' should be unique but has {dups} duplicate(s)",
-                    count=dups,
-                )
-            )
+        out += _check_column(col, df[col.name], ranges=ranges, unseen_is_error=unseen_is_error)
     return out
+
+
+def _check_column(
+    col: ColumnSchema, series: pd.Series, *, ranges: bool, unseen_is_error: bool
+) -> list[Violation]:
+    actual = kind_of(series)
+    if not _compatible(col.kind, actual) and not series.isna().all():
+        # Values of the wrong kind make the value checks meaningless: report the kind only.
+        return [
+            Violation(
+                column=col.name,
+                check="type",
+                severity="error",
+                message=f"column '{col.name}' should be {col.kind} but is {actual} "
+                f"({series.dtype})",
+            )
+        ]
+    found = [
+        _nulls(col, series),
+        _out_of_range(col, series) if ranges else None,
+        _unseen(col, series, unseen_is_error),
+        _duplicates(col, series),
+    ]
+    return [v for v in found if v is not None]
+
+
+def _nulls(col: ColumnSchema, series: pd.Series) -> Violation | None:
+    nulls = int(series.isna().sum())
+    if not nulls or col.nullable:
+        return None
+    return Violation(
+        column=col.name,
+        check="null",
+        severity="error",
+        message=f"column '{col.name}' has {nulls} null value(s) but the contract "
+        "says it is never null",
+        count=nulls,
+    )
+
+
+def _out_of_range(col: ColumnSchema, series: pd.Series) -> Violation | None:
+    if col.kind != "numeric" or (col.min is None and col.max is None):
+        return None
+    values = pd.to_numeric(series, errors="coerce")
+    low = int((values < col.min).sum()) if col.min is not None else 0
+    high = int((values > col.max).sum()) if col.max is not None else 0
+    if not (low or high):
+        return None
+    return Violation(
+        column=col.name,
+        check="range",
+        severity="warn",
+        message=f"column '{col.name}': {low + high} value(s) outside [{col.min}, {col.max}]",
+        count=low + high,
+    )
+
+
+def _unseen(col: ColumnSchema, series: pd.Series, unseen_is_error: bool) -> Violation | None:
+    if col.categories is None or col.kind not in ("categorical", "string"):
+        return None
+    allowed = set(col.categories)
+    present = series.dropna().astype(str)
+    unseen_mask = ~present.isin(allowed)
+    unseen = int(unseen_mask.sum())
+    if not unseen:
+        return None
+    examples = sorted(set(present[unseen_mask].head(50)))[:5]
+    return Violation(
+        column=col.name,
+        check="category",
+        severity="error" if unseen_is_error else "warn",
+        message=f"column '{col.name}': {unseen} value(s) not among the "
+        f"{len(allowed)} known categories, e.g. {examples}",
+        count=unseen,
+    )
+
+
+def _duplicates(col: ColumnSchema, series: pd.Series) -> Violation | None:
+    if not col.unique or not series.duplicated().any():
+        return None
+    dups = int(series.duplicated().sum())
+    return Violation(
+        column=col.name,
+        check="unique",
+        severity="error",
+        message=f"column '{col.name}' should be unique but has {dups} duplicate(s)",
+        count=dups,
+    )

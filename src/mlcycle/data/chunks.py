@@ -1,52 +1,60 @@
 """Reading a file source in bounded chunks: Parquet by row batches, CSV by pyarrow's
 streaming reader (malformed lines reported with their line number, or skipped and
-recorded, by ``data.source.on_bad_lines``).
+reported to the caller, by ``data.source.on_bad_lines``).
 
 Example:
-    >>> for chunk in chunks(Source(path="data/"), Path("."), None, 250_000, result):
+    >>> skipped: list[int | None] = []
+    >>> for chunk in chunks(Source(path="data/"), Path("."), None, 250_000, skipped.append):
     ...     print(len(chunk))
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlcycle.data.sources import _display, _format_of, _match
+from mlcycle.data.sources import match_files
 from mlcycle.data.sqlsource import read_sql_chunks
 from mlcycle.errors import BadInput
 from mlcycle.spec import Source
 
-if TYPE_CHECKING:
-    from mlcycle.data.ingest import IngestResult
-
-_SHOWN_LINES = 20
 _CSV_BLOCK = 1 << 22  # 4 MiB
+
+SkippedLine = Callable[[int | None], None]
+"""Called with the line number (None if pyarrow does not know it) of each CSV line skipped."""
 
 
 def chunks(
-    source: Source, base_dir: Path, after: Any, chunk_rows: int, result: IngestResult
+    source: Source, base_dir: Path, after: Any, chunk_rows: int, skipped: SkippedLine
 ) -> Iterator[pd.DataFrame]:
     """The source's rows in chunks of about ``chunk_rows`` (SQL: only rows past ``after``).
 
-    Every file of a folder or glob must hold the same columns; skipped CSV
-    lines are counted in ``result``.
+    Every file of a folder or glob must hold the same columns; each malformed CSV
+    line skipped (``on_bad_lines: warn``) is reported to ``skipped``, so the
+    caller keeps the count without the reader knowing what it reports into.
+
+    Example:
+        >>> lines: list[int | None] = []
+        >>> frames = list(chunks(Source(path="d.csv", on_bad_lines="warn"), Path("."),
+        ...                      None, 1000, lines.append))
+        >>> lines
+        [3]
     """
     if source.sql is not None:
         yield from read_sql_chunks(source, base_dir, after, chunk_rows)
         return
-    matched = _match(source, base_dir)
+    matched = match_files(source, base_dir)
     columns: list[str] | None = None
     for path in matched.files:
-        fmt = _format_of(path, source.format, matched)
-        name = _display(matched.fs, path)
+        fmt = matched.format_of(path, source.format)
+        name = matched.display(path)
         reader = _parquet_chunks if fmt == "parquet" else _csv_chunks
-        for chunk in reader(matched.fs, path, name, chunk_rows, source, result):
+        for chunk in reader(matched.fs, path, name, chunk_rows, source, skipped):
             cols = [str(c) for c in chunk.columns]
             if columns is None:
                 columns = cols
@@ -62,7 +70,7 @@ def chunks(
 
 
 def _parquet_chunks(
-    fs: Any, path: str, name: str, chunk_rows: int, source: Source, result: IngestResult
+    fs: Any, path: str, name: str, chunk_rows: int, source: Source, skipped: SkippedLine
 ) -> Iterator[pd.DataFrame]:
     try:
         with fs.open(path, "rb") as fh:
@@ -78,7 +86,7 @@ def _parquet_chunks(
 
 
 def _csv_chunks(
-    fs: Any, path: str, name: str, chunk_rows: int, source: Source, result: IngestResult
+    fs: Any, path: str, name: str, chunk_rows: int, source: Source, skipped: SkippedLine
 ) -> Iterator[pd.DataFrame]:
     import pyarrow.csv as pcsv
 
@@ -87,9 +95,7 @@ def _csv_chunks(
     def on_bad(row: Any) -> str:
         bad.append((row.number, row.text))
         if source.on_bad_lines == "warn":
-            result.bad_line_count += 1
-            if len(result.bad_lines) < _SHOWN_LINES and row.number is not None:
-                result.bad_lines.append(int(row.number))
+            skipped(None if row.number is None else int(row.number))
             return "skip"
         return "error"
 

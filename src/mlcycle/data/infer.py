@@ -42,7 +42,27 @@ def infer_schema(df: pd.DataFrame, problem: Problem, features: Features) -> Sche
         >>> [(c.name, c.kind, c.role) for c in s.columns]
         [('x', 'numeric', 'feature'), ('c', 'categorical', 'feature'), ('y', 'numeric', 'target')]
     """
-    columns = [str(c) for c in df.columns]
+    _check_columns([str(c) for c in df.columns], problem, features)
+    included = set(features.include) if features.include is not None else None
+    excluded = set(features.exclude)
+    out = [
+        _infer_column(df[name], str(name), problem, features, included, excluded)
+        for name in df.columns
+    ]
+    _check_target(df[problem.target], problem, out)
+    if not any(c.role == "feature" for c in out):
+        roles = ", ".join(f"{c.name} ({c.kind}, {c.role})" for c in out[:_SHOWN])
+        raise BadInput(
+            "no feature columns are left",
+            f"every column is the target, id, timestamp, excluded or free text: {roles}",
+            "add columns to data.features.include, shorten data.features.exclude, or raise "
+            "data.features.max_categories",
+        )
+    return Schema(columns=out)
+
+
+def _check_columns(columns: list[str], problem: Problem, features: Features) -> None:
+    """Every column the spec names exists, once, and no special column is also an input."""
     if len(set(columns)) != len(columns):
         dups = sorted({c for c in columns if columns.count(c) > 1})
         raise BadInput(
@@ -73,64 +93,55 @@ def infer_schema(df: pd.DataFrame, problem: Problem, features: Features) -> Sche
                 f"remove '{name}' from data.features.include",
             )
 
-    included = set(features.include) if features.include is not None else None
-    excluded = set(features.exclude)
-    out: list[ColumnSchema] = []
-    for name in df.columns:
-        series = df[name]
-        name = str(name)
-        kind = kind_of(series)
-        role: Role
-        if name == problem.target:
-            role = "target"
-        elif name == problem.id_column:
-            role = "id"
-        elif name == problem.timestamp_column:
-            role = "timestamp"
-            kind = _timestamp_kind(series, name, kind)
-        elif name in excluded or (included is not None and name not in included):
-            role = "ignored"
+
+def _infer_column(
+    series: pd.Series,
+    name: str,
+    problem: Problem,
+    features: Features,
+    included: set[str] | None,
+    excluded: set[str],
+) -> ColumnSchema:
+    """One column's contract: its role from the spec, its kind and domain from its values."""
+    kind = kind_of(series)
+    role: Role
+    if name == problem.target:
+        role = "target"
+    elif name == problem.id_column:
+        role = "id"
+    elif name == problem.timestamp_column:
+        role = "timestamp"
+        kind = _timestamp_kind(series, name, kind)
+    elif name in excluded or (included is not None and name not in included):
+        role = "ignored"
+    else:
+        role = "feature"
+
+    categories: list[str] | None = None
+    if kind in ("string", "categorical") and role not in ("id", "timestamp"):
+        values = _distinct_text(series)
+        if len(values) <= features.max_categories:
+            kind, categories = "categorical", values
         else:
-            role = "feature"
+            kind = "string"
+            # Free text / high-cardinality codes: only a column the user asked
+            # for by name stays a feature.
+            if role == "feature" and included is None:
+                role = "ignored"
 
-        categories: list[str] | None = None
-        if kind in ("string", "categorical") and role not in ("id", "timestamp"):
-            values = _distinct_text(series)
-            if len(values) <= features.max_categories:
-                kind, categories = "categorical", values
-            else:
-                kind = "string"
-                # Free text / high-cardinality codes: only a column the user asked
-                # for by name stays a feature.
-                if role == "feature" and included is None:
-                    role = "ignored"
-
-        low = high = None
-        if kind == "numeric":
-            low, high = _finite_range(series)
-        out.append(
-            ColumnSchema(
-                name=name,
-                kind=kind,
-                role=role,
-                nullable=bool(series.isna().any()),
-                min=low,
-                max=high,
-                categories=categories,
-                unique=role == "id",
-            )
-        )
-
-    _check_target(df[problem.target], problem, out)
-    if not any(c.role == "feature" for c in out):
-        roles = ", ".join(f"{c.name} ({c.kind}, {c.role})" for c in out[:_SHOWN])
-        raise BadInput(
-            "no feature columns are left",
-            f"every column is the target, id, timestamp, excluded or free text: {roles}",
-            "add columns to data.features.include, shorten data.features.exclude, or raise "
-            "data.features.max_categories",
-        )
-    return Schema(columns=out)
+    low = high = None
+    if kind == "numeric":
+        low, high = _finite_range(series)
+    return ColumnSchema(
+        name=name,
+        kind=kind,
+        role=role,
+        nullable=bool(series.isna().any()),
+        min=low,
+        max=high,
+        categories=categories,
+        unique=role == "id",
+    )
 
 
 def parse_timestamp(df: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -46,6 +46,7 @@ from mlcycle.store import Store
 from mlcycle.store.blobs import hash_file
 
 CHUNK_ROWS = 250_000
+_SHOWN_LINES = 20  # line numbers of skipped CSV lines kept for the report
 
 Progress = Callable[[int], None]
 
@@ -69,13 +70,36 @@ class IngestResult:
     seconds: float = 0.0
     note: str = ""
 
+    def skip_line(self, line: int | None) -> None:
+        """Count one malformed CSV line skipped, keeping the first few line numbers.
+
+        Example:
+            >>> result.skip_line(3); result.bad_line_count, result.bad_lines
+            (1, [3])
+        """
+        self.bad_line_count += 1
+        if len(self.bad_lines) < _SHOWN_LINES and line is not None:
+            self.bad_lines.append(line)
+
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values, the partition as its summary.
+
+        Example:
+            >>> ingest(store, source, Path(".")).to_dict()["rows_new"]
+            1200
+        """
         out = {k: v for k, v in self.__dict__.items() if k != "partition"}
         out["partition"] = self.partition.summary() if self.partition else None
         return out
 
     @property
     def warnings(self) -> list[str]:
+        """What a person should know about the rows this ingest did not land.
+
+        Example:
+            >>> IngestResult(source="main", mode="append", partition=None, duplicates=2).warnings
+            ['2 row(s) with an id already seen were dropped']
+        """
         found = []
         if self.duplicates:
             found.append(f"{self.duplicates} row(s) with an id already seen were dropped")
@@ -143,9 +167,8 @@ def _ingest(
     progress: Progress | None,
 ) -> IngestResult:
     started = time.perf_counter()
-    store = raw.store
     raw.sweep(source.name)
-    landed = list_partitions(store, source.name)
+    landed = list_partitions(raw.store, source.name)
     mode = "append" if source.watermark else "snapshot"
     result = IngestResult(source=source.name, mode=mode, partition=None)
     fingerprint = source_fingerprint(source, base_dir)
@@ -155,48 +178,14 @@ def _ingest(
         result.seconds = time.perf_counter() - started
         return result
 
-    after = None
-    if source.watermark:
-        marks = [decode_watermark(p.watermark_max) for p in landed if p.watermark_max]
-        after = max(marks) if marks else None
-        result.watermark_before = encode_watermark(after) if after is not None else None
-    seen = _Seen()
-    if id_column and mode == "append":
-        for part in landed:
-            try:
-                ids = raw.read_column(part, id_column)
-            except (KeyError, pa.ArrowInvalid):
-                continue
-            seen.add(_id_hashes(ids))
-
+    after = _last_watermark(landed) if source.watermark else None
+    result.watermark_before = encode_watermark(after) if after is not None else None
+    seen = _seen_ids(raw, landed, id_column) if id_column and mode == "append" else _Seen()
     writer = _PartitionWriter(raw, source.name)
-    newest: Any = None
-    oldest_new: Any = None
-    newest_new: Any = None
     try:
-        for chunk in chunks(source, base_dir, after, chunk_rows, result):
-            result.rows_read += len(chunk)
-            if source.watermark:
-                chunk, newest, lo, hi = _apply_watermark(
-                    chunk, source.watermark, after, newest, result, seen, id_column
-                )
-                if lo is not None:
-                    oldest_new = lo if oldest_new is None else min(oldest_new, lo)
-                    newest_new = hi if newest_new is None else max(newest_new, hi)
-            if id_column:
-                chunk = _drop_duplicates(chunk, id_column, seen, source, result)
-            if len(chunk):
-                writer.write(chunk)
-                result.rows_new += len(chunk)
-            if progress:
-                progress(result.rows_read)
-        if source.watermark and after is not None and newest is not None and newest < after:
-            raise BadInput(
-                f"the watermark of source '{source.name}' went backwards",
-                f"its newest '{source.watermark}' is {newest}, but rows up to {after} were "
-                "already ingested (was the source rewritten or truncated?)",
-                "restore the source, or start a fresh store for it if the old rows are wrong",
-            )
+        marks = _land_new_rows(
+            writer, source, base_dir, after, seen, result, id_column, chunk_rows, progress
+        )
         if result.rows_new == 0:
             writer.abort()
             if mode == "snapshot":
@@ -210,12 +199,16 @@ def _ingest(
             result.seconds = time.perf_counter() - started
             return result
         result.watermark_after = (
-            encode_watermark(newest_new) if newest_new is not None else result.watermark_before
+            encode_watermark(marks.newest_new)
+            if marks.newest_new is not None
+            else result.watermark_before
         )
         result.partition = writer.finish(
             source_fingerprint=fingerprint,
             watermark_column=source.watermark,
-            watermark_min=encode_watermark(oldest_new) if oldest_new is not None else None,
+            watermark_min=(
+                encode_watermark(marks.oldest_new) if marks.oldest_new is not None else None
+            ),
             watermark_max=result.watermark_after,
             details={k: v for k, v in result.to_dict().items() if k != "partition"},
         )
@@ -226,11 +219,82 @@ def _ingest(
     return result
 
 
+@dataclass
+class _Marks:
+    """The watermarks one ingest saw: the newest read at all, and the span it lands."""
+
+    newest: Any = None
+    oldest_new: Any = None
+    newest_new: Any = None
+
+
+def _last_watermark(landed: list[Partition]) -> Any:
+    """The newest watermark already landed (rows at or below it are not new), or None."""
+    marks = [decode_watermark(p.watermark_max) for p in landed if p.watermark_max]
+    return max(marks) if marks else None
+
+
+def _seen_ids(raw: RawRoot, landed: list[Partition], id_column: str) -> _Seen:
+    """The ids already landed, so a row that repeats one is dropped."""
+    seen = _Seen()
+    for part in landed:
+        try:
+            ids = raw.read_column(part, id_column)
+        except (KeyError, pa.ArrowInvalid):
+            continue
+        seen.add(_id_hashes(ids))
+    return seen
+
+
+def _land_new_rows(
+    writer: _PartitionWriter,
+    source: Source,
+    base_dir: Path,
+    after: Any,
+    seen: _Seen,
+    result: IngestResult,
+    id_column: str | None,
+    chunk_rows: int,
+    progress: Progress | None,
+) -> _Marks:
+    """Stream the source, keep the rows past ``after`` whose id is new, and write them."""
+    marks = _Marks()
+    for chunk in chunks(source, base_dir, after, chunk_rows, result.skip_line):
+        result.rows_read += len(chunk)
+        if source.watermark:
+            chunk, marks.newest, lo, hi = _apply_watermark(
+                chunk, source.watermark, after, marks.newest, result, seen, id_column
+            )
+            if lo is not None:
+                marks.oldest_new = lo if marks.oldest_new is None else min(marks.oldest_new, lo)
+                marks.newest_new = hi if marks.newest_new is None else max(marks.newest_new, hi)
+        if id_column:
+            chunk = _drop_duplicates(chunk, id_column, seen, source, result)
+        if len(chunk):
+            writer.write(chunk)
+            result.rows_new += len(chunk)
+        if progress:
+            progress(result.rows_read)
+    if source.watermark and after is not None and marks.newest is not None and marks.newest < after:
+        raise BadInput(
+            f"the watermark of source '{source.name}' went backwards",
+            f"its newest '{source.watermark}' is {marks.newest}, but rows up to {after} were "
+            "already ingested (was the source rewritten or truncated?)",
+            "restore the source, or start a fresh store for it if the old rows are wrong",
+        )
+    return marks
+
+
 # --- watermark and ids --------------------------------------------------------------
 
 
 def encode_watermark(value: Any) -> str:
-    """A watermark as JSON text that keeps its kind (datetime, number or text)."""
+    """A watermark as JSON text that keeps its kind (datetime, number or text).
+
+    Example:
+        >>> encode_watermark(42)
+        '{"kind": "number", "value": 42.0}'
+    """
     if isinstance(value, pd.Timestamp):
         return json.dumps({"kind": "datetime", "value": value.isoformat()})
     if isinstance(value, bool):
@@ -244,6 +308,12 @@ def encode_watermark(value: Any) -> str:
 
 
 def decode_watermark(text: str) -> Any:
+    """The watermark :func:`encode_watermark` wrote, as the kind it was.
+
+    Example:
+        >>> decode_watermark(encode_watermark(pd.Timestamp("2026-01-01", tz="UTC")))
+        Timestamp('2026-01-01 00:00:00+0000', tz='UTC')
+    """
     doc = json.loads(text)
     if doc["kind"] == "datetime":
         return pd.Timestamp(doc["value"])

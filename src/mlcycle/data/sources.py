@@ -45,13 +45,37 @@ _LISTED = 20  # how many folder entries an error message shows
 
 
 @dataclass(frozen=True)
-class _Matched:
-    """The files a source resolves to, with the root their names are relative to."""
+class MatchedFiles:
+    """The files a source resolves to, with the root their names are relative to.
+
+    Example:
+        >>> matched = match_files(Source(path="data/"), Path("."))
+        >>> [matched.format_of(p, "auto") for p in matched.files]
+        ['parquet', 'parquet']
+    """
 
     fs: fsspec.AbstractFileSystem
     root: str
     files: list[str]
     shown: str  # the source as the user wrote it, for messages
+
+    def display(self, path: str) -> str:
+        """A file's name for messages: a plain path if local, else its full URL.
+
+        Example:
+            >>> match_files(Source(path="memory://raw/a.csv"), Path(".")).display("/raw/a.csv")
+            'memory:///raw/a.csv'
+        """
+        return _display(self.fs, path)
+
+    def format_of(self, path: str, fmt: str) -> Format:
+        """The format to read ``path`` with: ``fmt`` unless "auto", else by its suffix.
+
+        Example:
+            >>> matched.format_of("/data/a.csv.gz", "auto")
+            'csv'
+        """
+        return _format_of(path, fmt, self)
 
 
 def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
@@ -65,7 +89,7 @@ def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
         >>> df = read_source(Source(path="data/"), Path("/project"))  # all files in data/
         >>> df = read_source(Source(path="memory://raw/*.csv"), Path("."))
     """
-    matched = _match(source, base_dir)
+    matched = match_files(source, base_dir)
     frames: list[pd.DataFrame] = []
     for path in matched.files:
         fmt = _format_of(path, source.format, matched)
@@ -92,7 +116,7 @@ def fingerprint_source(source: Source, base_dir: Path) -> str:
         >>> len(key)
         64
     """
-    matched = _match(source, base_dir)
+    matched = match_files(source, base_dir)
     outer = hashlib.sha256()
     for path in matched.files:
         inner = hashlib.sha256()
@@ -137,7 +161,17 @@ def content_hash(df: pd.DataFrame) -> str:
 # --- resolving a source to files ----------------------------------------------------
 
 
-def _match(source: Source, base_dir: Path) -> _Matched:
+def match_files(source: Source, base_dir: Path) -> MatchedFiles:
+    """Resolve a file source to its files (a file, a folder's data files, or a glob).
+
+    Hidden files and Spark markers are left out; a missing path, an empty folder
+    or a folder mixing formats is a :class:`~mlcycle.errors.BadInput` or
+    :class:`~mlcycle.errors.NotFound` naming what the folder holds.
+
+    Example:
+        >>> match_files(Source(path="data/*.csv"), Path("/project")).files
+        ['/project/data/2026-01.csv', '/project/data/2026-02.csv']
+    """
     raw = source.path
     if raw is None:
         raise BadInput(
@@ -170,7 +204,7 @@ def _match(source: Source, base_dir: Path) -> _Matched:
                 _listing(fs, root),
                 "fix data.source.path in mlcycle.yaml (relative paths start at the spec's folder)",
             )
-        return _Matched(fs, root, files, raw)
+        return MatchedFiles(fs, root, files, raw)
 
     if fs.isdir(path):
         wanted = _suffixes_for(source.format)
@@ -193,10 +227,10 @@ def _match(source: Source, base_dir: Path) -> _Matched:
                     "between files",
                     "keep one format in the folder, or set data.source.format to choose one",
                 )
-        return _Matched(fs, path, files, raw)
+        return MatchedFiles(fs, path, files, raw)
 
     if fs.isfile(path):
-        return _Matched(fs, posixpath.dirname(path), [path], raw)
+        return MatchedFiles(fs, posixpath.dirname(path), [path], raw)
 
     parent = posixpath.dirname(path)
     raise NotFound(
@@ -214,7 +248,7 @@ def _suffixes_for(fmt: str) -> tuple[str, ...]:
     return _PARQUET_SUFFIXES + _CSV_SUFFIXES
 
 
-def _format_of(path: str, fmt: str, matched: _Matched | None) -> Format:
+def _format_of(path: str, fmt: str, matched: MatchedFiles | None) -> Format:
     if fmt == "parquet":
         return "parquet"
     if fmt == "csv":
@@ -258,7 +292,7 @@ def _display(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return path if isinstance(fs, LocalFileSystem) else str(fs.unstrip_protocol(path))
 
 
-def _names(matched: _Matched) -> str:
+def _names(matched: MatchedFiles) -> str:
     names = [_relative(p, matched.root) for p in matched.files]
     shown = ", ".join(names[:_LISTED])
     return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
@@ -371,7 +405,7 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _concat(frames: list[pd.DataFrame], matched: _Matched) -> pd.DataFrame:
+def _concat(frames: list[pd.DataFrame], matched: MatchedFiles) -> pd.DataFrame:
     first = list(frames[0].columns)
     for path, frame in zip(matched.files[1:], frames[1:], strict=True):
         cols = list(frame.columns)

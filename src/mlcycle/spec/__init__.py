@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from mlcycle.errors import BadInput
-from mlcycle.spec.base import LOWER_IS_BETTER, METRICS_BY_TASK, Task, _Model
+from mlcycle.spec.base import LOWER_IS_BETTER, METRICS_BY_TASK, SpecModel, Task
 from mlcycle.spec.monitor import AlertRule, AlertSinks, Monitor
 from mlcycle.spec.train import (
     Candidate,
@@ -42,7 +42,7 @@ from mlcycle.spec.train import (
 )
 
 
-class Benefit(_Model):
+class Benefit(SpecModel):
     """Value of each outcome of a binary decision (e.g. money)."""
 
     tp: float = 0.0
@@ -51,7 +51,7 @@ class Benefit(_Model):
     fn: float = 0.0
 
 
-class Problem(_Model):
+class Problem(SpecModel):
     task: Task
     target: str
     positive_label: str | int | bool | None = None
@@ -77,7 +77,7 @@ class Problem(_Model):
         return self.primary_metric or METRICS_BY_TASK[self.task][0]
 
 
-class Source(_Model):
+class Source(SpecModel):
     """Where the data comes from: a file, folder, glob or fsspec URL (Parquet/CSV,
     relative to the spec), or a ``sql`` query against a SQLAlchemy ``url``.
 
@@ -111,7 +111,7 @@ class Source(_Model):
         return self.path if self.path is not None else f"sql: {self.sql}"
 
 
-class Features(_Model):
+class Features(SpecModel):
     """Which columns the model sees. Default: all but target, id and timestamp."""
 
     include: list[str] | None = None
@@ -119,7 +119,7 @@ class Features(_Model):
     max_categories: int = Field(default=200, ge=2)
 
 
-class Transform(_Model):
+class Transform(SpecModel):
     """One transform step: DuckDB ``sql`` over the table ``raw`` (the previous
     step's output), or a Python ``function`` ``module:function`` (DataFrame → DataFrame)."""
 
@@ -133,7 +133,7 @@ class Transform(_Model):
         return self
 
 
-class Expectation(_Model):
+class Expectation(SpecModel):
     """A declared check on each new dataset version; ``error`` stops, ``warn`` is recorded."""
 
     check: Literal[
@@ -165,7 +165,7 @@ class Expectation(_Model):
         return self
 
 
-class Data(_Model):
+class Data(SpecModel):
     source: Source
     features: Features = Field(default_factory=Features)
     schema_file: str = "schema.yaml"
@@ -173,17 +173,17 @@ class Data(_Model):
     expectations: list[Expectation] = Field(default_factory=list)
 
 
-class Split(_Model):
+class Split(SpecModel):
     strategy: Literal["time", "random", "stratified"] = "time"
     valid_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
 
 
-class Prepare(_Model):
+class Prepare(SpecModel):
     split: Split = Field(default_factory=Split)
 
 
-class Champion(_Model):
+class Champion(SpecModel):
     """How a candidate must compare with the current champion on the same rows."""
 
     mode: Literal["superiority", "non_inferiority"] = "non_inferiority"
@@ -205,7 +205,7 @@ class Champion(_Model):
         return value
 
 
-class Gates(_Model):
+class Gates(SpecModel):
     baseline_margin: float = Field(default=0.0, ge=0)
     thresholds: dict[str, float] = Field(
         default_factory=dict, description="metric name → minimum (or maximum if lower is better)"
@@ -217,7 +217,7 @@ class Gates(_Model):
     max_bundle_mb: float = Field(default=500.0, gt=0)
 
 
-class EvaluateSection(_Model):
+class EvaluateSection(SpecModel):
     """Holdout evaluation: bootstrap size, confidence level, declared slices."""
 
     bootstrap: int = Field(default=1000, ge=0, le=100_000)
@@ -228,14 +228,14 @@ class EvaluateSection(_Model):
     calibration_bins: int = Field(default=10, ge=2, le=100)
 
 
-class Serve(_Model):
+class Serve(SpecModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     unseen_category: Literal["reject", "unknown"] = "reject"
     max_body_bytes: int = Field(default=10_000_000, gt=0)
 
 
-class Spec(_Model):
+class Spec(SpecModel):
     project: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     problem: Problem
     data: Data
@@ -368,6 +368,7 @@ __all__ = [
     "Serve",
     "Source",
     "Spec",
+    "SpecModel",
     "Split",
     "Task",
     "Train",

@@ -43,5 +43,18 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape", "ece"})
 
 
-class _Model(BaseModel):
+class SpecModel(BaseModel):
+    """The base of every spec section: unknown keys are errors and a loaded spec is frozen.
+
+    Unknown keys fail loudly so a misspelt key (``treshold:``) is never ignored;
+    frozen because the spec's hash keys the pipeline cache, so it must not
+    change after loading.
+
+    Example:
+        >>> class Section(SpecModel):
+        ...     size: int = 1
+        >>> Section(size=2).size
+        2
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)

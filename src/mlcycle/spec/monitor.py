@@ -8,10 +8,10 @@ from pydantic import (
     Field,
 )
 
-from mlcycle.spec.base import _Model
+from mlcycle.spec.base import SpecModel
 
 
-class AlertRule(_Model):
+class AlertRule(SpecModel):
     """One alert: a window metric against a fixed bound or a band learned from the reference.
 
     ``metric`` names a window metric (``drift:<feature>``, ``drift_share``,
@@ -31,7 +31,7 @@ class AlertRule(_Model):
     severity: Literal["info", "warning", "critical"] = "warning"
 
 
-class AlertSinks(_Model):
+class AlertSinks(SpecModel):
     """Where alerts go besides the log and the store."""
 
     jsonl: str | None = Field(default=None, description="JSON-lines file, relative to the spec")
@@ -40,7 +40,7 @@ class AlertSinks(_Model):
     webhook_backoff_s: float = Field(default=0.5, ge=0)
 
 
-class Monitor(_Model):
+class Monitor(SpecModel):
     drift_test: Literal[
         "auto", "evidently", "ks", "chi2", "z", "psi", "wasserstein", "js", "hellinger"
     ] = "auto"

@@ -9,10 +9,10 @@ from pydantic import (
     model_validator,
 )
 
-from mlcycle.spec.base import _Model
+from mlcycle.spec.base import SpecModel
 
 
-class Candidate(_Model):
+class Candidate(SpecModel):
     name: str
     estimator: str = Field(
         description="a built-in family (hist_gradient_boosting, logistic_regression, "
@@ -24,7 +24,7 @@ class Candidate(_Model):
     )
 
 
-class SearchParam(_Model):
+class SearchParam(SpecModel):
     """One tuned parameter: ``int``/``float`` in [low, high] (``log: true`` for a log
     scale; ``type: log`` is short for a log-scale float), or ``categorical`` choices."""
 
@@ -48,7 +48,7 @@ class SearchParam(_Model):
         return self
 
 
-class CrossValidation(_Model):
+class CrossValidation(SpecModel):
     """Folds of the training rows; ``auto`` is stratified for classes, k-fold otherwise."""
 
     kind: Literal["auto", "kfold", "stratified", "group", "time"] = "auto"
@@ -62,7 +62,7 @@ class CrossValidation(_Model):
         return self
 
 
-class Tuning(_Model):
+class Tuning(SpecModel):
     """The Optuna budget: ``trials`` and/or ``seconds`` per candidate with a search space."""
 
     trials: int | None = Field(default=20, ge=0)
@@ -81,7 +81,7 @@ class Tuning(_Model):
         return self
 
 
-class Directional(_Model):
+class Directional(SpecModel):
     """Raising ``column`` by ``delta`` must not move the prediction against ``expect``."""
 
     column: str
@@ -92,7 +92,7 @@ class Directional(_Model):
     severity: Literal["error", "warn"] = "error"
 
 
-class Invariance(_Model):
+class Invariance(SpecModel):
     """Setting ``column`` to each of ``values`` moves the prediction by at most ``epsilon``."""
 
     column: str
@@ -102,7 +102,7 @@ class Invariance(_Model):
     severity: Literal["error", "warn"] = "error"
 
 
-class MinimumCase(_Model):
+class MinimumCase(SpecModel):
     """A named input with the output it must get (a label, a probability bound or a range)."""
 
     name: str
@@ -115,7 +115,7 @@ class MinimumCase(_Model):
     severity: Literal["error", "warn"] = "error"
 
 
-class ModelTests(_Model):
+class ModelTests(SpecModel):
     sanity: bool = True
     debug_rows: int = Field(default=200, ge=20)
     directional: list[Directional] = Field(default_factory=list)
@@ -123,7 +123,7 @@ class ModelTests(_Model):
     cases: list[MinimumCase] = Field(default_factory=list)
 
 
-class Train(_Model):
+class Train(SpecModel):
     seed: int = 42
     baseline: Literal["auto", "prior", "most_frequent", "mean", "median", "persistence"] = "auto"
     candidates: list[Candidate] = Field(

@@ -36,6 +36,8 @@ from mlcycle.train.progress import TuningProgress
 
 @dataclass
 class TrialReport:
+    """One finished trial: its params, score (None unless complete), state and folds."""
+
     number: int
     params: dict[str, Any]
     value: float | None
@@ -50,6 +52,8 @@ TrialCallback = Callable[[TrialReport], None]
 
 @dataclass
 class TuningResult:
+    """What a tuning found: the best params and score, and how its trials ended."""
+
     candidate: str
     study_name: str
     best_params: dict[str, Any]
@@ -63,7 +67,12 @@ class TuningResult:
 
 
 def suggest(trial: Any, name: str, space: SearchParam) -> Any:
-    """One value from a search parameter (Optuna's suggest_* API)."""
+    """One value from a search parameter (Optuna's suggest_* API).
+
+    Example:
+        >>> suggest(trial, "max_depth", SearchParam(type="int", low=2, high=8))
+        5
+    """
     if space.type == "categorical":
         return trial.suggest_categorical(name, space.choices)
     assert space.low is not None and space.high is not None
@@ -83,6 +92,10 @@ def optuna_url(store_url: str) -> str:
     the same name the store's own migrations use, so the two cannot share one
     namespace: on SQLite the studies live in a sibling file (``mlcycle.optuna.db``),
     on PostgreSQL in a schema of the same database (``<schema>_optuna``).
+
+    Example:
+        >>> optuna_url("sqlite:////project/.mlcycle/mlcycle.db")
+        'sqlite:////project/.mlcycle/mlcycle.optuna.db'
     """
     import sqlalchemy as sa
 
@@ -162,9 +175,14 @@ def tune(
 
     ``progress`` shows the trials on stderr (:class:`~mlcycle.train.progress.TuningProgress`:
     a Rich display on a terminal, a plain line every few seconds otherwise).
-    """
-    import optuna
 
+    Example:
+        >>> result = tune(train, candidate, schema=schema, problem=problem, seed=0,
+        ...               metric=auc, greater_is_better=True, tuning=Tuning(trials=20),
+        ...               cv=CrossValidation(folds=3))
+        >>> sorted(result.best_params)
+        ['learning_rate', 'max_depth']
+    """
     if not candidate.search:
         raise BadInput(
             f"candidate '{candidate.name}' has no search space",
@@ -183,43 +201,9 @@ def tune(
     build_pipeline(candidate, schema=schema, problem=problem, seed=seed, features=features)
     split = folds(train, cv, problem=problem, seed=seed) if cv is not None else None
     y_valid = target_values(valid, problem) if valid is not None else None
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler: Any = (
-        optuna.samplers.TPESampler(seed=seed)
-        if tuning.sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=seed)
-    )
-    pruner: Any = (
-        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-        if tuning.pruning and cv is not None
-        else optuna.pruners.NopPruner()
-    )
-    study = optuna.create_study(
-        storage=_storage(storage),
-        study_name=study_name,
-        sampler=sampler,
-        pruner=pruner,
-        direction="maximize" if greater_is_better else "minimize",
-        load_if_exists=True,
-    )
-    # Trials left RUNNING by a killed process will never finish: mark them failed
-    # (one tuner per study at a time) and count the finished ones against the budget.
-    from optuna.trial import TrialState
-
-    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-    resumed = len(done)
+    study = _open_study(tuning, cv, storage, study_name, seed, greater_is_better)
+    resumed, best_before = _resume(study, greater_is_better)
     remaining = None if tuning.trials is None else max(tuning.trials - resumed, 0)
-    scored = [
-        (float(t.value), t.number)
-        for t in done
-        if t.state == TrialState.COMPLETE and t.value is not None
-    ]
-    best_before = None
-    if scored:
-        best_before = max(scored) if greater_is_better else min(scored)
     display = TuningProgress(
         candidate.name,
         metric=metric_name,
@@ -230,58 +214,138 @@ def tune(
         best=best_before,
         enabled=progress,
     )
-    best_oof: dict[str, Any] = {"value": None, "oof": None}
-    prepared = PreparedFolds()
+    objective = _Objective(
+        train=train,
+        candidate=candidate,
+        schema=schema,
+        problem=problem,
+        seed=seed,
+        features=features,
+        metric=metric,
+        greater_is_better=greater_is_better,
+        cv=cv,
+        split=split,
+        valid=valid,
+        y_valid=y_valid,
+        display=display,
+        on_trial=on_trial,
+    )
+    if remaining != 0:
+        with display:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=tuning.seconds,
+                n_jobs=tuning.n_jobs,
+                # A parameter combination the estimator rejects fails that trial only.
+                catch=(ValueError, ArithmeticError),
+            )
+    return _result(study, objective, resumed)
 
-    def objective(trial: Any) -> float:
+
+def _open_study(
+    tuning: Tuning,
+    cv: CrossValidation | None,
+    storage: str | None,
+    study_name: str | None,
+    seed: int,
+    greater_is_better: bool,
+) -> Any:
+    """The study, created or (same name in the same storage) loaded to resume."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler: Any = (
+        optuna.samplers.TPESampler(seed=seed)
+        if tuning.sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=seed)
+    )
+    # Pruning compares a trial's running score fold by fold: without folds there
+    # is nothing to compare until the trial is over.
+    pruner: Any = (
+        optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+        if tuning.pruning and cv is not None
+        else optuna.pruners.NopPruner()
+    )
+    return optuna.create_study(
+        storage=_storage(storage),
+        study_name=study_name,
+        sampler=sampler,
+        pruner=pruner,
+        direction="maximize" if greater_is_better else "minimize",
+        load_if_exists=True,
+    )
+
+
+def _resume(study: Any, greater_is_better: bool) -> tuple[int, tuple[float, int] | None]:
+    """How many trials an earlier tuning finished, and its best (score, trial number)."""
+    from optuna.trial import TrialState
+
+    # Trials left RUNNING by a killed process will never finish: mark them failed
+    # (one tuner per study at a time) and count the finished ones against the budget.
+    for frozen in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    scored = [
+        (float(t.value), t.number)
+        for t in done
+        if t.state == TrialState.COMPLETE and t.value is not None
+    ]
+    best_before = None
+    if scored:
+        best_before = max(scored) if greater_is_better else min(scored)
+    return len(done), best_before
+
+
+@dataclass
+class _Objective:
+    """One trial: build the candidate with the trial's params, score it, report it.
+
+    With several jobs, trials run on threads of one process: they share the
+    prepared folds and the best out-of-fold predictions kept here.
+    """
+
+    train: pd.DataFrame
+    candidate: Candidate
+    schema: Schema
+    problem: Problem
+    seed: int
+    features: list[str]
+    metric: Metric
+    greater_is_better: bool
+    cv: CrossValidation | None
+    split: list[tuple[np.ndarray, np.ndarray]] | None
+    valid: pd.DataFrame | None
+    y_valid: np.ndarray | None
+    display: TuningProgress
+    on_trial: TrialCallback | None
+    prepared: PreparedFolds = field(default_factory=PreparedFolds)
+    best_value: float | None = None
+    best_oof: np.ndarray | None = None
+
+    def __call__(self, trial: Any) -> float:
+        import optuna
+
         started = time.perf_counter()
-        overrides = {name: suggest(trial, name, space) for name, space in candidate.search.items()}
+        overrides = {
+            name: suggest(trial, name, space) for name, space in self.candidate.search.items()
+        }
         pipeline, _, params = build_pipeline(
-            candidate,
-            schema=schema,
-            problem=problem,
-            seed=seed,
-            features=features,
+            self.candidate,
+            schema=self.schema,
+            problem=self.problem,
+            seed=self.seed,
+            features=self.features,
             overrides=overrides,
         )
         fold_scores: list[float] = []
         state = "fail"
         value: float | None = None
         try:
-            if cv is not None:
-
-                def on_fold(i: int, running: float) -> None:
-                    fold_scores.append(running)
-                    trial.report(running, i)
-                    if trial.should_prune():
-                        raise optuna.TrialPruned()
-
-                result = cross_validate(
-                    pipeline,
-                    train,
-                    cv=cv,
-                    problem=problem,
-                    features=features,
-                    metric=metric,
-                    seed=seed,
-                    on_fold=on_fold,
-                    split=split,
-                    prepared=prepared,
-                )
-                fold_scores[:] = result.fold_scores
-                value = result.mean
-                better = best_oof["value"] is None or (
-                    value > best_oof["value"] if greater_is_better else value < best_oof["value"]
-                )
-                if better:
-                    best_oof.update(value=value, oof=result.oof)
+            if self.cv is not None:
+                value = self._cross_validate(trial, pipeline, self.cv, fold_scores)
             else:
-                assert valid is not None and y_valid is not None
-                pipeline.fit(train[features], target_values(train, problem))
-                scores = predictions(
-                    problem.task, pipeline, valid[features], problem.positive_label
-                )
-                value = float(metric(y_valid, scores))
+                value = self._score_on_valid(pipeline)
             state = "complete"
             return value
         except optuna.TrialPruned:
@@ -296,20 +360,56 @@ def tune(
                 list(fold_scores),
                 time.perf_counter() - started,
             )
-            display.trial(report)
-            if on_trial is not None:
-                on_trial(report)
+            self.display.trial(report)
+            if self.on_trial is not None:
+                self.on_trial(report)
 
-    if remaining != 0:
-        with display:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=tuning.seconds,
-                n_jobs=tuning.n_jobs,
-                # A parameter combination the estimator rejects fails that trial only.
-                catch=(ValueError, ArithmeticError),
-            )
+    def _cross_validate(
+        self, trial: Any, pipeline: Any, cv: CrossValidation, fold_scores: list[float]
+    ) -> float:
+        """The mean over the folds, reported fold by fold so a poor trial is pruned early."""
+        import optuna
+
+        def on_fold(i: int, running: float) -> None:
+            fold_scores.append(running)
+            trial.report(running, i)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        result = cross_validate(
+            pipeline,
+            self.train,
+            cv=cv,
+            problem=self.problem,
+            features=self.features,
+            metric=self.metric,
+            seed=self.seed,
+            on_fold=on_fold,
+            split=self.split,
+            prepared=self.prepared,
+        )
+        fold_scores[:] = result.fold_scores
+        value = result.mean
+        best = self.best_value
+        if best is None or (value > best if self.greater_is_better else value < best):
+            self.best_value, self.best_oof = value, result.oof
+        return value
+
+    def _score_on_valid(self, pipeline: Any) -> float:
+        """The score on the validation rows of the pipeline fitted on all training rows."""
+        assert self.valid is not None and self.y_valid is not None
+        pipeline.fit(self.train[self.features], target_values(self.train, self.problem))
+        scores = predictions(
+            self.problem.task, pipeline, self.valid[self.features], self.problem.positive_label
+        )
+        return float(self.metric(self.y_valid, scores))
+
+
+def _result(study: Any, objective: _Objective, resumed: int) -> TuningResult:
+    """The best trial's params (fixed ones included) and the study's counts."""
+    from optuna.trial import TrialState
+
+    candidate = objective.candidate
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
@@ -322,10 +422,10 @@ def tune(
     best_params = {
         **build_pipeline(
             candidate,
-            schema=schema,
-            problem=problem,
-            seed=seed,
-            features=features,
+            schema=objective.schema,
+            problem=objective.problem,
+            seed=objective.seed,
+            features=objective.features,
             overrides=dict(best.params),
         )[2]
     }
@@ -339,5 +439,5 @@ def tune(
         pruned=sum(t.state == TrialState.PRUNED for t in trials),
         failed=sum(t.state == TrialState.FAIL for t in trials),
         resumed=resumed,
-        best_oof=best_oof["oof"],
+        best_oof=objective.best_oof,
     )

@@ -31,9 +31,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+# The module itself, since the SIGTERM handler rebinds its `signalled` and `exiting`;
+# by full path, since `from` the package would make package and writer import each other.
+import mlcycle.train.tracking.process as process
 from mlcycle.errors import BadInput
 from mlcycle.store import Store
-from mlcycle.train.tracking import process
 from mlcycle.train.tracking.blocks import encode
 from mlcycle.train.tracking.process import (
     HOST,
