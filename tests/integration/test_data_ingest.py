@@ -69,6 +69,31 @@ def test_append_mode_reads_only_new_rows_and_drops_repeated_ids(
     assert len(df) == 145 and df["id"].is_unique
 
 
+def test_each_ingest_starts_past_the_newest_of_all_earlier_partitions(
+    store: Store, tmp_path: Path
+) -> None:
+    # No id column: the watermark alone keeps already-landed rows out, so the third ingest
+    # must start after the second partition's watermark, not the first's.
+    src = Source(path="d.parquet", watermark="ts")
+    batches = [_rows(i * 10, 10, day0=f"2024-0{i + 1}-01") for i in range(3)]
+    results = []
+    for i in range(3):
+        pd.concat(batches[: i + 1]).to_parquet(tmp_path / "d.parquet")
+        results.append(ingest(store, src, tmp_path))
+    third = results[2]
+    assert third.rows_read == 30 and third.rows_new == 10 and third.partition is not None
+    assert decode_watermark(third.watermark_before) == batches[1]["ts"].max()
+    assert decode_watermark(third.watermark_after) == batches[2]["ts"].max()
+    assert third.partition.watermark_max == third.watermark_after
+    assert decode_watermark(third.partition.watermark_min) == batches[2]["ts"].min()
+
+    parts = list_partitions(store, "main")
+    assert [p.rows for p in parts] == [10, 10, 10]
+    assert RawRoot(store).read(parts[2])["id"].tolist() == list(range(20, 30))
+    _, df = raw_frame(store, src)
+    assert sorted(df["id"]) == list(range(30))
+
+
 def test_a_watermark_that_goes_backwards_is_refused(store: Store, tmp_path: Path) -> None:
     src = Source(path="data.parquet", watermark="ts")
     _rows(0, 30, day0="2024-03-01").to_parquet(tmp_path / "data.parquet")
