@@ -205,6 +205,78 @@ class Blessing(BaseModel):
         return [c for c in self.checks if not c.passed]
 
 
+class PairedComparison(BaseModel):
+    """The paired test of the primary metric, candidate against the champion, on the same rows.
+
+    ``improvement`` is candidate minus champion (oriented so that positive is
+    better); the interval is the test's. Test-specific figures (``se``,
+    ``only_candidate_right``, ``n_boot``, ...) are kept as extra fields.
+
+    Example:
+        >>> PairedComparison(test="delong", improvement=0.01, ci_low=0.002, ci_high=0.02).ci_low
+        0.002
+    """
+
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+
+    test: str = "paired_bootstrap"
+    metric: str | None = None
+    confidence: float | None = None
+    improvement: float
+    ci_low: float
+    ci_high: float
+    p_value: float | None = None
+
+    def figures(self) -> dict[str, float | None]:
+        """Every numeric figure of the comparison (what a gate check records)."""
+        return {
+            k: (None if v is None else float(v))
+            # only the figures the test produced (and extras), as the test reported them
+            for k, v in self.model_dump(exclude_unset=True).items()
+            if v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+        }
+
+
+class SliceComparison(BaseModel):
+    """The paired comparison with the champion within one slice of the holdout."""
+
+    model_config = ConfigDict(extra="allow", ser_json_inf_nan="constants")
+
+    column: str
+    value: str
+    rows: int
+    judged: bool
+    note: str | None = None
+    improvement: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class ChampionEvidence(BaseModel):
+    """What the gate knows about the reigning champion.
+
+    ``comparison`` is ``None`` when the champion could not be scored on the
+    holdout rows (e.g. it reads a column the new data lacks).
+    """
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    version: int
+    comparison: PairedComparison | None = None
+    slices: list[SliceComparison] = Field(default_factory=list)
+    metrics: dict[str, float] | None = None
+
+
+class InfraReport(BaseModel):
+    """The infra check: the bundle loaded in a fresh process and answered within budget."""
+
+    model_config = ConfigDict(ser_json_inf_nan="constants")
+
+    passed: bool
+    detail: str
+    figures: dict[str, Any] = Field(default_factory=dict)
+
+
 class BundleMeta(BaseModel):
     """``meta.json`` of a model bundle: what serving and monitoring need to know.
 

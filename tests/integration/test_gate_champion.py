@@ -216,29 +216,31 @@ def test_an_unknown_slice_column_stops_the_run_with_a_clear_error(synth: Path) -
 def test_infra_check_reports_budgets_and_a_broken_bundle(
     two_versions: tuple[Path, str], tmp_path: Path
 ) -> None:
-    from mlcycle.artifacts import TrainedModel
-    from mlcycle.pipeline.steps.common import load_split, score_model
-    from mlcycle.pipeline.steps.infra import infra_check
+    from mlcycle.bundle import Bundle
+    from mlcycle.pipeline.infra import infra_check
 
     root, _ = two_versions
     project = Project.load(root)
     run = project.run()
-    package = project.store.path(run.outputs["package"])
-    test = load_split(project, run.outputs["splits"], "test")
-    scores, record = score_model(project, run.outputs["model"], test)
-    assert isinstance(record, TrainedModel)
+    catalog = project.catalog
+    bundle = catalog.bundle(run.outputs["bundle"])
+    test = catalog.split_frame(run.outputs["splits"], "test")
+    record = catalog.trained_model(run.outputs["model"])
+    # The scores the evaluation computed, stored with it: what the bundle must reproduce.
+    scores = catalog.evaluation(run.outputs["evaluation"]).scores["candidate"]
+    assert len(scores) == len(test)
     kwargs = {"problem_task": "binary", "positive_label": True}
     tight = infra_check(
-        package, test, record, scores, latency_budget_ms=1e-6, max_bundle_mb=1e-6, **kwargs
+        bundle.folder, test, record, scores, latency_budget_ms=1e-6, max_bundle_mb=1e-6, **kwargs
     )
-    assert not tight["passed"]
-    assert "exceeds the budget" in tight["detail"] and "gates.max_bundle_mb" in tight["detail"]
-    assert tight["figures"]["max_abs_diff"] <= 1e-5  # it did answer, like the evaluation
+    assert not tight.passed
+    assert "exceeds the budget" in tight.detail and "gates.max_bundle_mb" in tight.detail
+    assert tight.figures["max_abs_diff"] <= 1e-5  # it did answer, like the evaluation
     broken = tmp_path / "broken"
-    shutil.copytree(package, broken)
-    (broken / "model.joblib").write_bytes(b"not a model")
+    shutil.copytree(bundle.folder, broken)
+    Bundle(broken).model_path.write_bytes(b"not a model")
     failed = infra_check(
         broken, test, record, scores, latency_budget_ms=1000, max_bundle_mb=100, **kwargs
     )
-    assert not failed["passed"] and "fresh process" in failed["detail"]
+    assert not failed.passed and "fresh process" in failed.detail
     project.close()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from mlcycle.artifacts import Evaluation
+from mlcycle.artifacts import ChampionEvidence, Evaluation, PairedComparison
 from mlcycle.evaluate import compute_metrics, paired_difference
 from mlcycle.registry import judge
 from mlcycle.spec import Gates
@@ -77,12 +77,14 @@ def test_gate_cold_start_still_needs_baseline_margin_and_thresholds() -> None:
 
 def test_gate_judges_the_lower_bound_against_the_champion() -> None:
     gates = Gates()
-    lucky = {"improvement": 0.01, "ci_low": -0.02, "ci_high": 0.04}
-    refused = judge(_evaluation(0.8), gates, champion_version=3, comparison=lucky)
+    lucky = PairedComparison(improvement=0.01, ci_low=-0.02, ci_high=0.04)
+    refused = judge(_evaluation(0.8), gates, ChampionEvidence(version=3, comparison=lucky))
     assert not refused.blessed
     assert refused.failures[0].name == "vs_champion:non_inferiority"
-    solid = {"improvement": 0.01, "ci_low": -0.001, "ci_high": 0.02}
-    assert judge(_evaluation(0.8), gates, 3, solid).blessed
+    solid = ChampionEvidence(
+        version=3, comparison=PairedComparison(improvement=0.01, ci_low=-0.001, ci_high=0.02)
+    )
+    assert judge(_evaluation(0.8), gates, solid).blessed
     strict = Gates.model_validate({"champion": {"mode": "superiority"}})
-    assert not judge(_evaluation(0.8), strict, 3, solid).blessed
-    assert not judge(_evaluation(0.8), gates, 3, None).blessed
+    assert not judge(_evaluation(0.8), strict, solid).blessed
+    assert not judge(_evaluation(0.8), gates, ChampionEvidence(version=3)).blessed

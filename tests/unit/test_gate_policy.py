@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from mlcycle.artifacts import Evaluation
+from mlcycle.artifacts import (
+    ChampionEvidence,
+    Evaluation,
+    InfraReport,
+    ModelCheck,
+    ModelTestReport,
+    PairedComparison,
+    SliceComparison,
+)
 from mlcycle.errors import BadInput
 from mlcycle.registry import judge
 from mlcycle.registry.gate import check_policy
@@ -32,40 +40,55 @@ def test_thresholds_are_judged_on_the_pessimistic_end_of_the_interval() -> None:
     assert not judge(_evaluation(low=0.68), Gates(thresholds={"roc_auc": 0.69})).blessed
 
 
-def _slice(value: str, improvement: float, low: float, high: float, rows: int = 500) -> dict:
-    return {
-        "column": "origin",
-        "value": value,
-        "rows": rows,
-        "judged": True,
-        "improvement": improvement,
-        "ci_low": low,
-        "ci_high": high,
-    }
+def _slice(
+    value: str, improvement: float, low: float, high: float, rows: int = 500
+) -> SliceComparison:
+    return SliceComparison(
+        column="origin",
+        value=value,
+        rows=rows,
+        judged=True,
+        improvement=improvement,
+        ci_low=low,
+        ci_high=high,
+    )
+
+
+def _champion(slices: list[SliceComparison]) -> ChampionEvidence:
+    solid = PairedComparison(improvement=0.01, ci_low=0.002, ci_high=0.02)
+    return ChampionEvidence(version=2, comparison=solid, slices=slices)
 
 
 def test_slice_non_regression() -> None:
     gates = Gates()
-    solid = {"improvement": 0.01, "ci_low": 0.002, "ci_high": 0.02}
     noisy_dip = [_slice("JFK", -0.03, -0.08, 0.02), _slice("EWR", 0.01, -0.01, 0.03)]
-    ok = judge(_evaluation(), gates, 2, solid, slices=noisy_dip)
+    ok = judge(_evaluation(), gates, _champion(noisy_dip))
     assert ok.blessed, ok.failures  # worse on one slice, but not clearly
     clear_drop = [
         _slice("LGA", -0.05, -0.08, -0.02),
-        {"column": "origin", "value": "X", "rows": 3, "judged": False},
+        SliceComparison(column="origin", value="X", rows=3, judged=False),
     ]
-    refused = judge(_evaluation(), gates, 2, solid, slices=clear_drop)
+    refused = judge(_evaluation(), gates, _champion(clear_drop))
     assert [c.name for c in refused.failures] == ["slices"]
     assert "LGA" in refused.failures[0].detail
     within = [_slice("LGA", -0.015, -0.03, -0.001)]  # clearly worse, but within 0.02
-    assert judge(_evaluation(), gates, 2, solid, slices=within).blessed
+    assert judge(_evaluation(), gates, _champion(within)).blessed
 
 
 def test_model_tests_and_infra_checks() -> None:
     gates = Gates()
-    failed_tests = judge(_evaluation(), gates, model_tests={"passed": False, "detail": "1 failed"})
+    report = ModelTestReport(
+        model="hgb",
+        checks=[
+            ModelCheck(name="finite", passed=True),
+            ModelCheck(name="case:huge tumour", passed=False, detail="1 failed"),
+        ],
+    )
+    failed_tests = judge(_evaluation(), gates, model_tests=report)
     assert [c.name for c in failed_tests.failures] == ["model_tests"]
-    slow = {"passed": False, "detail": "p99 80 ms > 50 ms", "figures": {"p99_ms": 80.0}}
+    assert "1 of 2 model tests passed" in failed_tests.failures[0].detail
+    assert "case:huge tumour (error)" in failed_tests.failures[0].detail
+    slow = InfraReport(passed=False, detail="p99 80 ms > 50 ms", figures={"p99_ms": 80.0})
     blessing = judge(_evaluation(), gates, infra=slow)
     assert [c.name for c in blessing.failures] == ["infra"]
     assert blessing.failures[0].figures["p99_ms"] == 80.0

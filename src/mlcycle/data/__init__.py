@@ -10,14 +10,20 @@ Example:
     >>> report = data.validate_frame(df, schema)
     >>> profile = data.compute_profile(df, schema)
     >>> key = data.fingerprint_source(spec.data.source, spec_dir), data.content_hash(df)
+
+The lifecycle's stage functions: :func:`build_version` (landed rows → a
+dataset version) and :func:`validate_version` (a version → its report); the
+pipeline's catalog loads their inputs and stores what they return.
 """
 
+from mlcycle.data.build import build_version
 from mlcycle.data.infer import infer_schema, parse_timestamp
 from mlcycle.data.profile import compute_profile, merge_profiles
 from mlcycle.data.sources import content_hash, fingerprint_source, read_source
-from mlcycle.data.validate import validate_frame
+from mlcycle.data.validate import validate_frame, validate_version
 
 __all__ = [
+    "build_version",
     "compute_profile",
     "content_hash",
     "fingerprint_source",
@@ -26,4 +32,5 @@ __all__ = [
     "parse_timestamp",
     "read_source",
     "validate_frame",
+    "validate_version",
 ]

@@ -6,10 +6,17 @@ column whose type differs between partitions (a retyped column in one month)
 is kept as text, so the version can still be stored and validation can say
 what broke instead of the build failing.
 
+:func:`build_version` is the stage function the pipeline calls: landed rows in,
+a :class:`~mlcycle.artifacts.DatasetVersion` (frozen contract, profile, lineage
+hashes) and its frame out. It takes the partitions and their rows as the
+catalog loads them (:func:`raw_frame`), so it never touches the store itself.
+
 Example:
     >>> parts, df = raw_frame(store, spec.data.source)
     >>> len(parts), len(df)
     (12, 336776)
+    >>> record, frame = build_version(df, parts, problem=spec.problem, data=spec.data,
+    ...                               base_dir=root, contract=None)
 """
 
 from __future__ import annotations
@@ -22,9 +29,15 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from mlcycle.artifacts import DatasetVersion
+from mlcycle.data.infer import infer_schema
 from mlcycle.data.landing import QUARANTINED, Partition, RawRoot, list_partitions
+from mlcycle.data.profile import compute_profile
+from mlcycle.data.sources import content_hash
+from mlcycle.data.transform import apply_transforms, transforms_hash
 from mlcycle.errors import BadInput
-from mlcycle.spec import Source
+from mlcycle.schema import Schema
+from mlcycle.spec import Data, Problem, Source
 from mlcycle.store import Store
 
 
@@ -92,3 +105,78 @@ def lineage_hash(partitions: Sequence[Partition], transforms_hash: str, base_dir
     del base_dir  # the identity must not depend on where the project lives
     payload = {"partitions": [p.content_hash for p in partitions], "transforms": transforms_hash}
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
+
+
+def build_version(
+    raw: pd.DataFrame,
+    partitions: Sequence[Partition],
+    *,
+    problem: Problem,
+    data: Data,
+    base_dir: Path,
+    contract: Schema | None,
+) -> tuple[DatasetVersion, pd.DataFrame]:
+    """The dataset version of ``raw`` (the rows of ``partitions``): transformed, typed,
+    with its frozen contract and profile. ``contract`` is the hand-editable schema
+    file when there is one; without it the inferred schema is the contract.
+
+    Example:
+        >>> record, frame = build_version(df, parts, problem=spec.problem, data=spec.data,
+        ...                               base_dir=root, contract=Schema.from_yaml(path))
+        >>> record.rows == len(frame)
+        True
+    """
+    df = raw
+    if data.transforms:
+        df = storable(apply_transforms(df, data.transforms, base_dir))
+    ts = problem.timestamp_column
+    if ts and ts in df.columns and not pd.api.types.is_datetime64_any_dtype(df[ts]):
+        try:
+            df[ts] = pd.to_datetime(df[ts], utc=True)
+        except (ValueError, TypeError) as exc:
+            raise BadInput(
+                f"timestamp column '{ts}' does not parse as dates",
+                str(exc),
+                "fix the data or problem.timestamp_column",
+            ) from exc
+    inferred = infer_schema(df, problem, data.features)
+    schema = inferred if contract is None else contract_with_roles(contract, inferred)
+    code = transforms_hash(data.transforms, base_dir)
+    record = DatasetVersion(
+        rows=len(df),
+        columns=[str(c) for c in df.columns],
+        source=data.source.shown,
+        source_fingerprint=lineage_hash(partitions, code, base_dir),
+        content_hash=content_hash(df),
+        schema=schema,
+        profile=compute_profile(df, schema),
+        source_name=data.source.name,
+        partitions=[p.content_hash for p in partitions],
+        transforms_hash=code,
+    )
+    return record, df
+
+
+def contract_with_roles(contract: Schema, inferred: Schema) -> Schema:
+    """The hand-editable contract, with roles taken from the spec (via fresh inference).
+
+    The spec says which columns are features; the contract says what each
+    column must look like. Columns only in the data stay out of the contract
+    (validation reports them as extra). Inference may call a column "ignored"
+    only because its values changed kind (a retyped numeric column looks like
+    free text); the contract's kind decides then, so the change is reported
+    instead of the column silently dropping out of the model.
+
+    Example:
+        >>> contract_with_roles(Schema.from_yaml("schema.yaml"), inferred).features
+    """
+    inferred_by_name = {c.name: c for c in inferred.columns}
+    columns = []
+    for col in contract.columns:
+        fresh = inferred_by_name.get(col.name)
+        role = col.role if fresh is None else fresh.role
+        retyped = fresh is not None and fresh.kind == "string" and col.kind != "string"
+        if retyped and fresh is not None and fresh.role == "ignored" and col.role != "ignored":
+            role = col.role
+        columns.append(col.model_copy(update={"role": role}))
+    return Schema(columns=columns)

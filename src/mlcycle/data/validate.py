@@ -6,6 +6,10 @@ uniqueness); a dataset version must pass a few more: no used column entirely
 null, no nulls in the target, and no column the contract does not know (a warning:
 the column is dropped from the model's view, which may be a mistake).
 
+:func:`validate_version` is the stage function: a stored version's rows, its
+record, the previous valid version and the partitions it added → the report
+(contract, expectations, and what ingest noticed in the new partitions).
+
 Example:
     >>> report = validate_frame(df, schema)
     >>> report.ok, [v.message for v in report.errors]
@@ -14,10 +18,18 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import pandas as pd
 
-from mlcycle.artifacts import ValidationReport
+from mlcycle.artifacts import DatasetVersion, ValidationReport
+from mlcycle.data.expect import check_expectations
 from mlcycle.schema import Schema, Violation, check_frame
+from mlcycle.spec import Expectation
+
+if TYPE_CHECKING:
+    from mlcycle.data.landing import Partition
 
 
 def validate_frame(df: pd.DataFrame, schema: Schema) -> ValidationReport:
@@ -97,3 +109,57 @@ def validate_frame(df: pd.DataFrame, schema: Schema) -> ValidationReport:
                 )
             )
     return ValidationReport(rows=len(df), violations=violations)
+
+
+def validate_version(
+    df: pd.DataFrame,
+    record: DatasetVersion,
+    *,
+    expectations: Sequence[Expectation],
+    previous: DatasetVersion | None,
+    added: Sequence[Partition],
+    id_column: str | None,
+) -> ValidationReport:
+    """Everything wrong with a dataset version: its contract, the spec's expectations
+    (against the previous valid version's profile), and the malformed lines and
+    repeated ids ingest dropped from the partitions it ``added``.
+
+    Example:
+        >>> report = validate_version(df, record, expectations=spec.data.expectations,
+        ...                           previous=None, added=parts, id_column="id")
+        >>> report.ok
+        True
+    """
+    violations = list(validate_frame(df, record.schema_).violations)
+    violations += check_expectations(
+        df, expectations, record.profile, previous.profile if previous else None
+    )
+    for part in added:
+        violations += _ingest_warnings(part.details, id_column)
+    return ValidationReport(rows=len(df), violations=violations)
+
+
+def _ingest_warnings(details: dict[str, Any], id_column: str | None) -> list[Violation]:
+    found = []
+    if details.get("bad_line_count"):
+        found.append(
+            Violation(
+                column=None,
+                check="malformed",
+                severity="warn",
+                message=f"{details['bad_line_count']} malformed CSV line(s) were skipped at "
+                f"ingest, e.g. lines {details.get('bad_lines', [])[:5]}",
+                count=int(details["bad_line_count"]),
+            )
+        )
+    if details.get("duplicates"):
+        found.append(
+            Violation(
+                column=id_column,
+                check="duplicate",
+                severity="warn",
+                message=f"{details['duplicates']} row(s) repeating an id were dropped at ingest",
+                count=int(details["duplicates"]),
+            )
+        )
+    return found

@@ -1,5 +1,9 @@
 """A project: a spec file, the folder it lives in, and its store.
 
+The entry point of the lifecycle: it builds the :class:`RunContext` the steps
+receive and runs :data:`~mlcycle.pipeline.steps.LIFECYCLE` through the runner.
+Nothing below it imports it.
+
 Example:
     >>> project = Project.load("mlcycle.yaml")
     >>> report = project.run()
@@ -18,6 +22,10 @@ from mlcycle.spec import Spec
 from mlcycle.store import Store
 
 if TYPE_CHECKING:
+    # Imported where used: loading a project for `mlcycle models list` should not pay
+    # for pandas and the pipeline.
+    from mlcycle.pipeline.catalog import Catalog
+    from mlcycle.pipeline.context import RunContext
     from mlcycle.pipeline.runner import Listener, RunReport
     from mlcycle.registry.models import Registry, ResolvedVersion
 
@@ -25,12 +33,19 @@ SPEC_FILE = "mlcycle.yaml"
 
 
 class Project:
+    """A spec and its store: load it, run the lifecycle, resolve its models.
+
+    Example:
+        >>> project = Project.load("examples/flights")
+        >>> version, folder = project.bundle("flights@champion")
+    """
+
     def __init__(self, spec_path: Path, spec: Spec) -> None:
         self.spec_path = spec_path.resolve()
         self.base_dir = self.spec_path.parent
         self.spec = spec
         self._store: Store | None = None
-        self.run_id: str | None = None  # the pipeline run in progress, set by the runner
+        self.run_id: str | None = None  # the latest pipeline run started from this object
 
     @classmethod
     def load(cls, path: str | Path = SPEC_FILE) -> Project:
@@ -49,6 +64,25 @@ class Project:
         if self._store is None:
             self._store = Store.open(self.base_dir)
         return self._store
+
+    @property
+    def catalog(self) -> Catalog:
+        """Typed access to the project's artifacts."""
+        from mlcycle.pipeline.catalog import Catalog
+
+        return Catalog(self.store)
+
+    def context(self) -> RunContext:
+        """A fresh run context: what a step (or a stage helper) sees of this project."""
+        from mlcycle.pipeline.context import RunContext
+
+        return RunContext(
+            spec=self.spec,
+            base_dir=self.base_dir,
+            schema_path=self.schema_path,
+            store=self.store,
+            git_sha=self.git_sha,
+        )
 
     @property
     def registry(self) -> Registry:
@@ -75,7 +109,11 @@ class Project:
         from mlcycle.pipeline.runner import Runner
         from mlcycle.pipeline.steps import LIFECYCLE
 
-        return Runner(self, LIFECYCLE).run(until=until, force=force, listener=listener)
+        ctx = self.context()
+        try:
+            return Runner(ctx, LIFECYCLE).run(until=until, force=force, listener=listener)
+        finally:
+            self.run_id = ctx.run_id
 
     def bundle(self, ref: str) -> tuple[ResolvedVersion, Path]:
         """Resolve a model reference and return the local folder of its bundle."""

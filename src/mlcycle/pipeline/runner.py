@@ -7,6 +7,17 @@ result is reused only while its output artifacts still exist and the step
 agrees it still holds (``Step.still_valid``: e.g. the gate's verdict depends on
 who the champion is). A failing step stops the run; nothing downstream runs,
 and the next run resumes from it because everything before it is cached.
+
+A step is a declaration: the artifacts it takes (``inputs``, by name) and makes
+(``outputs``), the spec sections and libraries its cache key covers, and a
+``run`` that calls one stage function. The runner resolves the input ids
+through the catalog (:class:`~mlcycle.pipeline.catalog.Inputs`) and records
+what comes out.
+
+Example:
+    >>> runner = Runner(project.context(), LIFECYCLE)
+    >>> runner.run(until="train").status
+    'succeeded'
 """
 
 from __future__ import annotations
@@ -19,48 +30,58 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import sqlalchemy as sa
-
-import mlcycle
 from mlcycle.errors import BadInput, StepFailed
+from mlcycle.pipeline.catalog import Inputs, RunLog
+from mlcycle.pipeline.context import RunContext
 from mlcycle.store import now
-from mlcycle.store import tables as t
-
-if TYPE_CHECKING:
-    from mlcycle.pipeline.project import Project
+from mlcycle.version import __version__
 
 
 @dataclass
 class StepResult:
+    """The artifact ids a step made (by output name) and its summary for people."""
+
     outputs: dict[str, str] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
 
 
 class Step:
-    """One step of the lifecycle. Subclasses set the class attributes and ``run``."""
+    """One step of the lifecycle. Subclasses set the class attributes and ``run``.
+
+    Example:
+        >>> class Split(Step):
+        ...     name, inputs, outputs = "split", ("dataset",), ("splits",)
+        ...     sections = ("problem", "prepare")
+        ...     def run(self, ctx, inputs):
+        ...         record, frames = prep.split_dataset(inputs.dataset_frame(), ...)
+        ...         return StepResult({"splits": ctx.catalog.save_splits(record, frames, ...)})
+    """
 
     name: str = ""
     inputs: tuple[str, ...] = ()
     # Outputs of earlier steps used when present (e.g. model tests); never a reason to skip.
     optional_inputs: tuple[str, ...] = ()
+    outputs: tuple[str, ...] = ()
     sections: tuple[str, ...] = ()
     libraries: tuple[str, ...] = ()
     # Bump when the step's code changes what it produces, to invalidate old caches.
     revision: int = 1
 
-    def key_extra(self, project: Project) -> str:
+    def key_extra(self, ctx: RunContext) -> str:
+        """Whatever else the output depends on (a source fingerprint, user code)."""
         return ""
 
-    def skip_reason(self, project: Project, inputs: dict[str, str]) -> str | None:
+    def skip_reason(self, ctx: RunContext, inputs: Inputs) -> str | None:
         """Why this step should not run at all (e.g. an unblessed model is not promoted)."""
         return None
 
-    def run(self, project: Project, inputs: dict[str, str]) -> StepResult:
+    def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
         raise NotImplementedError
 
-    def still_valid(self, project: Project, result: StepResult) -> bool:
+    def still_valid(self, ctx: RunContext, result: StepResult) -> bool:
+        """Whether a cached result still holds (beyond its inputs being the same)."""
         return True
 
 
@@ -105,23 +126,32 @@ def _library_versions(names: Sequence[str]) -> dict[str, str]:
     return found
 
 
-def cache_key(step: Step, project: Project, inputs: dict[str, str]) -> str:
+def cache_key(step: Step, ctx: RunContext, inputs: dict[str, str]) -> str:
+    """The hash that decides whether a step's earlier result can be reused (module docs).
+
+    Example:
+        >>> cache_key(Split(), ctx, {"dataset": dataset_id, "validation": report_id})[:12]
+        '5f0c2a9e41b7'
+    """
     payload = {
         "step": step.name,
         "revision": step.revision,
         "inputs": inputs,
-        "spec": project.spec.section_hash(*step.sections) if step.sections else "",
-        "extra": step.key_extra(project),
-        "mlcycle": mlcycle.__version__,
+        "spec": ctx.spec.section_hash(*step.sections) if step.sections else "",
+        "extra": step.key_extra(ctx),
+        "mlcycle": __version__,
         "libraries": _library_versions(step.libraries),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 class Runner:
-    def __init__(self, project: Project, steps: Sequence[Step]) -> None:
-        self.project = project
+    """Runs steps in order against one project context, caching and recording each."""
+
+    def __init__(self, ctx: RunContext, steps: Sequence[Step]) -> None:
+        self.ctx = ctx
         self.steps = list(steps)
+        self.log = RunLog(ctx.store)
 
     def step_names(self) -> list[str]:
         return [s.name for s in self.steps]
@@ -129,6 +159,7 @@ class Runner:
     def run(
         self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
     ) -> RunReport:
+        """Run every step (up to ``until``), reusing cached results unless ``force``."""
         names = self.step_names()
         if until is not None and until not in names:
             raise BadInput(
@@ -136,23 +167,10 @@ class Runner:
                 "--until names the last step to run",
                 f"steps: {', '.join(names)}",
             )
-        store = self.project.store
-        run_id = str(uuid.uuid4())
-        self.project.run_id = run_id  # steps record it in lineage (e.g. the model bundle)
+        run_id = self._start()
         started = time.perf_counter()
-        with store.engine.begin() as conn:
-            conn.execute(
-                t.pipeline_runs.insert().values(
-                    id=run_id,
-                    started_at=now(),
-                    status="running",
-                    spec_hash=self.project.spec.hash(),
-                    git_sha=self.project.git_sha,
-                )
-            )
         available: dict[str, str] = {}
         reports: list[StepReport] = []
-        status = "succeeded"
         failure: StepFailed | None = None
         skipping: str | None = None
         for step in self.steps:
@@ -161,122 +179,106 @@ class Runner:
             if listener:
                 listener(step.name, None)
             if skipping is None:
-                missing = [name for name in step.inputs if name not in available]
-                skipping = (
-                    f"missing input(s): {', '.join(missing)}"
-                    if missing
-                    else step.skip_reason(self.project, inputs)
-                )
+                skipping = self._skip_reason(step, inputs)
             if skipping is not None:
                 report = StepReport(step.name, "skipped", 0.0, {"reason": skipping})
-                reports.append(report)
-                self._record(run_id, step.name, "", report)
-                if listener:
-                    listener(step.name, report)
-                continue
-            key = cache_key(step, self.project, inputs)
-            t0 = time.perf_counter()
-            step_started = now()
-            cached = None if force else self._cached(step, key)
-            if cached is not None:
-                available.update(cached.outputs)
-                report = StepReport(
-                    step.name,
-                    "cached",
-                    time.perf_counter() - t0,
-                    cached.summary,
-                    None,
-                    step_started,
-                )
+                key, tb = "", None
             else:
-                try:
-                    result = step.run(self.project, inputs)
-                except Exception as exc:  # every failure is recorded, then re-raised as StepFailed
-                    failure = StepFailed(step.name, exc)
-                    report = StepReport(
-                        step.name,
-                        "failed",
-                        time.perf_counter() - t0,
-                        {},
-                        failure.message,
-                        step_started,
-                    )
-                    reports.append(report)
-                    self._record(run_id, step.name, key, report, tb=traceback.format_exc())
-                    if listener:
-                        listener(step.name, report)
-                    status = "failed"
-                    break
-                self._store_cache(step, key, result)
-                available.update(result.outputs)
-                report = StepReport(
-                    step.name, "ran", time.perf_counter() - t0, result.summary, None, step_started
-                )
+                key = cache_key(step, self.ctx, inputs)
+                report, failure, tb = self._execute(step, key, inputs, force, available)
             reports.append(report)
-            self._record(run_id, step.name, key, report)
+            self._record(run_id, step.name, key, report, tb=tb)
             if listener:
                 listener(step.name, report)
-            if until is not None and step.name == until:
+            if failure is not None or (until is not None and step.name == until):
                 break
-        seconds = time.perf_counter() - started
-        with store.engine.begin() as conn:
-            conn.execute(
-                t.pipeline_runs.update()
-                .where(t.pipeline_runs.c.id == run_id)
-                .values(status=status, ended_at=now(), message=failure.message if failure else None)
-            )
+        return self._finish(run_id, reports, available, failure, time.perf_counter() - started)
+
+    def _start(self) -> str:
+        run_id = str(uuid.uuid4())
+        self.ctx.run_id = run_id  # steps record it in lineage (e.g. the model bundle)
+        self.log.start(run_id, spec_hash=self.ctx.spec.hash(), git_sha=self.ctx.git_sha)
+        return run_id
+
+    def _skip_reason(self, step: Step, inputs: dict[str, str]) -> str | None:
+        missing = [name for name in step.inputs if name not in inputs]
+        if missing:
+            return f"missing input(s): {', '.join(missing)}"
+        return step.skip_reason(self.ctx, Inputs(self.ctx.catalog, inputs))
+
+    def _execute(
+        self,
+        step: Step,
+        key: str,
+        inputs: dict[str, str],
+        force: bool,
+        available: dict[str, str],
+    ) -> tuple[StepReport, StepFailed | None, str | None]:
+        """Take the step's result from the cache or run it; add its outputs to ``available``.
+
+        Returns the report, and the failure with its traceback when the step failed.
+        """
+        t0 = time.perf_counter()
+        step_started = now()
+        cached = None if force else self._cached(step, key)
+        if cached is not None:
+            available.update(cached.outputs)
+            seconds = time.perf_counter() - t0
+            report = StepReport(step.name, "cached", seconds, cached.summary, None, step_started)
+            return report, None, None
+        try:
+            result = step.run(self.ctx, Inputs(self.ctx.catalog, inputs))
+            undeclared = set(result.outputs) - set(step.outputs)
+            if undeclared:
+                raise RuntimeError(f"step {step.name} made undeclared output(s) {undeclared}")
+        except Exception as exc:  # every failure is recorded, then re-raised as StepFailed
+            failure = StepFailed(step.name, exc)
+            seconds = time.perf_counter() - t0
+            report = StepReport(step.name, "failed", seconds, {}, failure.message, step_started)
+            return report, failure, traceback.format_exc()
+        self._store_cache(step, key, result)
+        available.update(result.outputs)
+        seconds = time.perf_counter() - t0
+        return StepReport(step.name, "ran", seconds, result.summary, None, step_started), None, None
+
+    def _finish(
+        self,
+        run_id: str,
+        reports: list[StepReport],
+        available: dict[str, str],
+        failure: StepFailed | None,
+        seconds: float,
+    ) -> RunReport:
+        status = "failed" if failure is not None else "succeeded"
+        self.log.finish(run_id, status=status, message=failure.message if failure else None)
         run = RunReport(run_id, status, reports, seconds, available)
         if failure is not None:
             failure.run = run  # type: ignore[attr-defined]
             raise failure
         return run
 
-    # --- cache ----------------------------------------------------------------------
+    # --- cache and records -----------------------------------------------------------
 
     def _cached(self, step: Step, key: str) -> StepResult | None:
-        with self.project.store.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.step_cache.c.outputs, t.step_cache.c.summary).where(
-                    t.step_cache.c.cache_key == key
-                )
-            ).first()
-        if row is None:
+        found = self.log.cached(key)
+        if found is None:
             return None
-        result = StepResult(json.loads(row[0]), json.loads(row[1]))
-        if not all(self.project.store.has(a) for a in result.outputs.values()):
-            return None
-        if not step.still_valid(self.project, result):
-            return None
-        return result
+        result = StepResult(*found)
+        return result if step.still_valid(self.ctx, result) else None
 
     def _store_cache(self, step: Step, key: str, result: StepResult) -> None:
-        values = {
-            "step": step.name,
-            "outputs": json.dumps(result.outputs, sort_keys=True),
-            "summary": json.dumps(result.summary, sort_keys=True, default=str),
-            "created_at": now(),
-        }
-        with self.project.store.engine.begin() as conn:
-            updated = conn.execute(
-                t.step_cache.update().where(t.step_cache.c.cache_key == key).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(t.step_cache.insert().values(cache_key=key, **values))
+        self.log.remember(step.name, key, result.outputs, result.summary)
 
     def _record(
         self, run_id: str, step: str, key: str, report: StepReport, tb: str | None = None
     ) -> None:
-        with self.project.store.engine.begin() as conn:
-            conn.execute(
-                t.step_runs.insert().values(
-                    pipeline_run_id=run_id,
-                    step=step,
-                    cache_key=key,
-                    status=report.status,
-                    started_at=report.started_at,
-                    ended_at=now(),
-                    duration_s=report.seconds,
-                    error=(report.error or "") + ("\n" + tb if tb else "") or None,
-                    outputs=json.dumps(report.summary, default=str),
-                )
-            )
+        self.log.record_step(
+            run_id,
+            step,
+            key,
+            status=report.status,
+            started_at=report.started_at,
+            seconds=report.seconds,
+            summary=report.summary,
+            error=(report.error or "") + ("\n" + tb if tb else "") or None,
+        )

@@ -1,5 +1,40 @@
-"""Preparation: split a dataset version into train / valid / test without leakage."""
+"""Preparation: split a dataset version into train / valid / test without leakage, and the
+feature pipeline a model puts in front of its estimator.
 
-from mlcycle.prep.split import split_frame
+The feature-pipeline builder is defined in :mod:`mlcycle.features`, below the
+stages, because the training stage builds it too (a stage never imports
+another); this package is where the lifecycle finds it.
 
-__all__ = ["split_frame"]
+Example:
+    >>> from mlcycle import prep
+    >>> record, frames = prep.split_dataset(df, spec.prepare.split, timestamp=None, target="y")
+    >>> prep.build_preprocessor(schema, prep.model_features(schema), "random_forest")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mlcycle.prep.split import split_dataset, split_frame
+
+if TYPE_CHECKING:
+    from mlcycle.features import TREE_FAMILIES, build_preprocessor, model_features
+
+__all__ = [
+    "TREE_FAMILIES",
+    "build_preprocessor",
+    "model_features",
+    "split_dataset",
+    "split_frame",
+]
+
+_FEATURES = ("TREE_FAMILIES", "build_preprocessor", "model_features")
+
+
+def __getattr__(name: str) -> Any:
+    # Lazily: the builder pulls in scikit-learn, which splitting does not need.
+    if name in _FEATURES:
+        from mlcycle import features
+
+        return getattr(features, name)
+    raise AttributeError(f"module 'mlcycle.prep' has no attribute {name!r}")

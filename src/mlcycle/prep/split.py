@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from mlcycle.artifacts import Splits
 from mlcycle.errors import BadInput
 from mlcycle.spec import Split
 
@@ -86,3 +87,31 @@ def _stratified_order(y: pd.Series, rng: np.random.Generator) -> np.ndarray:
         # Spread each class evenly over [0, 1); sorting by that interleaves them.
         positions[shuffled] = (np.arange(len(idx)) + rng.random()) / len(idx)
     return np.argsort(positions, kind="stable")
+
+
+def split_dataset(
+    df: pd.DataFrame,
+    split: Split,
+    *,
+    timestamp: str | None,
+    target: str,
+    seed: int = 42,
+) -> tuple[Splits, dict[str, pd.DataFrame]]:
+    """The prep stage: a dataset version's rows → the :class:`Splits` record and its frames.
+
+    Example:
+        >>> record, frames = split_dataset(df, Split(strategy="random"), timestamp=None,
+        ...                                target="delayed")
+        >>> record.rows == {k: len(v) for k, v in frames.items()}
+        True
+    """
+    parts = split_frame(df, split, timestamp=timestamp, target=target, seed=seed)
+    ranges = {}
+    if timestamp and split.strategy == "time":
+        ranges = {k: (str(v[timestamp].min()), str(v[timestamp].max())) for k, v in parts.items()}
+    record = Splits(
+        strategy=split.strategy,
+        rows={k: len(v) for k, v in parts.items()},
+        time_ranges=ranges,
+    )
+    return record, parts

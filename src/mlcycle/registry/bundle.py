@@ -1,136 +1,105 @@
-"""Model bundles: one content-addressed folder with everything a deployed model needs.
+"""What the registry writes into a model bundle: its meta record, its lineage, its card.
 
-Layout: ``model.joblib`` (fitted sklearn pipeline), ``schema.json`` (the data
-contract), ``meta.json`` (:class:`~mlcycle.artifacts.BundleMeta`),
-``profile.json`` (reference profile), ``reference.parquet`` (a sample of
-training rows for drift tests), ``evaluation.json`` (metrics with intervals,
-slices), ``blessing.json`` (every gate check with its figures),
-``report.html`` / ``report.json`` (the evaluation report), ``lineage.json``
-(dataset version, raw partitions / watermark, spec hash, git sha, run id) and a
-generated ``MODEL_CARD.md``.
-
-A bundle is built in two steps: :func:`write_package` writes what the serving
-code loads (the gate's infra check runs on exactly these files), then
-:func:`finish_bundle` adds the evidence.
+The bundle's layout (file names, writers, readers, verification) belongs to
+:class:`mlcycle.bundle.Bundle`; this module only computes the registry's parts
+of the content: :func:`bundle_meta` (``meta.json``), :func:`lineage_record`
+(``lineage.json``) and :func:`model_card` (``MODEL_CARD.md``).
 
 Example:
-    >>> write_package(folder, model_file=m, schema=s, meta=meta, profile=p, reference=df)
-    >>> finish_bundle(folder, evaluation=ev, blessing=b, problem=spec.problem, lineage={...})
+    >>> meta = bundle_meta(name="flights", problem=spec.problem, record=trained,
+    ...                    evaluation=evaluation, dataset_id=d, model_id=m,
+    ...                    spec_hash=h, git_sha=None, created_at=t, unseen_category="reject")
+    >>> bundle.write_serving(model_file=path, schema=s, meta=meta, profile=p, reference=df)
+    >>> bundle.write_evidence(evaluation=evaluation, blessing=blessing,
+    ...                       card=model_card(meta, evaluation, blessing, spec.problem))
 """
 
 from __future__ import annotations
 
-import json
-import shutil
-from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from mlcycle.artifacts import Blessing, BundleMeta, Evaluation, Profile
-from mlcycle.schema import Schema
+from mlcycle.artifacts import Blessing, BundleMeta, DatasetVersion, Evaluation, TrainedModel
 from mlcycle.spec import LOWER_IS_BETTER, Problem
-
-REFERENCE_ROWS = 50_000
-PACKAGE_FILES = ("model.joblib", "schema.json", "meta.json", "profile.json", "reference.parquet")
+from mlcycle.version import __version__
 
 
-def write_package(
-    folder: Path,
+def bundle_meta(
     *,
-    model_file: Path,
-    schema: Schema,
-    meta: BundleMeta,
-    profile: Profile,
-    reference: pd.DataFrame,
-    seed: int = 0,
-) -> None:
-    """The files serving and monitoring load: model, contract, meta, reference profile/sample."""
-    shutil.copyfile(model_file, folder / "model.joblib")
-    (folder / "schema.json").write_text(schema.model_dump_json(indent=1), encoding="utf-8")
-    (folder / "meta.json").write_text(meta.model_dump_json(indent=1), encoding="utf-8")
-    (folder / "profile.json").write_text(profile.model_dump_json(), encoding="utf-8")
-    if len(reference) > REFERENCE_ROWS:
-        reference = reference.sample(REFERENCE_ROWS, random_state=seed).sort_index()
-    reference.reset_index(drop=True).to_parquet(folder / "reference.parquet", index=False)
+    name: str,
+    problem: Problem,
+    record: TrainedModel,
+    evaluation: Evaluation,
+    dataset_id: str,
+    model_id: str,
+    spec_hash: str,
+    git_sha: str | None,
+    created_at: str,
+    unseen_category: Any,
+) -> BundleMeta:
+    """``meta.json``: what serving and monitoring need to know about the model.
 
+    ``created_at`` is the trained model's timestamp, so the same evidence makes
+    the same bundle.
 
-def copy_package(package: Path, folder: Path) -> None:
-    """Copy every file of a package unchanged (the infra check vouched for these bytes).
-
-    Besides :data:`PACKAGE_FILES` a package may hold what other stages add for
-    serving or monitoring (an ``onnx/`` export, ``outliers.joblib``).
+    Example:
+        >>> bundle_meta(name="flights", problem=p, record=r, evaluation=e, dataset_id=d,
+        ...             model_id=m, spec_hash=h, git_sha=None, created_at=t,
+        ...             unseen_category="reject").features
+        ['month', 'carrier']
     """
-    for path in sorted(package.rglob("*")):
-        relative = path.relative_to(package)
-        if path.is_dir() or relative.as_posix() == "record.json":
-            continue
-        target = folder / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+    return BundleMeta(
+        name=name,
+        task=problem.task,
+        target=problem.target,
+        positive_label=problem.positive_label,
+        classes=record.classes,
+        features=record.features,
+        id_column=problem.id_column,
+        timestamp_column=problem.timestamp_column,
+        metrics=evaluation.metrics["candidate"],
+        baseline_metrics=evaluation.metrics.get("baseline", {}),
+        dataset_id=dataset_id,
+        model_artifact_id=model_id,
+        spec_hash=spec_hash,
+        git_sha=git_sha,
+        mlcycle_version=__version__,
+        created_at=created_at,
+        unseen_category=unseen_category,
+    )
 
 
-def finish_bundle(
-    folder: Path,
+def lineage_record(
+    dataset: DatasetVersion,
     *,
-    evaluation: Evaluation,
-    blessing: Blessing,
-    problem: Problem,
-    lineage: dict[str, Any] | None = None,
-    report_dir: Path | None = None,
-) -> None:
-    """Add the evidence to a folder holding a package: evaluation, blessing, report, card."""
-    meta = read_meta(folder)
-    (folder / "evaluation.json").write_text(evaluation.model_dump_json(indent=1), encoding="utf-8")
-    (folder / "blessing.json").write_text(blessing.model_dump_json(indent=1), encoding="utf-8")
-    if lineage is not None:
-        (folder / "lineage.json").write_text(
-            json.dumps(lineage, indent=1, sort_keys=True, default=str), encoding="utf-8"
-        )
-    if report_dir is not None:
-        for name in ("report.html", "report.json"):
-            if (report_dir / name).is_file():
-                shutil.copyfile(report_dir / name, folder / name)
-    (folder / "MODEL_CARD.md").write_text(
-        model_card(meta, evaluation, blessing, problem, lineage), encoding="utf-8"
-    )
+    ids: dict[str, str],
+    spec_hash: str,
+    git_sha: str | None,
+    run_id: str | None,
+) -> dict[str, Any]:
+    """``lineage.json``: data version, raw partitions, spec, code and run of a model.
 
+    ``ids`` holds the artifact ids of ``dataset``, ``model``, ``evaluation`` and
+    ``blessing``.
 
-def write_bundle(
-    folder: Path,
-    *,
-    model_file: Path,
-    schema: Schema,
-    meta: BundleMeta,
-    profile: Profile,
-    reference: pd.DataFrame,
-    evaluation: Evaluation,
-    blessing: Blessing,
-    problem: Problem,
-    seed: int = 0,
-    lineage: dict[str, Any] | None = None,
-) -> None:
-    """Fill ``folder`` (a staging folder) with a complete bundle in one call."""
-    write_package(
-        folder,
-        model_file=model_file,
-        schema=schema,
-        meta=meta,
-        profile=profile,
-        reference=reference,
-        seed=seed,
-    )
-    finish_bundle(
-        folder, evaluation=evaluation, blessing=blessing, problem=problem, lineage=lineage
-    )
-
-
-def read_meta(folder: Path) -> BundleMeta:
-    return BundleMeta.model_validate_json((folder / "meta.json").read_text(encoding="utf-8"))
-
-
-def read_schema(folder: Path) -> Schema:
-    return Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
+    Example:
+        >>> lineage_record(dataset, ids=ids, spec_hash=h, git_sha=None, run_id=r)["dataset_id"]
+        'c0ffee...'
+    """
+    return {
+        "dataset_id": ids["dataset"],
+        "dataset_rows": dataset.rows,
+        "source": dataset.source,
+        "source_fingerprint": dataset.source_fingerprint,
+        "partitions": dataset.partitions,
+        "watermark": None,
+        "transforms_hash": dataset.transforms_hash,
+        "model_id": ids["model"],
+        "evaluation_id": ids["evaluation"],
+        "blessing_id": ids["blessing"],
+        "spec_hash": spec_hash,
+        "git_sha": git_sha,
+        "run_id": run_id,
+    }
 
 
 def _fmt(value: float | None) -> str:
@@ -144,7 +113,12 @@ def model_card(
     problem: Problem,
     lineage: dict[str, Any] | None = None,
 ) -> str:
-    """A generated model card: intended use, training data, metrics, slices, limitations."""
+    """A generated model card: intended use, training data, metrics, slices, limitations.
+
+    Example:
+        >>> model_card(meta, evaluation, blessing, spec.problem).splitlines()[0]
+        '# Model card: flights'
+    """
     lineage = lineage or {}
     lines = [
         f"# Model card: {meta.name}",
@@ -171,6 +145,31 @@ def model_card(
         lines.append(f"Watermark: {lineage['watermark']}.")
     if lineage.get("run_id"):
         lines.append(f"Pipeline run `{lineage['run_id']}`.")
+    lines += _metric_lines(evaluation)
+    lines += ["", "## Gate", f"Blessed: **{blessing.blessed}**", ""]
+    lines += [f"- {'✔' if c.passed else '✘'} {c.name}: {c.detail}" for c in blessing.checks]
+    lines += [
+        "",
+        "## Known limitations",
+        "- Judged on a single holdout from the training period; monitor drift after deployment.",
+        "- Inputs outside the training ranges or with unseen categories are "
+        + ("rejected." if meta.unseen_category == "reject" else "scored as 'unknown'."),
+    ]
+    weak = _weak_slices(evaluation)
+    if weak:
+        lines.append(f"- Weakest judged slices by {evaluation.primary_metric}: {weak}.")
+    small = [s for s in evaluation.slices if not s.judged]
+    if small:
+        lines.append(
+            f"- {len(small)} slice(s) were too small to judge; their figures are indicative only."
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _metric_lines(evaluation: Evaluation) -> list[str]:
+    """The card's holdout metrics, benefit and slice tables."""
+    lines: list[str] = []
     level = f"{evaluation.confidence:.0%}"
     lines += [
         "",
@@ -204,25 +203,7 @@ def model_card(
                 f"{_fmt(s.metrics.get('baseline', {}).get(metric))} | "
                 f"{'yes' if s.judged else 'no'} |"
             )
-    lines += ["", "## Gate", f"Blessed: **{blessing.blessed}**", ""]
-    lines += [f"- {'✔' if c.passed else '✘'} {c.name}: {c.detail}" for c in blessing.checks]
-    lines += [
-        "",
-        "## Known limitations",
-        "- Judged on a single holdout from the training period; monitor drift after deployment.",
-        "- Inputs outside the training ranges or with unseen categories are "
-        + ("rejected." if meta.unseen_category == "reject" else "scored as 'unknown'."),
-    ]
-    weak = _weak_slices(evaluation)
-    if weak:
-        lines.append(f"- Weakest judged slices by {metric}: {weak}.")
-    small = [s for s in evaluation.slices if not s.judged]
-    if small:
-        lines.append(
-            f"- {len(small)} slice(s) were too small to judge; their figures are indicative only."
-        )
-    lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 def _weak_slices(evaluation: Evaluation) -> str:

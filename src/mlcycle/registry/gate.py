@@ -20,10 +20,17 @@ the gate only applies policy:
 With no champion (cold start) the baseline margin and thresholds still apply:
 nothing is blessed by default.
 
+The evidence is typed: :class:`~mlcycle.artifacts.ChampionEvidence` (the paired
+comparison and the per-slice ones), :class:`~mlcycle.artifacts.ModelTestReport`
+and :class:`~mlcycle.artifacts.InfraReport`.
+
 Example:
     >>> blessing = judge(evaluation, spec.gates)
     >>> blessing.blessed, [c.name for c in blessing.failures]
     (True, [])
+    >>> judge(evaluation, spec.gates, ChampionEvidence(version=3, comparison=paired),
+    ...       model_tests=report, infra=infra).blessed
+    False
 """
 
 from __future__ import annotations
@@ -31,7 +38,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlcycle.artifacts import Blessing, Check, Evaluation
+from mlcycle.artifacts import (
+    Blessing,
+    ChampionEvidence,
+    Check,
+    Evaluation,
+    InfraReport,
+    ModelTestReport,
+    SliceComparison,
+)
 from mlcycle.errors import BadInput
 from mlcycle.spec import LOWER_IS_BETTER, METRICS_BY_TASK, Gates
 
@@ -49,7 +64,13 @@ def _numbers(figures: Mapping[str, Any]) -> dict[str, float | None]:
 
 
 def check_policy(task: str, gates: Gates) -> None:
-    """Refuse a gate that names a metric the task does not have."""
+    """Refuse a gate that names a metric the task does not have.
+
+    Example:
+        >>> check_policy("binary", Gates(thresholds={"rmse": 1.0}))
+        Traceback (most recent call last):
+        BadInput: gates.thresholds names 'rmse', which a binary model does not have
+    """
     allowed = METRICS_BY_TASK[task]
     for name in gates.thresholds:
         if name not in allowed:
@@ -63,27 +84,56 @@ def check_policy(task: str, gates: Gates) -> None:
 def judge(
     evaluation: Evaluation,
     gates: Gates,
-    champion_version: int | None = None,
-    comparison: Mapping[str, Any] | None = None,
+    champion: ChampionEvidence | None = None,
     *,
-    slices: list[dict[str, Any]] | None = None,
-    model_tests: Mapping[str, Any] | None = None,
-    infra: Mapping[str, Any] | None = None,
+    model_tests: ModelTestReport | None = None,
+    infra: InfraReport | None = None,
 ) -> Blessing:
     """Apply the spec's gate policy to an evaluation and the other evidence.
 
-    ``comparison``: the paired improvement of the primary metric over the
-    champion (``improvement``, ``ci_low``, ``ci_high``, optionally ``test``,
-    ``p_value``). ``slices``: per-slice paired comparisons with the champion.
-    ``model_tests``: ``{"passed": bool, "detail": str}``. ``infra``: the infra
-    check's result (``passed``, ``detail`` and figures).
+    ``champion``: the reigning champion's version with the paired improvement
+    of the primary metric over it (``comparison``; ``None`` when the champion
+    could not be scored) and per-slice comparisons. ``model_tests``: the
+    training stage's report. ``infra``: the infra check's result. Evidence
+    that is ``None`` is not judged.
+
+    Example:
+        >>> judge(evaluation, Gates(thresholds={"roc_auc": 0.7})).blessed
+        True
     """
     check_policy(evaluation.task, gates)
-    metric = evaluation.primary_metric
+    checks = _threshold_checks(evaluation, gates)
+    checks.append(_baseline_check(evaluation, gates))
+    if champion is not None:
+        checks.append(_champion_check(evaluation.primary_metric, champion, gates))
+        if champion.comparison is not None and champion.slices:
+            checks.append(
+                _slice_check(
+                    evaluation.primary_metric, champion.slices, gates.champion.slice_tolerance
+                )
+            )
+    if model_tests is not None:
+        checks.append(_model_tests_check(model_tests))
+    if infra is not None:
+        checks.append(
+            Check(
+                name="infra",
+                passed=infra.passed,
+                detail=infra.detail,
+                figures=_numbers(infra.figures),
+            )
+        )
+    return Blessing(
+        blessed=all(c.passed for c in checks),
+        checks=checks,
+        champion_version=None if champion is None else champion.version,
+    )
+
+
+def _threshold_checks(evaluation: Evaluation, gates: Gates) -> list[Check]:
     cand = evaluation.metrics["candidate"]
     cand_ci = evaluation.intervals.get("candidate", {})
-    checks: list[Check] = []
-
+    checks = []
     for name, bound in sorted(gates.thresholds.items()):
         value = cand.get(name)
         interval = cand_ci.get(name)
@@ -103,93 +153,72 @@ def judge(
                 figures={"value": value, "judged": judged, "bound": bound},
             )
         )
+    return checks
 
+
+def _baseline_check(evaluation: Evaluation, gates: Gates) -> Check:
+    metric = evaluation.primary_metric
     base = evaluation.metrics.get("baseline", {}).get(metric)
-    value = cand.get(metric)
-    if base is not None and value is not None:
-        improvement = (base - value) if metric in LOWER_IS_BETTER else (value - base)
-        checks.append(
-            Check(
-                name="beats_baseline",
-                passed=improvement > gates.baseline_margin,
-                detail=f"{metric} improves on the baseline by {improvement:.4f}; "
-                f"required > {gates.baseline_margin}",
-                figures={
-                    "candidate": value,
-                    "baseline": base,
-                    "improvement": improvement,
-                    "margin": gates.baseline_margin,
-                },
-            )
+    value = evaluation.metrics["candidate"].get(metric)
+    if base is None or value is None:
+        return Check(
+            name="beats_baseline",
+            passed=False,
+            detail=f"{metric} is missing for the candidate or the baseline",
         )
-    else:
-        checks.append(
-            Check(
-                name="beats_baseline",
-                passed=False,
-                detail=f"{metric} is missing for the candidate or the baseline",
-            )
-        )
-
-    if champion_version is not None and comparison is not None:
-        mode = gates.champion.mode
-        bound = 0.0 if mode == "superiority" else -gates.champion.tolerance
-        low = float(comparison["ci_low"])
-        test = comparison.get("test", "paired_bootstrap")
-        p = comparison.get("p_value")
-        checks.append(
-            Check(
-                name=f"vs_champion:{mode}",
-                passed=low > bound,
-                detail=f"{metric} improvement over champion v{champion_version} by {test}: "
-                f"{comparison['improvement']:+.4f} (CI {low:+.4f} … "
-                f"{comparison['ci_high']:+.4f}"
-                + ("" if p is None else f", p = {p:.3g}")
-                + f"); lower bound must be > {bound:+.4f}",
-                figures=_numbers(comparison) | {"bound": bound},
-            )
-        )
-    elif champion_version is not None:
-        checks.append(
-            Check(
-                name="vs_champion",
-                passed=False,
-                detail=f"champion v{champion_version} could not be scored on the "
-                "holdout rows, so the candidate cannot be compared with it",
-            )
-        )
-
-    if champion_version is not None and slices:
-        checks.append(_slice_check(metric, slices, gates.champion.slice_tolerance))
-
-    if model_tests is not None:
-        checks.append(
-            Check(
-                name="model_tests",
-                passed=bool(model_tests.get("passed")),
-                detail=str(model_tests.get("detail") or "model tests from the training stage"),
-                figures=_numbers(model_tests.get("figures", {})),
-            )
-        )
-
-    if infra is not None:
-        checks.append(
-            Check(
-                name="infra",
-                passed=bool(infra.get("passed")),
-                detail=str(infra.get("detail", "")),
-                figures=_numbers(infra.get("figures", {})),
-            )
-        )
-
-    return Blessing(
-        blessed=all(c.passed for c in checks),
-        checks=checks,
-        champion_version=champion_version,
+    improvement = (base - value) if metric in LOWER_IS_BETTER else (value - base)
+    return Check(
+        name="beats_baseline",
+        passed=improvement > gates.baseline_margin,
+        detail=f"{metric} improves on the baseline by {improvement:.4f}; "
+        f"required > {gates.baseline_margin}",
+        figures={
+            "candidate": value,
+            "baseline": base,
+            "improvement": improvement,
+            "margin": gates.baseline_margin,
+        },
     )
 
 
-def _slice_check(metric: str, slices: list[dict[str, Any]], tolerance: float) -> Check:
+def _champion_check(metric: str, champion: ChampionEvidence, gates: Gates) -> Check:
+    comparison = champion.comparison
+    if comparison is None:
+        return Check(
+            name="vs_champion",
+            passed=False,
+            detail=f"champion v{champion.version} could not be scored on the "
+            "holdout rows, so the candidate cannot be compared with it",
+        )
+    mode = gates.champion.mode
+    bound = 0.0 if mode == "superiority" else -gates.champion.tolerance
+    low = comparison.ci_low
+    p = comparison.p_value
+    return Check(
+        name=f"vs_champion:{mode}",
+        passed=low > bound,
+        detail=f"{metric} improvement over champion v{champion.version} by {comparison.test}: "
+        f"{comparison.improvement:+.4f} (CI {low:+.4f} … {comparison.ci_high:+.4f}"
+        + ("" if p is None else f", p = {p:.3g}")
+        + f"); lower bound must be > {bound:+.4f}",
+        figures=comparison.figures() | {"bound": bound},
+    )
+
+
+def _model_tests_check(report: ModelTestReport) -> Check:
+    failed = report.failures
+    detail = f"{len(report.checks) - len(failed)} of {len(report.checks)} model tests passed"
+    if failed:
+        detail += "; failed: " + "; ".join(f"{c.name} ({c.severity})" for c in failed[:5])
+    return Check(
+        name="model_tests",
+        passed=report.passed,
+        detail=detail,
+        figures={"tests": float(len(report.checks)), "failed": float(len(failed))},
+    )
+
+
+def _slice_check(metric: str, slices: list[SliceComparison], tolerance: float) -> Check:
     """A judged slice fails when it is worse by more than the tolerance *and* clearly worse.
 
     Clearly: the upper end of its paired interval is below 0. Small slices
@@ -197,14 +226,14 @@ def _slice_check(metric: str, slices: list[dict[str, Any]], tolerance: float) ->
     fail almost every model on noise; a material, unmistakable drop is what the
     check is for.
     """
-    judged = [s for s in slices if s.get("judged")]
-    worse = [s for s in judged if s["improvement"] < -tolerance and s["ci_high"] < 0]
-    worst = min(judged, key=lambda s: s["improvement"], default=None)
+    judged = [s for s in slices if s.judged and s.improvement is not None]
+    worse = [s for s in judged if _num(s.improvement) < -tolerance and _num(s.ci_high) < 0]
+    worst = min(judged, key=lambda s: _num(s.improvement), default=None)
     if worse:
         listed = "; ".join(
-            f"{s['column']}={s['value']} ({s['rows']} rows): {s['improvement']:+.4f} "
-            f"(CI {s['ci_low']:+.4f} … {s['ci_high']:+.4f})"
-            for s in sorted(worse, key=lambda s: s["improvement"])[:5]
+            f"{s.column}={s.value} ({s.rows} rows): {_num(s.improvement):+.4f} "
+            f"(CI {_num(s.ci_low):+.4f} … {_num(s.ci_high):+.4f})"
+            for s in sorted(worse, key=lambda s: _num(s.improvement))[:5]
         )
         detail = f"{len(worse)} slice(s) worse than the champion in {metric}: {listed}"
     else:
@@ -213,7 +242,7 @@ def _slice_check(metric: str, slices: list[dict[str, Any]], tolerance: float) ->
             f"beyond {tolerance}; {len(judged)} of {len(slices)} slices judged"
         )
         if worst is not None:
-            detail += f"; weakest: {worst['column']}={worst['value']} {worst['improvement']:+.4f}"
+            detail += f"; weakest: {worst.column}={worst.value} {_num(worst.improvement):+.4f}"
     return Check(
         name="slices",
         passed=not worse,
@@ -222,6 +251,10 @@ def _slice_check(metric: str, slices: list[dict[str, Any]], tolerance: float) ->
             "judged": float(len(judged)),
             "worse": float(len(worse)),
             "tolerance": tolerance,
-            "worst_improvement": None if worst is None else float(worst["improvement"]),
+            "worst_improvement": None if worst is None else _num(worst.improvement),
         },
     )
+
+
+def _num(value: float | None) -> float:
+    return float("nan") if value is None else float(value)

@@ -19,6 +19,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.pipeline import Pipeline
 
 from mlcycle.errors import BadInput
+from mlcycle.features import build_preprocessor, model_features
 from mlcycle.schema import Schema
 from mlcycle.spec import Candidate, Problem
 from mlcycle.train.families import (
@@ -28,7 +29,6 @@ from mlcycle.train.families import (
     estimator_class,
     family_of,
 )
-from mlcycle.train.features import build_preprocessor, model_features
 
 __all__ = [
     "FAMILIES",

@@ -1,4 +1,9 @@
-"""Preprocessing built from the data contract.
+"""The feature pipeline built from the data contract: which columns a model uses, and how.
+
+It sits below the stages because two of them build it: ``prep`` owns it (and
+re-exports it as its public surface), and ``train`` puts it in front of every
+estimator it fits, tunes or cross-validates. A stage never imports another,
+so the builder cannot live inside either one.
 
 The preprocessing lives inside the fitted pipeline, so it is fitted on
 training rows only and travels with the model to serving. Categories come
@@ -24,7 +29,13 @@ TREE_FAMILIES = ("hist_gradient_boosting", "random_forest", "lightgbm")
 
 
 def build_preprocessor(schema: Schema, features: list[str], family: str) -> ColumnTransformer:
-    """A ColumnTransformer for ``features`` suited to the estimator ``family``."""
+    """A ColumnTransformer for ``features`` suited to the estimator ``family``.
+
+    Example:
+        >>> pre = build_preprocessor(schema, model_features(schema), "hist_gradient_boosting")
+        >>> pre.fit_transform(train[model_features(schema)]).shape[1]
+        5
+    """
     numeric = [
         c.name for c in schema.features if c.name in features and c.kind in ("numeric", "boolean")
     ]
@@ -66,5 +77,10 @@ def build_preprocessor(schema: Schema, features: list[str], family: str) -> Colu
 
 
 def model_features(schema: Schema) -> list[str]:
-    """The feature columns a model can use (datetime and free text are not encoded yet)."""
+    """The feature columns a model can use (datetime and free text are not encoded yet).
+
+    Example:
+        >>> model_features(schema)
+        ['month', 'carrier', 'distance']
+    """
     return [c.name for c in schema.features if c.kind in ("numeric", "boolean", "categorical")]

@@ -4,11 +4,13 @@ with the scores the evaluation used, within the latency and size budgets.
 
 It runs in a subprocess so that nothing of the pipeline's process (imports, caches, the
 fitted model in memory) can make a broken bundle look fine, and so that the registry
-stage never imports the serving stage.
+stage never imports the serving stage. The gate step runs it on the bundle's serving
+files in their staging folder, before the evidence is added; its
+:class:`~mlcycle.artifacts.InfraReport` is evidence for the gate's policy.
 
 Example:
-    >>> infra_check(package_dir, test, record, scores, problem_task="binary",
-    ...             positive_label=True, latency_budget_ms=50, max_bundle_mb=500)["passed"]
+    >>> infra_check(bundle.folder, test, record, scores, problem_task="binary",
+    ...             positive_label=True, latency_budget_ms=50, max_bundle_mb=500).passed
     True
 """
 
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlcycle.artifacts import TrainedModel
+from mlcycle.artifacts import InfraReport, TrainedModel
 
 INFRA_SAMPLE_ROWS = 200
 INFRA_LATENCY_REPEATS = 200
@@ -90,7 +92,7 @@ print(json.dumps({
 
 
 def infra_check(
-    package: Path,
+    bundle: Path,
     test: pd.DataFrame,
     record: TrainedModel,
     scores: np.ndarray,
@@ -99,50 +101,25 @@ def infra_check(
     positive_label: Any,
     latency_budget_ms: float,
     max_bundle_mb: float,
-) -> dict[str, Any]:
-    """Load the package in a fresh process through the serving runtime and time single rows.
+) -> InfraReport:
+    """Load the bundle in a fresh process through the serving runtime and time single rows.
 
     Passes when it loads, answers the sample rows with the same scores the
     evaluation used (to 1e-5), meets the p99 single-row latency budget and the
     size budget.
+
+    Example:
+        >>> report = infra_check(folder, test, record, scores, problem_task="regression",
+        ...                      positive_label=None, latency_budget_ms=50, max_bundle_mb=500)
+        >>> report.figures["rows"]
+        200
     """
-    size_mb = sum(f.stat().st_size for f in package.rglob("*") if f.is_file()) / 1e6
+    size_mb = sum(f.stat().st_size for f in bundle.rglob("*") if f.is_file()) / 1e6
     take = np.linspace(0, len(test) - 1, min(INFRA_SAMPLE_ROWS, len(test))).astype(int)
-    sample = test.iloc[take].reset_index(drop=True)
     figures: dict[str, Any] = {"size_mb": round(size_mb, 3), "max_mb": max_bundle_mb}
-    with _scratch(package) as sample_path:
-        sample.to_parquet(sample_path, index=False)
-        try:
-            proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    _PROBE,
-                    str(package),
-                    str(sample_path),
-                    str(INFRA_LATENCY_REPEATS),
-                    str(latency_budget_ms),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=INFRA_TIMEOUT_S,
-                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            return {
-                "passed": False,
-                "detail": f"the bundle did not answer within {INFRA_TIMEOUT_S}s in a fresh process",
-                "figures": figures,
-            }
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {
-            "passed": False,
-            "detail": f"the bundle failed to load or answer in a fresh process: {tail}",
-            "figures": figures,
-        }
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    out = _probe(bundle, test.iloc[take].reset_index(drop=True), latency_budget_ms)
+    if isinstance(out, str):
+        return InfraReport(passed=False, detail=out, figures=figures)
     figures |= {
         "load_s": round(out["load_s"], 3),
         "p50_ms": round(out["p50_ms"], 3),
@@ -173,7 +150,36 @@ def infra_check(
         f"CPU {out['cpu_p99_ms']:.1f}) ≤ {latency_budget_ms} ms; "
         f"{size_mb:.1f} MB ≤ {max_bundle_mb} MB"
     )
-    return {"passed": not problems, "detail": "; ".join(problems) or ok, "figures": figures}
+    return InfraReport(passed=not problems, detail="; ".join(problems) or ok, figures=figures)
+
+
+def _probe(bundle: Path, sample: pd.DataFrame, latency_budget_ms: float) -> dict[str, Any] | str:
+    """What the probe answered in a fresh interpreter, or why it did not answer."""
+    with _scratch() as sample_path:
+        sample.to_parquet(sample_path, index=False)
+        try:
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    _PROBE,
+                    str(bundle),
+                    str(sample_path),
+                    str(INFRA_LATENCY_REPEATS),
+                    str(latency_budget_ms),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=INFRA_TIMEOUT_S,
+                env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            return f"the bundle did not answer within {INFRA_TIMEOUT_S}s in a fresh process"
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"the bundle failed to load or answer in a fresh process: {tail}"
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
 
 
 def _served_scores(
@@ -192,9 +198,9 @@ def _served_scores(
 
 
 class _scratch:
-    """A temporary parquet path next to (not inside) the package, removed afterwards."""
+    """A temporary parquet path outside the bundle (its size is measured), removed afterwards."""
 
-    def __init__(self, package: Path) -> None:
+    def __init__(self) -> None:
         import tempfile
 
         self._dir = tempfile.TemporaryDirectory(prefix="mlcycle-infra-")
