@@ -17,7 +17,8 @@ from mlcycle.cli.common import (
     load_project,
     print_json,
 )
-from mlcycle.cli.data_inspect import VersionArg, _load, _resolve, _versions, profile, report
+from mlcycle.cli.data_inspect import profile, report
+from mlcycle.cli.data_versions import VersionArg, dataset_record, dataset_versions, resolve_dataset
 from mlcycle.errors import BadInput, StepFailed
 
 app = typer.Typer(
@@ -110,7 +111,7 @@ def versions(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
     Example: mlcycle data versions
     """
     project = load_project(spec)
-    data = _versions(project)
+    data = dataset_versions(project)
     if as_json:
         print_json(data)
         return
@@ -145,7 +146,7 @@ def show(
     from mlcycle.data.landing import status_of
 
     project = load_project(spec)
-    artifact_id = _resolve(project, version)
+    artifact_id = resolve_dataset(project, version)
     record = project.store.record(artifact_id)
     status = status_of(project.store, artifact_id)
     if as_json:
@@ -192,7 +193,6 @@ def diff(
 
     Example: mlcycle data diff 3f2a9c 8b1e07
     """
-    import pandas as pd
 
     from mlcycle.data.compare import (
         data_changes,
@@ -202,9 +202,9 @@ def diff(
     )
 
     project = load_project(spec)
-    ids = [_resolve(project, old), _resolve(project, new)]
-    a, b = (_load(project, i) for i in ids)
-    frames = [pd.read_parquet(project.store.path(i) / "data.parquet") for i in ids]
+    ids = [resolve_dataset(project, old), resolve_dataset(project, new)]
+    a, b = (dataset_record(project, i) for i in ids)
+    frames = [project.catalog.dataset_frame(i) for i in ids]
     rows = row_changes(frames[0], frames[1], project.spec.problem.id_column)
     changes = schema_changes(a.schema_, b.schema_) + data_changes(frames[0], frames[1])
     distances = profile_distances(a.profile, b.profile)
@@ -246,7 +246,6 @@ def schema(
 
     Example: mlcycle data schema --propose
     """
-    import pandas as pd
 
     from mlcycle.data import infer_schema
     from mlcycle.data.compare import schema_changes
@@ -267,8 +266,8 @@ def schema(
         else:
             console.print(path.read_text(encoding="utf-8"), highlight=False)
         return
-    artifact_id = _resolve(project, None)
-    df = pd.read_parquet(project.store.path(artifact_id) / "data.parquet")
+    artifact_id = resolve_dataset(project, None)
+    df = project.catalog.dataset_frame(artifact_id)
     proposed = infer_schema(df, project.spec.problem, project.spec.data.features)
     changes = schema_changes(contract, proposed)
     target = path.with_name("schema.proposed.yaml")
@@ -302,7 +301,7 @@ def validate(
     from mlcycle.pipeline.steps.data import validate_dataset
 
     project = load_project(spec)
-    artifact_id = _resolve(project, version)
+    artifact_id = resolve_dataset(project, version)
     report, report_id = validate_dataset(project, artifact_id)
     if as_json:
         print_json(

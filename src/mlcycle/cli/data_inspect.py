@@ -1,10 +1,8 @@
-"""`mlcycle data profile|report` and the helpers the data commands share."""
+"""`mlcycle data profile|report`: a dataset version's column profile and HTML report."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -17,61 +15,7 @@ from mlcycle.cli.common import (
     load_project,
     print_json,
 )
-from mlcycle.errors import BadInput
-
-VersionArg = typer.Argument(
-    None, help="Dataset version id (or a prefix of ≥ 6 characters); default: the newest."
-)
-
-
-def _versions(project: Any) -> list[dict[str, Any]]:
-    """Every dataset version, newest first, with its validation status."""
-    import sqlalchemy as sa
-
-    from mlcycle.data.landing import statuses
-    from mlcycle.store import tables as t
-
-    with project.store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.artifacts.c.id, t.artifacts.c.created_at, t.artifacts.c.record)
-            .where(t.artifacts.c.kind == "dataset")
-            .order_by(t.artifacts.c.created_at.desc())
-        ).all()
-    status = statuses(project.store)
-    out = []
-    for artifact_id, created, record in rows:
-        rec = json.loads(record)
-        st = status.get(artifact_id)
-        out.append(
-            {
-                "id": artifact_id,
-                "created_at": created,
-                "rows": rec["rows"],
-                "columns": len(rec["columns"]),
-                "partitions": len(rec.get("partitions", [])),
-                "source": rec["source"],
-                "status": st["status"] if st else "unvalidated",
-                "reason": st["reason"] if st else None,
-            }
-        )
-    return out
-
-
-def _resolve(project: Any, version: str | None) -> str:
-    if version:
-        return str(project.store.resolve(version, kind="dataset"))
-    found = _versions(project)
-    if not found:
-        raise BadInput(
-            "no dataset version yet", "", "run `mlcycle data ingest` or `mlcycle run` first"
-        )
-    return str(found[0]["id"])
-
-
-def _load(project: Any, artifact_id: str) -> Any:
-    from mlcycle.artifacts import DatasetVersion
-
-    return DatasetVersion.model_validate(project.store.record(artifact_id))
+from mlcycle.cli.data_versions import VersionArg, dataset_record, resolve_dataset
 
 
 @handle_errors
@@ -85,8 +29,8 @@ def profile(
     Example: mlcycle data profile --json
     """
     project = load_project(spec)
-    artifact_id = _resolve(project, version)
-    record = _load(project, artifact_id)
+    artifact_id = resolve_dataset(project, version)
+    record = dataset_record(project, artifact_id)
     if as_json:
         print_json({"dataset": artifact_id, **record.profile.model_dump(mode="json")})
         return
@@ -142,7 +86,6 @@ def report(
 
     Example: mlcycle data report 3f2a9c -o report.html
     """
-    import pandas as pd
     import sqlalchemy as sa
 
     from mlcycle.artifacts import ValidationReport
@@ -151,9 +94,9 @@ def report(
     from mlcycle.store import tables as t
 
     project = load_project(spec)
-    artifact_id = _resolve(project, version)
-    record = _load(project, artifact_id)
-    df = pd.read_parquet(project.store.path(artifact_id) / "data.parquet")
+    artifact_id = resolve_dataset(project, version)
+    record = dataset_record(project, artifact_id)
+    df = project.catalog.dataset_frame(artifact_id)
     validation = None
     status = status_of(project.store, artifact_id)
     report_id = status.get("validation_id") if status else None

@@ -40,13 +40,14 @@ def export(
 
     import pandas as pd
 
+    from mlcycle.bundle import ONNX_MANIFEST_FILE, ONNX_MODEL_FILE
     from mlcycle.cli.common import load_project
     from mlcycle.registry.export import HOLDOUT, REFERENCE_SAMPLE, export_bundle
 
     if format != "onnx":
         raise BadInput(f"unknown export format '{format}'", "supported: onnx", "pass --format onnx")
     project = load_project(spec)
-    resolved, folder = project.bundle(model)
+    resolved, bundle = project.registry.bundle(model)
     if holdout is not None:
         source, kind = holdout, "given"  # "parity on N given rows"
     else:
@@ -54,7 +55,7 @@ def export(
         if found is not None:
             source, kind = found, HOLDOUT
         else:
-            source, kind = folder / "reference.parquet", REFERENCE_SAMPLE
+            source, kind = bundle.reference_path, REFERENCE_SAMPLE
     if not source.is_file():
         raise BadInput(
             f"no rows to check parity on: {source} not found",
@@ -65,8 +66,9 @@ def export(
         rows = pd.read_parquet(source)
     except Exception as exc:
         raise BadInput(f"cannot read {source}", str(exc), "pass a Parquet file") from None
-    report = export_bundle(folder, rows, out, rows_source=kind)
-    manifest_path = out / "manifest.json"
+    report = export_bundle(bundle.folder, rows, out, rows_source=kind)
+    # The export folder has the layout of a bundle's ONNX part.
+    manifest_path = out / ONNX_MANIFEST_FILE
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest["model_version"] = resolved.version
     manifest_path.write_text(json.dumps(manifest, indent=1), encoding="utf-8")
@@ -81,7 +83,7 @@ def export(
         print_json(result)
         return
     console.print(
-        f"exported {resolved.name} v{resolved.version} → {out}/model.onnx; parity on "
+        f"exported {resolved.name} v{resolved.version} → {out}/{ONNX_MODEL_FILE}; parity on "
         f"{report['rows']} {kind} rows: max |Δp| {report['max_abs_diff']:.2e}, label agreement "
         f"{report['label_agreement']:.4f}"
     )

@@ -116,61 +116,71 @@ def lineage(
 @handle_errors
 def _lineage(ref: str, spec: Path, as_json: bool) -> None:
     project = load_project(spec)
-    store = project.store
-    registry = project.registry
-    if any(h in ref for h in _MODEL_HINTS) or ref in registry.models():
-        resolved, folder = project.bundle(ref)
-        data = store.lineage(resolved.bundle_id)
-        record_file = folder / "lineage.json"
-        data["model"] = {
-            "name": resolved.name,
-            "version": resolved.version,
-            "blessed": resolved.blessed,
-            "bundle_id": resolved.bundle_id,
-        }
-        data["lineage"] = json.loads(record_file.read_text()) if record_file.is_file() else None
-        if as_json:
-            print_json(data)
-            return
-        tree = Tree(f"[bold]{resolved.name} v{resolved.version}[/] (blessed={resolved.blessed})")
-        record = data["lineage"] or {}
-        for key in ("run_id", "git_sha", "spec_hash", "dataset_id", "watermark"):
-            if record.get(key):
-                tree.add(f"{key}: {record[key]}")
-        if record.get("partitions"):
-            tree.add(f"raw partitions: {len(record['partitions'])}")
-        _add(tree, data)
-        console.print(tree)
+    if any(h in ref for h in _MODEL_HINTS) or ref in project.registry.models():
+        _model_lineage(project, ref, as_json)
         return
     run = _run_row(project, ref)
     if run is not None:
-        steps = _run_outputs(project, run["id"])
-        produced = [a for s in steps for a in s["outputs"].values()]
-        bundles = [a for a in produced if store.has(a) and store.kind(a) == "bundle"]
-        versions = _versions_of(project, bundles)
-        last = produced[-1] if produced else None
-        data = {
-            "run": run,
-            "steps": steps,
-            "versions": versions,
-            "tree": store.lineage(last) if last else None,
-        }
-        if as_json:
-            print_json(data)
-            return
-        tree = Tree(
-            f"[bold]run {run['id']}[/] {run['status']} started {run['started_at']} "
-            f"git={run.get('git_sha') or 'n/a'} spec={run['spec_hash'][:12]}"
-        )
-        for s in steps:
-            outs = ", ".join(f"{k}={v[:12]}" for k, v in s["outputs"].items())
-            tree.add(f"{s['step']} {s['status']} {outs}")
-        for v in versions:
-            tree.add(f"registered {v['name']} v{v['version']}")
-        if data["tree"]:
-            _add(tree, data["tree"])
-        console.print(tree)
+        _run_lineage(project, run, as_json)
         return
+    _artifact_lineage(project, ref, as_json)
+
+
+def _model_lineage(project: Any, ref: str, as_json: bool) -> None:
+    """A model version: the artifacts behind its bundle, and the bundle's lineage record."""
+    resolved, bundle = project.registry.bundle(ref)
+    data = project.store.lineage(resolved.bundle_id)
+    data["model"] = {
+        "name": resolved.name,
+        "version": resolved.version,
+        "blessed": resolved.blessed,
+        "bundle_id": resolved.bundle_id,
+    }
+    data["lineage"] = bundle.lineage() if bundle.lineage_path.is_file() else None
+    if as_json:
+        print_json(data)
+        return
+    tree = Tree(f"[bold]{resolved.name} v{resolved.version}[/] (blessed={resolved.blessed})")
+    record = data["lineage"] or {}
+    for key in ("run_id", "git_sha", "spec_hash", "dataset_id", "watermark"):
+        if record.get(key):
+            tree.add(f"{key}: {record[key]}")
+    if record.get("partitions"):
+        tree.add(f"raw partitions: {len(record['partitions'])}")
+    _add(tree, data)
+    console.print(tree)
+
+
+def _run_lineage(project: Any, run: dict[str, Any], as_json: bool) -> None:
+    """A pipeline run: its steps, what they produced, and the versions it registered."""
+    store = project.store
+    steps = _run_outputs(project, run["id"])
+    produced = [a for s in steps for a in s["outputs"].values()]
+    bundles = [a for a in produced if store.has(a) and store.kind(a) == "bundle"]
+    versions = _versions_of(project, bundles)
+    last = produced[-1] if produced else None
+    behind: dict[str, Any] | None = store.lineage(last) if last else None
+    data = {"run": run, "steps": steps, "versions": versions, "tree": behind}
+    if as_json:
+        print_json(data)
+        return
+    tree = Tree(
+        f"[bold]run {run['id']}[/] {run['status']} started {run['started_at']} "
+        f"git={run.get('git_sha') or 'n/a'} spec={run['spec_hash'][:12]}"
+    )
+    for s in steps:
+        outs = ", ".join(f"{k}={v[:12]}" for k, v in s["outputs"].items())
+        tree.add(f"{s['step']} {s['status']} {outs}")
+    for v in versions:
+        tree.add(f"registered {v['name']} v{v['version']}")
+    if behind:
+        _add(tree, behind)
+    console.print(tree)
+
+
+def _artifact_lineage(project: Any, ref: str, as_json: bool) -> None:
+    """Any other artifact (a dataset version): what it came from and what was built on it."""
+    store = project.store
     try:
         root = store.resolve(ref)
     except NotFound:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +53,10 @@ def list_models(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
 
 
 def _show_data(project: Any, ref: str) -> dict[str, Any]:
-    resolved, folder = project.bundle(ref)
-    meta = json.loads((folder / "meta.json").read_text())
-    blessing = json.loads((folder / "blessing.json").read_text())
-    evaluation = json.loads((folder / "evaluation.json").read_text())
-    lineage_file = folder / "lineage.json"
-    report = folder / "report.html"
+    resolved, bundle = project.registry.bundle(ref)
+    meta = bundle.meta()
+    blessing = bundle.blessing()
+    evaluation = bundle.evaluation().model_dump(mode="json")
     aliases = next(
         v.aliases for v in project.registry.versions(resolved.name) if v.version == resolved.version
     )
@@ -69,20 +66,20 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
         "aliases": aliases,
         "blessed": resolved.blessed,
         "bundle_id": resolved.bundle_id,
-        "bundle_path": str(folder),
-        "metrics": meta["metrics"],
-        "baseline_metrics": meta["baseline_metrics"],
+        "bundle_path": str(bundle.folder),
+        "metrics": meta.metrics,
+        "baseline_metrics": meta.baseline_metrics,
         "intervals": evaluation.get("intervals", {}).get("candidate", {}),
         "confidence": evaluation.get("confidence"),
         "benefit": evaluation.get("benefit"),
-        "features": meta["features"],
-        "dataset_id": meta["dataset_id"],
-        "git_sha": meta["git_sha"],
-        "checks": blessing["checks"],
-        "champion_version": blessing.get("champion_version"),
-        "report": str(report) if report.is_file() else None,
-        "model_card": str(folder / "MODEL_CARD.md"),
-        "lineage": json.loads(lineage_file.read_text()) if lineage_file.is_file() else None,
+        "features": meta.features,
+        "dataset_id": meta.dataset_id,
+        "git_sha": meta.git_sha,
+        "checks": [c.model_dump(mode="json") for c in blessing.checks],
+        "champion_version": blessing.champion_version,
+        "report": str(bundle.report_html_path) if bundle.report_html_path.is_file() else None,
+        "model_card": str(bundle.card_path),
+        "lineage": bundle.lineage() if bundle.lineage_path.is_file() else None,
     }
 
 

@@ -1,9 +1,13 @@
-"""`mlcycle monitor …`: drift, anomalies, performance and alerts against the training reference."""
+"""`mlcycle monitor …`: drift, anomalies, performance and alerts against the training reference.
+
+The group and its log-following commands (run, labels, alerts, report) live here;
+the two bigger commands have modules of their own and are registered on the group
+below: `drift` (:mod:`.monitor_drift`) and `replay` (:mod:`.monitor_replay`).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -17,19 +21,9 @@ from mlcycle.cli.common import (
     handle_errors,
     print_json,
 )
-from mlcycle.cli.monitor_data import (
-    _monitor,
-    _one_of,
-    _predict,
-    _project_name,
-    _streamed,
-    read_data,
-    read_table,
-    read_version,
-)
-
-if TYPE_CHECKING:
-    from mlcycle.schema import Schema
+from mlcycle.cli.monitor_data import Monitored, open_monitor, predict_rows, read_table
+from mlcycle.cli.monitor_drift import drift
+from mlcycle.cli.monitor_replay import replay
 
 app = typer.Typer(
     help="Monitoring: drift, anomalies, performance and alerts against the training reference.",
@@ -37,140 +31,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
-@handle_errors
-def drift(
-    current: str | None = typer.Option(
-        None,
-        "--current",
-        "-c",
-        help="Current data: Parquet/CSV file, folder or glob, or a dataset version id.",
-    ),
-    reference: str | None = typer.Option(
-        None,
-        "--reference",
-        "-r",
-        help="Reference data file or dataset version id; default: the model bundle's "
-        "reference sample.",
-    ),
-    current_version: str | None = typer.Option(
-        None,
-        "--current-version",
-        help="Current data: a dataset version of the project (id, prefix or 'latest').",
-    ),
-    reference_version: str | None = typer.Option(
-        None,
-        "--reference-version",
-        help="Reference: a dataset version of the project (id, prefix or 'latest').",
-    ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Model whose reference to use (default: the champion)."
-    ),
-    test: str = typer.Option(
-        "auto",
-        "--test",
-        help="auto (mlcycle's calibrated decision), evidently (Evidently's rules), ks, chi2, "
-        "z, psi, wasserstein, js or hellinger.",
-    ),
-    threshold: float | None = typer.Option(
-        None, "--threshold", help="Override the test's threshold."
-    ),
-    columns_opt: str | None = typer.Option(
-        None, "--columns", help="Comma-separated columns to test (default: the features)."
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="Also write the report as JSON here."
-    ),
-    stream: bool = typer.Option(
-        False,
-        "--stream",
-        help="Read --current Parquet file(s) batch by batch in bounded memory, with progress "
-        "(binned tests only: js — the default here —, psi, hellinger, chi2).",
-    ),
-    spec: Path = SpecOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Per-feature drift of CURRENT against the reference: test, statistic, drift yes/no.
-
-    Example: mlcycle monitor drift --current data/flights_future.parquet
-    Example (dataset versions): mlcycle monitor drift --reference-version 692ef2
-    --current-version latest
-    Example (no project): mlcycle monitor drift --reference ref.parquet --current cur.parquet --json
-    Example (a window too big for memory): mlcycle monitor drift -r ref.parquet
-    -c 'big/*.parquet' --stream
-    """
-    import pandas as pd
-
-    from mlcycle.errors import BadInput
-    from mlcycle.monitor import drift_report
-    from mlcycle.schema import Schema
-
-    _one_of("--current", current, "--current-version", current_version)
-    _one_of("--reference", reference, "--reference-version", reference_version)
-    if current is None and current_version is None:
-        raise BadInput(
-            "no current data",
-            "drift compares current data with a reference",
-            "pass --current FILE or --current-version VERSION",
-        )
-    schema: Schema | None = None
-    columns = None
-    if reference_version is not None:
-        reference_df, schema = read_version(reference_version, spec)
-    elif reference is not None:
-        reference_df, schema = read_data(reference, spec)
-    else:
-        from mlcycle.cli.serve import resolve_bundle
-
-        project_model = model or f"{_project_name(spec)}@champion"
-        folder, _, _ = resolve_bundle(project_model, spec)
-        reference_df = pd.read_parquet(folder / "reference.parquet")
-        schema = Schema.model_validate_json((folder / "schema.json").read_text())
-        import json
-
-        columns = json.loads((folder / "meta.json").read_text())["features"]
-    if columns_opt:
-        columns = [c.strip() for c in columns_opt.split(",") if c.strip()]
-    if stream:
-        report = _streamed(reference_df, current, columns, schema, test, threshold, as_json)
-    else:
-        if current_version is not None:
-            current_df, _ = read_version(current_version, spec)
-        else:
-            assert current is not None
-            current_df, _ = read_data(current, spec)
-        report = drift_report(
-            reference_df, current_df, columns, schema=schema, test=test, threshold=threshold
-        )
-    rows = [f.model_dump() for f in report.features]
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = output.with_suffix(output.suffix + ".tmp")
-        tmp.write_text(report.model_dump_json(indent=1))
-        tmp.replace(output)
-    if as_json:
-        print_json(rows)
-        return
-    table = Table(
-        title=f"drift: {report.current_rows} current rows vs {report.reference_rows} reference rows"
-    )
-    for col in ("feature", "kind", "test", "statistic", "p-value", "threshold", "drift"):
-        table.add_column(col)
-    for f in report.features:
-        table.add_row(
-            f.feature,
-            f.kind,
-            f.test,
-            fmt(f.statistic),
-            "" if f.p_value is None else f"{f.p_value:.3g}",
-            fmt(f.threshold),
-            "[red]yes[/]" if f.drift else "no",
-        )
-    console.print(table)
-    console.print(
-        f"{len(report.drifted)} of {len(report.features)} features drifted"
-        + (f": {', '.join(report.drifted)}" if report.drifted else "")
-    )
+app.command()(drift)
 
 
 @app.command("run")
@@ -205,13 +66,13 @@ def run_cmd(
     from mlcycle.cli.monitor_progress import ProgressReporter
 
     with ProgressReporter(err_console, enabled=not as_json) as progress:
-        _, mon = _monitor(
+        opened = open_monitor(
             spec, model, window=window, progress=progress, reference_version=reference_version
         )
         if current_version is not None:
-            _check_version(mon, current_version, spec, as_json)
+            _check_version(opened, current_version, as_json)
             return
-        summary = mon.run()
+        summary = opened.monitor.run()
     if as_json:
         print_json(summary)
         return
@@ -222,16 +83,17 @@ def run_cmd(
     )
 
 
-def _check_version(mon: Any, ref: str, spec: Path, as_json: bool) -> None:
+def _check_version(opened: Monitored, ref: str, as_json: bool) -> None:
     """``monitor run --current-version``: one dataset version measured like a window."""
     from mlcycle.monitor.datasets import load_version
 
+    mon = opened.monitor
     data = load_version(mon.store, ref)
     frame = data.frame
     missing = [f for f in mon.features if f not in frame.columns]
     if not missing and len(frame):
         # Scored by the model, so prediction drift and the label-free estimate apply too.
-        preds = _predict(mon.bundle_folder, mon.reference.version, frame)
+        preds = predict_rows(opened.bundle, mon.reference.version, frame)
         frame = frame.reset_index(drop=True).assign(**{c: preds[c] for c in preds.columns})
     metrics = mon.check(frame, f"dataset version {data.id[:12]}")
     metrics["dataset"] = data.id
@@ -276,11 +138,11 @@ def labels(
 
     Example: mlcycle monitor labels --file labels/2013-07.parquet
     """
-    from mlcycle.errors import BadInput
     from mlcycle import predlog
+    from mlcycle.errors import BadInput
     from mlcycle.monitor.labels import ingest_labels
 
-    _, mon = _monitor(spec, model, quiet=True)
+    mon = open_monitor(spec, model, quiet=True).monitor
     meta = mon.reference.meta
     id_col = id_column or meta.id_column
     if id_col is None:
@@ -329,7 +191,7 @@ def alerts(
     """
     from mlcycle.monitor.alerts import deliver, list_alerts
 
-    _, mon = _monitor(spec, model, quiet=True)
+    mon = open_monitor(spec, model, quiet=True).monitor
     if retry:
         deliver(mon.store, mon.model, mon.settings.sinks, mon.base_dir)
     rows = list_alerts(mon.store, mon.model)
@@ -368,12 +230,11 @@ def report(
     """
     from mlcycle.monitor.report import write_report
 
-    _, mon = _monitor(spec, model, quiet=True)
+    mon = open_monitor(spec, model, quiet=True).monitor
     write_report(mon, output, window)
     console.print(f"wrote {output}")
 
 
-# The replay command lives in its own module; importing it registers it on `app`.
-from mlcycle.cli import monitor_replay as _replay  # noqa: E402
+app.command()(replay)
 
-__all__ = ["_replay", "app"]
+__all__ = ["app"]

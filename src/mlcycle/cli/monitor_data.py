@@ -2,25 +2,34 @@
 project's :class:`~mlcycle.monitor.engine.Monitor` with its reference predictions cached.
 
 Example:
-    >>> project, mon = _monitor(Path("mlcycle.yaml"), None, reference_version="latest")
-    >>> mon.reference.label
+    >>> opened = open_monitor(Path("mlcycle.yaml"), None, reference_version="latest")
+    >>> opened.monitor.reference.label
     'dataset:692ef2a81c0d'
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlcycle.bundle import Bundle
 from mlcycle.cli.common import err_console, load_project
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlcycle.monitor.engine import Monitor
     from mlcycle.schema import Schema
 
 
 def read_table(path: str) -> pd.DataFrame:
+    """A Parquet/CSV file, folder or glob read as one frame (relative to the working folder).
+
+    Example:
+        >>> read_table("labels/2013-07.parquet").columns.tolist()
+        ['flight_id', 'delayed']
+    """
     from mlcycle.data import read_source
     from mlcycle.spec import Source
 
@@ -31,6 +40,11 @@ def read_data(ref: str, spec: Path) -> tuple[pd.DataFrame, Schema | None]:
     """A file, folder or glob; else a dataset version id (prefix) of the project.
 
     A dataset version brings its frozen contract along, so kinds come from it.
+
+    Example:
+        >>> frame, schema = read_data("data/flights_future.parquet", Path("mlcycle.yaml"))
+        >>> schema is None
+        True
     """
     import glob
 
@@ -46,7 +60,11 @@ def read_data(ref: str, spec: Path) -> tuple[pd.DataFrame, Schema | None]:
 
 
 def read_version(ref: str, spec: Path) -> tuple[pd.DataFrame, Schema]:
-    """A dataset version of the project (id, prefix of ≥ 6 characters, or ``latest``)."""
+    """A dataset version of the project (id, prefix of ≥ 6 characters, or ``latest``).
+
+    Example:
+        >>> frame, schema = read_version("latest", Path("mlcycle.yaml"))
+    """
     from mlcycle.errors import BadInput
     from mlcycle.monitor.datasets import load_version
 
@@ -62,23 +80,18 @@ def read_version(ref: str, spec: Path) -> tuple[pd.DataFrame, Schema]:
     return version.frame, version.schema
 
 
-def _one_of(flag: str, value: str | None, version_flag: str, version: str | None) -> None:
-    from mlcycle.errors import BadInput
+@dataclass
+class Monitored:
+    """A model under monitoring: the project, its :class:`Monitor` and the bundle it reads."""
 
-    if value is not None and version is not None:
-        raise BadInput(
-            f"both {flag} and {version_flag} given",
-            "each side of the comparison is one sample",
-            f"pass {flag} (a file) or {version_flag} (a dataset version), not both",
-        )
-
-
-def _project_name(spec: Path) -> str:
-
-    return str(load_project(spec).name)
+    project: Any
+    monitor: Monitor
+    bundle: Bundle
+    #: The registered version (``None`` for a bundle folder given by path).
+    version: int | None
 
 
-def _monitor(
+def open_monitor(
     spec: Path,
     model: str | None,
     *,
@@ -86,27 +99,33 @@ def _monitor(
     quiet: bool = False,
     progress: Any = None,
     reference_version: str | None = None,
-) -> Any:
+) -> Monitored:
     """The project's Monitor for MODEL (default: the champion), reference predictions cached.
 
     ``reference_version`` swaps the bundle's reference rows for a dataset version's
     (the model's predictions on them are computed once and cached too).
     ``progress`` receives the engine's progress; ``quiet`` without one drops it.
+
+    Example:
+        >>> opened = open_monitor(Path("mlcycle.yaml"), None, reference_version="latest")
+        >>> opened.monitor.reference.label
+        'dataset:692ef2a81c0d'
     """
     from mlcycle.cli.serve import resolve_bundle
     from mlcycle.monitor.engine import Monitor, Reference
-    from mlcycle.predlog import predictions_root
     from mlcycle.monitor.reference import CalibrationFile
+    from mlcycle.predlog import predictions_root
 
     project = load_project(spec)
     folder, version, _ = resolve_bundle(model or f"{project.name}@champion", spec)
+    bundle = Bundle(folder)
     home = project.store.home / "monitor"
     reference = Reference.from_bundle(
         folder,
         version,
         _cached_predictions(
             home / f"{folder.name}.reference_predictions.parquet",
-            lambda: _predict(folder, version, pd_read(folder / "reference.parquet")),
+            lambda: predict_rows(bundle, version, bundle.reference()),
         ),
     )
     if reference_version is not None:
@@ -117,7 +136,7 @@ def _monitor(
         frame = reference.frame
         reference.predictions = _cached_predictions(
             home / f"{folder.name}.{data.id[:16]}.predictions.parquet",
-            lambda: _predict(folder, version, frame),
+            lambda: predict_rows(bundle, version, frame),
         )
     settings = project.spec.monitor
     if window is not None:
@@ -136,14 +155,7 @@ def _monitor(
         progress=progress,
         calibration=CalibrationFile.for_reference(home, folder.name, reference),
     )
-    mon.bundle_folder = folder  # type: ignore[attr-defined]
-    return project, mon
-
-
-def pd_read(path: Path) -> pd.DataFrame:
-    import pandas as pd
-
-    return pd.read_parquet(path)
+    return Monitored(project, mon, bundle, version)
 
 
 def _cached_predictions(cache: Path, make: Any) -> pd.DataFrame:
@@ -160,13 +172,21 @@ def _cached_predictions(cache: Path, make: Any) -> pd.DataFrame:
     return preds
 
 
-def _predict(folder: Path, version: int | None, rows: pd.DataFrame) -> pd.DataFrame:
-    """The model's predictions on ROWS: the baseline for prediction drift (and CBPE)."""
+def predict_rows(bundle: Bundle, version: int | None, rows: pd.DataFrame) -> pd.DataFrame:
+    """The model's predictions on ROWS: the baseline for prediction drift (and CBPE).
+
+    Columns ``prediction`` (text label, or float for regression) and, for a
+    binary model, ``probability`` of the positive class.
+
+    Example:
+        >>> predict_rows(opened.bundle, opened.version, frame).columns.tolist()
+        ['prediction', 'probability']
+    """
     import pandas as pd
 
     from mlcycle.serve import ModelRuntime
 
-    runtime = ModelRuntime.load(folder, version, warmup=False)
+    runtime = ModelRuntime.load(bundle.folder, version, warmup=False)
     frame = runtime.check_rows(rows[runtime.features]).frame
     labels, proba = runtime.predict_arrays(frame)
     out = pd.DataFrame({"prediction": [str(v) for v in labels]})
@@ -175,62 +195,3 @@ def _predict(folder: Path, version: int | None, rows: pd.DataFrame) -> pd.DataFr
     if proba is not None and runtime.positive_index is not None:
         out["probability"] = proba[:, runtime.positive_index]
     return out
-
-
-def _streamed(
-    reference_df: Any,
-    current: str | None,
-    columns: list[str] | None,
-    schema: Schema | None,
-    test: str,
-    threshold: float | None,
-    quiet: bool,
-) -> Any:
-    """``drift --stream``: the current Parquet file(s) as merged binned counts."""
-    import glob
-
-    from mlcycle.cli.monitor_progress import ProgressReporter
-    from mlcycle.errors import BadInput
-    from mlcycle.monitor.streaming import stream_report
-
-    if current is None:
-        raise BadInput(
-            "--stream reads --current Parquet files",
-            "a dataset version is read whole",
-            "pass --current FILE.parquet (or a glob), or drop --stream",
-        )
-    paths = sorted(glob.glob(current))
-    if not paths or not all(p.endswith(".parquet") for p in paths):
-        raise BadInput(
-            f"--stream needs Parquet files for --current, got {current!r}",
-            "a streamed window is read batch by batch from Parquet",
-            "pass a .parquet file or a glob of them (or drop --stream)",
-        )
-    if columns is None:
-        if schema is not None:
-            columns = [c.name for c in schema.features if c.kind != "datetime"]
-        else:
-            from mlcycle.schema import kind_of
-
-            # As in memory: the shared columns, datetimes left out.
-            shared = set(_parquet_columns(paths[0]))
-            columns = [
-                c
-                for c in reference_df.columns
-                if c in shared and kind_of(reference_df[c]) != "datetime"
-            ]
-    with ProgressReporter(err_console, enabled=not quiet) as progress:
-        return stream_report(
-            reference_df,
-            paths,
-            columns,
-            test="js" if test == "auto" else test,
-            threshold=threshold,
-            progress=lambda text, done, total: progress(text, done, total, task="stream"),
-        )
-
-
-def _parquet_columns(path: str) -> list[str]:
-    import pyarrow.parquet as pq
-
-    return list(pq.ParquetFile(path).schema_arrow.names)

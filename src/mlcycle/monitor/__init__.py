@@ -6,7 +6,7 @@
   mlcycle's calibrated decision (:mod:`.calibrate`), ``test="evidently"``
   Evidently's default rules (:func:`choose_test`); each test is also a plain
   function of two arrays in :mod:`.stattests`.
-* :class:`~.engine.Monitor` follows a model's prediction log (:mod:`.predlog`)
+* :class:`~.engine.Monitor` follows a model's prediction log (:mod:`mlcycle.predlog`)
   window by window (:mod:`.windows`): drift, prediction and target drift,
   multivariate drift (:mod:`.multivariate`), anomalies (:mod:`.anomaly`),
   realized and estimated performance (:mod:`.performance`, :mod:`.labels`),

@@ -1,7 +1,8 @@
 """Anomalies: per-row outlier scores, contract-rule breaks, and outlying metric values.
 
 * :func:`fit_outlier_model` runs at registration: an IsolationForest on the
-  bundle's reference features, saved as ``outliers.joblib`` in the bundle. Its
+  bundle's reference features, saved as the bundle's outlier model
+  (:attr:`mlcycle.bundle.Bundle.outliers_path`). Its
   threshold is the reference's 99th score percentile, so about 1% of training
   rows count as anomalous and a window's ``anomaly_rate`` has a known baseline.
 * :func:`rule_anomalies` counts rows that break the data contract: a number
@@ -11,7 +12,7 @@
   earlier windows (median and MAD), so a sudden jump in any metric shows.
 
 Example:
-    >>> fit_outlier_model(bundle_folder)          # writes outliers.joblib
+    >>> fit_outlier_model(bundle_folder)          # writes Bundle(bundle_folder).outliers_path
     >>> model = OutlierModel.load(bundle_folder)
     >>> model.rate(window_df)
     0.013
@@ -28,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.bundle import Bundle
 from mlcycle.schema import Schema
 
-OUTLIER_FILE = "outliers.joblib"
 #: Share of reference rows above the outlier threshold.
 CONTAMINATION = 0.01
 #: Rows of the reference used to fit the outlier model.
@@ -125,8 +126,13 @@ class OutlierModel:
 
     @classmethod
     def load(cls, folder: Path) -> OutlierModel | None:
-        """The bundle's outlier model, or ``None`` when the bundle has none."""
-        path = folder / OUTLIER_FILE
+        """The bundle's outlier model, or ``None`` when the bundle has none.
+
+        Example:
+            >>> OutlierModel.load(bundle_folder).rate(window_df)
+            0.013
+        """
+        path = Bundle(folder).outliers_path
         if not path.is_file():
             return None
         import joblib
@@ -136,25 +142,23 @@ class OutlierModel:
 
 
 def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
-    """Fit the outlier model on ``folder``'s reference and write ``outliers.joblib``.
+    """Fit the outlier model on ``folder``'s reference and write it into the bundle.
 
-    ``folder`` is a bundle being staged (``meta.json``, ``schema.json`` and
-    ``reference.parquet`` written). Returns the file written, or ``None`` when
-    the reference has no rows.
+    ``folder`` is a bundle being staged (its serving files and reference
+    sample written, see :meth:`mlcycle.bundle.Bundle.write_serving`). Returns
+    the file written (:attr:`~mlcycle.bundle.Bundle.outliers_path`), or
+    ``None`` when the reference has no rows.
 
     Example:
         >>> fit_outlier_model(staging_folder)
         PosixPath('.../outliers.joblib')
     """
-    import json
-
     import joblib
     from sklearn.ensemble import IsolationForest
 
-    meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    schema = Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
-    reference = pd.read_parquet(folder / "reference.parquet")
-    features = [f for f in meta["features"] if f in reference.columns]
+    bundle = Bundle(folder)
+    meta, schema, reference = bundle.meta(), bundle.schema(), bundle.reference()
+    features = [f for f in meta.features if f in reference.columns]
     if len(reference) == 0 or not features:
         return None
     if len(reference) > FIT_ROWS:
@@ -172,7 +176,7 @@ def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
     spreads = np.where(numeric & (x.std(axis=0) > 0), x.std(axis=0), 1.0)
     model = OutlierModel(features, categories, medians, forest, 0.0, lows, highs, spreads)
     threshold = float(np.quantile(model.scores(reference), 1.0 - CONTAMINATION))
-    path = folder / OUTLIER_FILE
+    path = bundle.outliers_path
     data = {
         "features": features,
         "categories": categories,

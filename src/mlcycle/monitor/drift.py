@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -259,6 +259,46 @@ def _column_drift(
     ref_fam, cur_fam = _family(ref_s), _family(cur_s)
     if ref_fam is None or cur_fam is None:
         return _Result(_skipped(name, schema_kind, ref_fam or cur_fam or _FAMILY[kind_of(ref_s)]))
+    _refuse_unfit(name, ref_fam, cur_fam, schema_kind)
+    if schema_kind is not None:
+        numeric = schema_kind == "numeric" and ref_fam == cur_fam == "numeric"
+    else:
+        numeric = ref_fam == cur_fam == "numeric"
+    kind: Kind = "numeric" if numeric else "categorical"
+    values = _Values.of(ref_s, cur_s, numbers=ref_fam in _NUMBERS)
+    if values is None:
+        return _Result(_skipped(name, schema_kind, ref_fam))
+    if values.uniques is not None:
+        kind = "categorical"
+
+    if test == "evidently":
+        chosen, default = choose_test(kind, values.n_ref, values.n_unique)
+    elif test == "auto":
+        chosen = "wasserstein" if kind == "numeric" else "js"
+        default = TESTS[chosen].threshold
+    else:
+        chosen, default = test, TESTS[test].threshold
+    spec = TESTS[chosen]
+    limit = default if threshold is None else threshold
+    ref_args, cur_args = values.test_args(name, kind, spec)
+    try:
+        statistic, p_value = spec.func(ref_args, cur_args, kind)
+    except BadInput as exc:
+        raise BadInput(f"column '{name}': {exc.what}", exc.why, exc.fix) from None
+    result = FeatureDrift(
+        feature=name,
+        kind=kind,
+        test=chosen,
+        statistic=statistic,
+        p_value=p_value,
+        threshold=limit,
+        drift=spec.drifted(statistic, p_value, limit),
+    )
+    return _Result(result, ref_args, kind, int(np.asarray(ref_args).size), int(cur_args.size))
+
+
+def _refuse_unfit(name: str, ref_fam: str, cur_fam: str, schema_kind: str | None) -> None:
+    """Refuse a column whose two sides (or the contract) disagree on what it holds."""
     if ref_fam != cur_fam and {ref_fam, cur_fam} != _NUMBERS:
         raise BadInput(
             f"column '{name}' was retyped: {ref_fam} in the reference, {cur_fam} in the "
@@ -282,74 +322,52 @@ def _column_drift(
             f"cast '{name}' to numbers (pd.to_numeric) or set its kind to categorical in "
             "the schema",
         )
-    numbers = ref_fam in _NUMBERS
-    kind: Kind
-    if schema_kind is not None:
-        numeric = schema_kind == "numeric" and ref_fam == cur_fam == "numeric"
-    else:
-        numeric = ref_fam == cur_fam == "numeric"
-    kind = "numeric" if numeric else "categorical"
 
+
+@dataclass
+class _Values:
+    """One column's two sides as arrays: finite numbers, or integer codes of the categories."""
+
+    n_ref: int
+    n_unique: int
     ref_num: npt.NDArray[np.float64] | None = None
     cur_num: npt.NDArray[np.float64] | None = None
+    #: The sorted distinct numbers, when there are few enough to count as categories.
     uniques: npt.NDArray[np.float64] | None = None
-    ref_codes = cur_codes = np.empty(0, dtype=np.intp)
-    ref_args: np.ndarray
-    cur_args: np.ndarray
-    if numbers:
+    ref_codes: npt.NDArray[np.intp] = field(default_factory=lambda: np.empty(0, dtype=np.intp))
+    cur_codes: npt.NDArray[np.intp] = field(default_factory=lambda: np.empty(0, dtype=np.intp))
+
+    @classmethod
+    def of(cls, ref_s: pd.Series, cur_s: pd.Series, *, numbers: bool) -> _Values | None:
+        """The arrays of both sides; ``None`` when a numeric side has no finite value."""
+        if not numbers:
+            ref_codes, cur_codes, n_unique = _text_codes(ref_s, cur_s)
+            return cls(ref_codes.size, n_unique, ref_codes=ref_codes, cur_codes=cur_codes)
         ref_num, cur_num = _finite(ref_s), _finite(cur_s)
         if ref_num.size == 0 or cur_num.size == 0:
-            return _Result(_skipped(name, schema_kind, ref_fam))
-        n_ref = ref_num.size
+            return None
         n_unique, uniques = _few_unique(ref_num, cur_num, LOW_CARDINALITY)
-        if uniques is not None:
-            kind = "categorical"
-    else:
-        ref_codes, cur_codes, n_unique = _text_codes(ref_s, cur_s)
-        n_ref = ref_codes.size
+        return cls(ref_num.size, n_unique, ref_num, cur_num, uniques)
 
-    if test == "evidently":
-        chosen, default = choose_test(kind, n_ref, n_unique)
-    elif test == "auto":
-        chosen = "wasserstein" if kind == "numeric" else "js"
-        default = TESTS[chosen].threshold
-    else:
-        chosen, default = test, TESTS[test].threshold
-    spec = TESTS[chosen]
-    limit = default if threshold is None else threshold
-
-    if ref_num is not None and cur_num is not None:
-        if kind == "categorical" and not spec.numeric_only:
-            if uniques is None:
-                uniques = np.unique(np.concatenate([ref_num, cur_num]))
-            # Small dense codes take the bincount path in the stattests.
-            ref_args = np.searchsorted(uniques, ref_num)
-            cur_args = np.searchsorted(uniques, cur_num)
-        else:
-            ref_args, cur_args = ref_num, cur_num
-    elif spec.numeric_only:
-        raise BadInput(
-            f"test '{chosen}' needs numbers but column '{name}' holds text",
-            f"{spec.title} compares numeric values",
-            "use one of: " + ", ".join(t.name for t in TESTS.values() if not t.numeric_only),
-        )
-    else:
-        ref_args, cur_args = ref_codes, cur_codes
-
-    try:
-        statistic, p_value = spec.func(ref_args, cur_args, kind)
-    except BadInput as exc:
-        raise BadInput(f"column '{name}': {exc.what}", exc.why, exc.fix) from None
-    result = FeatureDrift(
-        feature=name,
-        kind=kind,
-        test=chosen,
-        statistic=statistic,
-        p_value=p_value,
-        threshold=limit,
-        drift=spec.drifted(statistic, p_value, limit),
-    )
-    return _Result(result, ref_args, kind, int(np.asarray(ref_args).size), int(cur_args.size))
+    def test_args(self, name: str, kind: Kind, spec: DriftTest) -> tuple[np.ndarray, np.ndarray]:
+        """What ``spec`` is called with: numbers, or codes (numbers as categories, text)."""
+        if self.ref_num is not None and self.cur_num is not None:
+            if kind == "categorical" and not spec.numeric_only:
+                uniques = self.uniques
+                if uniques is None:
+                    uniques = np.unique(np.concatenate([self.ref_num, self.cur_num]))
+                # Small dense codes take the bincount path in the stattests.
+                return np.searchsorted(uniques, self.ref_num), np.searchsorted(
+                    uniques, self.cur_num
+                )
+            return self.ref_num, self.cur_num
+        if spec.numeric_only:
+            raise BadInput(
+                f"test '{spec.name}' needs numbers but column '{name}' holds text",
+                f"{spec.title} compares numeric values",
+                "use one of: " + ", ".join(t.name for t in TESTS.values() if not t.numeric_only),
+            )
+        return self.ref_codes, self.cur_codes
 
 
 @dataclass

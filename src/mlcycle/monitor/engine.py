@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from mlcycle.errors import BadInput
 from mlcycle import predlog
+from mlcycle.errors import BadInput
 from mlcycle.monitor import windows
 from mlcycle.monitor.alerts import (
     Window,
@@ -44,7 +44,8 @@ from mlcycle.monitor.alerts import (
     store_alerts,
 )
 from mlcycle.monitor.calibrate import NullModel
-from mlcycle.monitor.realized import PRIMARY, update_performance
+from mlcycle.monitor.labels import read_labels
+from mlcycle.monitor.realized import LOG_COLUMNS, PRIMARY, update_performance, window_kind
 from mlcycle.monitor.reference import CalibrationFile, Reference, check_frame
 from mlcycle.monitor.window_metrics import MIN_ROWS, WindowMetrics
 from mlcycle.spec import Monitor as MonitorSettings
@@ -97,7 +98,7 @@ class Monitor(WindowMetrics):
             touched = self._update_windows(new, frames, seen)
             self._save_calibrations(known)
         self._say("joining labels")
-        update_performance(self)
+        self._update_performance()
         self._say("alerts")
         rules = self.settings.alerts or default_rules(
             self.settings, self.features, self.primary or PRIMARY[self.reference.meta.task]
@@ -188,57 +189,26 @@ class Monitor(WindowMetrics):
         metrics["current"] = where
         return metrics
 
-    def _offsets(self, paths: list[str], sizes: list[int], start: int) -> list[int]:
-        out, pos = [], start
-        for n in sizes:
-            out.append(pos)
-            pos += n
-        return out
-
     def _update_windows(
         self, new: list[str], frames: list[pd.DataFrame], seen: dict[str, dict[str, Any]]
     ) -> list[str]:
+        """Recompute every window the new files touch, then record the files as seen."""
         window = self.settings.window
         per_rows = windows.rows_per_window(window)
-        start = sum(int(s["rows"]) for s in seen.values())
-        offsets = self._offsets(new, [len(f) for f in frames], start)
+        pos = sum(int(s["rows"]) for s in seen.values())
         parts = []
-        for frame, off in zip(frames, offsets, strict=True):
+        for frame in frames:
             frame = frame.copy()
-            frame["_offset"] = off + np.arange(len(frame))
+            frame["_offset"] = pos + np.arange(len(frame))
+            pos += len(frame)
             parts.append(frame)
         fresh = pd.concat(parts, ignore_index=True)
         fresh["_window"] = windows.keys(fresh["ts"], window, fresh["_offset"].to_numpy())
         affected = sorted(set(fresh.loc[fresh["role"].isin(self.settings.roles), "_window"]))
         # Earlier files that share a window with the new rows are read again: a window is
         # always computed from all of its rows.
-        old_paths: list[str] = []
-        old_start = 0
-        for path, info in seen.items():
-            lo, hi = pd.Timestamp(info["ts_min"]), pd.Timestamp(info["ts_max"])
-            for key in affected:
-                b = windows.bounds(key, window)
-                if b is not None:
-                    hit = lo < b[1] and hi >= b[0]
-                else:
-                    assert per_rows is not None
-                    first = int(key.split("-")[1]) * per_rows
-                    hit = old_start < first + per_rows and old_start + int(info["rows"]) > first
-                if hit:
-                    old_paths.append(path)
-                    break
-            old_start += int(info["rows"])
-        if old_paths:
-            starts = {}
-            pos = 0
-            for path, info in seen.items():
-                starts[path] = pos
-                pos += int(info["rows"])
-            old = []
-            for path in old_paths:
-                f = self._read_checked(path)
-                f["_offset"] = starts[path] + np.arange(len(f))
-                old.append(f)
+        old = self._read_overlapping(seen, affected)
+        if old:
             both = pd.concat([*old, fresh.drop(columns="_window")], ignore_index=True)
             both["_window"] = windows.keys(both["ts"], window, both["_offset"].to_numpy())
         else:
@@ -257,6 +227,41 @@ class Monitor(WindowMetrics):
                 metrics["partial"] = len(rows) < per_rows
             self._save_window(key, rows, metrics)
         self._say("windows done", len(affected), len(affected))
+        self._record_seen(new, frames)
+        return affected
+
+    def _read_overlapping(
+        self, seen: dict[str, dict[str, Any]], keys: list[str]
+    ) -> list[pd.DataFrame]:
+        """The seen files holding rows of any window in ``keys``, with their row offsets.
+
+        A time window overlaps a file by the file's time range; a ``rows:N``
+        window by the file's place in the log's row order.
+        """
+        window = self.settings.window
+        per_rows = windows.rows_per_window(window)
+        out, start = [], 0
+        for path, info in seen.items():
+            lo, hi = pd.Timestamp(info["ts_min"]), pd.Timestamp(info["ts_max"])
+            n = int(info["rows"])
+            for key in keys:
+                b = windows.bounds(key, window)
+                if b is not None:
+                    hit = lo < b[1] and hi >= b[0]
+                else:
+                    assert per_rows is not None
+                    first = int(key.split("-")[1]) * per_rows
+                    hit = start < first + per_rows and start + n > first
+                if hit:
+                    frame = self._read_checked(path)
+                    frame["_offset"] = start + np.arange(len(frame))
+                    out.append(frame)
+                    break
+            start += n
+        return out
+
+    def _record_seen(self, new: list[str], frames: list[pd.DataFrame]) -> None:
+        """Remember the new files (rows, time range) so later runs skip them."""
         with self.store.engine.begin() as conn:
             stamp = now()
             for path, frame in zip(new, frames, strict=True):
@@ -271,7 +276,6 @@ class Monitor(WindowMetrics):
                         seen_at=stamp,
                     )
                 )
-        return affected
 
     def _save_window(self, key: str, rows: pd.DataFrame, metrics: dict[str, Any]) -> None:
         versions = metrics.get("model_versions") or [self.reference.version]
@@ -331,15 +335,50 @@ class Monitor(WindowMetrics):
         rows = rows[windows.keys(rows["ts"], window, rows["_offset"].to_numpy()) == key]
         return rows[rows["role"].isin(self.settings.roles)].drop(columns="_offset")
 
-    def _update_metrics(self, key: str, metrics: dict[str, Any]) -> None:
+    # --- the label side -----------------------------------------------------------
+
+    def _update_performance(self) -> None:
+        """Join the labels ingested so far and store every window's label-side metrics."""
+        labels = read_labels(self.store, self.model)
+        if labels.empty:
+            return
+        all_windows = self.windows()
+        update_performance(
+            all_windows,
+            self._log_by_window(all_windows),
+            labels,
+            self.reference,
+            self.settings,
+            primary=self.primary or PRIMARY[self.reference.meta.task],
+            nulls=self._nulls,
+        )
         with self.store.engine.begin() as conn:
-            conn.execute(
-                t.monitor_windows.update()
-                .where(
-                    (t.monitor_windows.c.model == self.model) & (t.monitor_windows.c.window == key)
+            for w in all_windows:
+                conn.execute(
+                    t.monitor_windows.update()
+                    .where(
+                        (t.monitor_windows.c.model == self.model)
+                        & (t.monitor_windows.c.window == w.key)
+                    )
+                    .values(metrics=json.dumps(w.metrics, default=_json_default))
                 )
-                .values(metrics=json.dumps(metrics, default=_json_default))
-            )
+
+    def _log_by_window(self, stored: list[Window]) -> pd.DataFrame:
+        """Every logged row of the monitored roles, with the ``_window`` it belongs to."""
+        seen = self._seen()
+        paths = list(seen)
+        cols = [*LOG_COLUMNS, *(["probability"] if self.reference.meta.task == "binary" else [])]
+        log = predlog.read_files(self.root, paths, columns=cols)
+        sizes = [int(seen[p]["rows"]) for p in paths]
+        starts: list[int] = np.cumsum([0, *sizes[:-1]]).tolist() if sizes else []
+        offsets = (
+            np.concatenate([np.arange(n) + s for n, s in zip(sizes, starts, strict=True)])
+            if sizes
+            else np.empty(0, dtype=np.int64)
+        )
+        kind = window_kind(stored, self.settings.window)
+        log["_window"] = windows.keys(log["ts"], kind, offsets)
+        return log[log["role"].isin(self.settings.roles)]
 
 
 def _json_default(value: Any) -> Any:

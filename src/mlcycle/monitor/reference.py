@@ -1,12 +1,13 @@
 """What a model is monitored against, the checks a current sample must pass, and the
 reference's calibrations kept on disk.
 
-The reference is normally the bundle's ``reference.parquet`` (the training
-rows kept at registration); :meth:`Reference.with_dataset` swaps in any
-dataset version (:mod:`.datasets`) while keeping the bundle's contract and
-outlier model. Its drift calibrations (:mod:`.calibrate`) depend only on the
-reference rows, so :class:`CalibrationFile` keeps them in a JSON file per
-reference and every later ``monitor run`` reuses them.
+The reference is normally the bundle's reference sample (the training rows
+kept at registration, :meth:`mlcycle.bundle.Bundle.reference`);
+:meth:`Reference.with_dataset` swaps in any dataset version (:mod:`.datasets`)
+while keeping the bundle's contract and outlier model. Its drift calibrations
+(:mod:`.calibrate`) depend only on the reference rows, so :class:`CalibrationFile`
+keeps them in a JSON file per reference and every later ``monitor run`` reuses
+them.
 
 Example:
     >>> ref = Reference.from_bundle(folder, version=3)
@@ -24,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlcycle.artifacts import BundleMeta
+from mlcycle.bundle import Bundle
 from mlcycle.errors import BadInput
 from mlcycle.monitor import anomaly, calibrate
 from mlcycle.monitor.calibrate import NullModel
@@ -57,16 +59,20 @@ class Reference:
     def from_bundle(
         cls, folder: Path, version: int | None = None, predictions: pd.DataFrame | None = None
     ) -> Reference:
-        """Load ``meta.json``, ``schema.json``, ``reference.parquet`` and ``outliers.joblib``."""
-        meta = BundleMeta.model_validate_json((folder / "meta.json").read_text(encoding="utf-8"))
-        schema = Schema.model_validate_json((folder / "schema.json").read_text(encoding="utf-8"))
-        frame = pd.read_parquet(folder / "reference.parquet")
+        """The bundle's meta, contract, reference sample and outlier model.
+
+        Example:
+            >>> Reference.from_bundle(folder, version=3).meta.features
+            ['month', 'carrier', 'distance']
+        """
+        bundle = Bundle(folder)
+        meta, schema, frame = bundle.meta(), bundle.schema(), bundle.reference()
         missing = [f for f in meta.features if f not in frame.columns]
         if missing:
             raise BadInput(
                 f"the reference of {meta.name} lacks feature(s) {', '.join(missing)}",
                 "monitoring compares each feature with its training values",
-                "re-register the model so its bundle holds a complete reference.parquet",
+                "re-register the model so its bundle holds a complete reference sample",
             )
         return cls(meta, schema, frame, version, predictions, anomaly.OutlierModel.load(folder))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
@@ -36,6 +37,46 @@ def compact(v: float) -> str:
     return f"{v:.3g}"
 
 
+@dataclass
+class _Frame:
+    """The plot area of a line chart and its mapping from (window, value) to pixels."""
+
+    width: int
+    height: int
+    n: int
+    y0: float
+    y1: float
+    left: int = 48
+    right: int = 12
+    top: int = 40
+    bottom: int = 34
+
+    @classmethod
+    def fitting(cls, values: list[float], n: int, width: int, height: int) -> _Frame:
+        """A frame whose value axis spans ``values`` with 8% padding (0..1 when empty)."""
+        if not values:
+            values = [0.0, 1.0]
+        y0, y1 = min(values), max(values)
+        if y1 - y0 < 1e-12:
+            y0, y1 = y0 - 0.5, y1 + 0.5
+        pad = (y1 - y0) * 0.08
+        return cls(width, height, max(n, 1), y0 - pad, y1 + pad)
+
+    @property
+    def pw(self) -> int:
+        return self.width - self.left - self.right
+
+    @property
+    def ph(self) -> int:
+        return self.height - self.top - self.bottom
+
+    def x(self, i: int) -> float:
+        return self.left + (self.pw * (i + 0.5) / self.n)
+
+    def y(self, v: float) -> float:
+        return self.top + self.ph * (1 - (v - self.y0) / (self.y1 - self.y0))
+
+
 def line_chart(
     x_labels: Sequence[str],
     series: dict[str, Sequence[float | None]],
@@ -52,97 +93,110 @@ def line_chart(
     The legend has its own row under the title, so it never hides a line near
     the top; later series are dashed and drawn thinner, so a series lying on
     another (two rates both at 1.0) still shows.
+
+    Example:
+        >>> line_chart(["07", "08"], {"realized": [0.8, 0.7]}, hlines={"holdout": 0.78})[:4]
+        '<svg'
     """
-    left, right, top, bottom = 48, 12, 40, 34
+    bands, hlines = bands or {}, hlines or {}
     values = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
-    for lo, hi in (bands or {}).values():
+    for lo, hi in bands.values():
         values += [v for v in (*lo, *hi) if v is not None and math.isfinite(v)]
-    values += list((hlines or {}).values())
-    if not values:
-        values = [0.0, 1.0]
-    y0, y1 = min(values), max(values)
-    if y1 - y0 < 1e-12:
-        y0, y1 = y0 - 0.5, y1 + 0.5
-    pad = (y1 - y0) * 0.08
-    y0, y1 = y0 - pad, y1 + pad
-    n = max(len(x_labels), 1)
-    pw, ph = width - left - right, height - top - bottom
-
-    def x(i: int) -> float:
-        return left + (pw * (i + 0.5) / n)
-
-    def y(v: float) -> float:
-        return top + ph * (1 - (v - y0) / (y1 - y0))
-
+    values += list(hlines.values())
+    f = _Frame.fitting(values, len(x_labels), width, height)
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
-        f'<text x="{left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
-        f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>',
+        f'<text x="{f.left}" y="16" font-size="13" font-weight="bold">{escape(title)}</text>',
+        f'<rect x="{f.left}" y="{f.top}" width="{f.pw}" height="{f.ph}" fill="#fafafa" '
+        'stroke="#ccc"/>',
+        *_axes(f, x_labels),
+        *(
+            f'<rect x="{f.x(i) - f.pw / f.n / 2:.1f}" y="{f.top}" width="{f.pw / f.n:.1f}" '
+            f'height="{f.ph}" fill="#d62728" opacity="0.08"/>'
+            for i in marks
+        ),
+        *_bands(f, bands, list(series)),
+        *(
+            f'<line x1="{f.left}" x2="{f.left + f.pw}" y1="{f.y(v):.1f}" y2="{f.y(v):.1f}" '
+            'stroke="#555" stroke-dasharray="4 3"/>'
+            f'<text x="{f.left + f.pw - 2}" y="{f.y(v) - 3:.1f}" font-size="10" '
+            f'text-anchor="end">{escape(name)} {_fmt(v)}</text>'
+            for name, v in hlines.items()
+        ),
+        *_lines(f, series),
+        "</svg>",
     ]
+    return "".join(out)
+
+
+def _axes(f: _Frame, x_labels: Sequence[str]) -> list[str]:
+    """Five horizontal grid lines with their values, and at most 12 window labels."""
+    out = []
     for k in range(5):
-        v = y0 + (y1 - y0) * k / 4
+        v = f.y0 + (f.y1 - f.y0) * k / 4
         out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" stroke="#eee"/>'
-            f'<text x="{left - 4}" y="{y(v) + 4:.1f}" font-size="10" text-anchor="end">'
-            f"{_fmt(v)}</text>"
+            f'<line x1="{f.left}" x2="{f.left + f.pw}" y1="{f.y(v):.1f}" y2="{f.y(v):.1f}" '
+            f'stroke="#eee"/><text x="{f.left - 4}" y="{f.y(v) + 4:.1f}" font-size="10" '
+            f'text-anchor="end">{_fmt(v)}</text>'
         )
-    step = max(1, math.ceil(n / 12))
+    step = max(1, math.ceil(f.n / 12))
     for i, label in enumerate(x_labels):
         if i % step == 0:
             out.append(
-                f'<text x="{x(i):.1f}" y="{height - 12}" font-size="10" text-anchor="middle">'
-                f"{escape(label)}</text>"
+                f'<text x="{f.x(i):.1f}" y="{f.height - 12}" font-size="10" '
+                f'text-anchor="middle">{escape(label)}</text>'
             )
-    for i in marks:
-        out.append(
-            f'<rect x="{x(i) - pw / n / 2:.1f}" y="{top}" width="{pw / n:.1f}" height="{ph}" '
-            'fill="#d62728" opacity="0.08"/>'
-        )
-    for j, (name, (lo, hi)) in enumerate((bands or {}).items()):
+    return out
+
+
+def _bands(
+    f: _Frame,
+    bands: dict[str, tuple[Sequence[float | None], Sequence[float | None]]],
+    names: list[str],
+) -> list[str]:
+    """Each (low, high) band as a shaded polygon in its series' colour."""
+    out = []
+    for j, (name, (lo, hi)) in enumerate(bands.items()):
         pts = [
             (i, a, b)
             for i, (a, b) in enumerate(zip(lo, hi, strict=True))
             if a is not None and b is not None
         ]
         if pts:
-            color = (
-                PALETTE[list(series).index(name) % len(PALETTE)] if name in series else PALETTE[j]
-            )
-            poly = [f"{x(i):.1f},{y(b):.1f}" for i, _, b in pts] + [
-                f"{x(i):.1f},{y(a):.1f}" for i, a, _ in reversed(pts)
+            color = PALETTE[names.index(name) % len(PALETTE)] if name in names else PALETTE[j]
+            poly = [f"{f.x(i):.1f},{f.y(b):.1f}" for i, _, b in pts] + [
+                f"{f.x(i):.1f},{f.y(a):.1f}" for i, a, _ in reversed(pts)
             ]
             out.append(f'<polygon points="{" ".join(poly)}" fill="{color}" opacity="0.15"/>')
-    for name, v in (hlines or {}).items():
-        out.append(
-            f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" '
-            'stroke="#555" stroke-dasharray="4 3"/>'
-            f'<text x="{left + pw - 2}" y="{y(v) - 3:.1f}" font-size="10" text-anchor="end">'
-            f"{escape(name)} {_fmt(v)}</text>"
-        )
-    legend_x: float = left
+    return out
+
+
+def _lines(f: _Frame, series: dict[str, Sequence[float | None]]) -> list[str]:
+    """Each series as a line with dots, and its entry in the legend row."""
+    out = []
+    legend_x: float = f.left
     for j, (name, vals) in enumerate(series.items()):
         color = PALETTE[j % len(PALETTE)]
         dash = "" if j == 0 else ' stroke-dasharray="6 3"'
         line = [(i, v) for i, v in enumerate(vals) if v is not None and math.isfinite(v)]
         if len(line) > 1:
-            path = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in line)
+            path = " ".join(f"{f.x(i):.1f},{f.y(v):.1f}" for i, v in line)
             out.append(
                 f'<polyline points="{path}" fill="none" stroke="{color}" '
                 f'stroke-width="{max(2.5 - 0.75 * j, 1):g}"{dash}/>'
             )
         for i, v in line:
             out.append(
-                f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="{max(4 - j, 2)}" fill="{color}"/>'
+                f'<circle cx="{f.x(i):.1f}" cy="{f.y(v):.1f}" r="{max(4 - j, 2)}" fill="{color}"/>'
             )
         out.append(
-            f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="{top - 10}" y2="{top - 10}" '
+            f'<line x1="{legend_x}" x2="{legend_x + 16}" y1="{f.top - 10}" y2="{f.top - 10}" '
             f'stroke="{color}" stroke-width="3"{dash}/>'
-            f'<text x="{legend_x + 20}" y="{top - 6}" font-size="11">{escape(name)}</text>'
+            f'<text x="{legend_x + 20}" y="{f.top - 6}" font-size="11">{escape(name)}</text>'
         )
         legend_x += 32 + 6.5 * len(name)
-    out.append("</svg>")
-    return "".join(out)
+    return out
 
 
 def bar_pairs(

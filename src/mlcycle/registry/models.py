@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlcycle.artifacts import ModelVersionInfo
+from mlcycle.bundle import Bundle
 from mlcycle.errors import BadInput, MlcycleError, NotFound
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
@@ -226,6 +227,17 @@ class Registry:
                 "pick an existing version",
             )
         return ResolvedVersion(parsed.name, version, str(row[0]), bool(row[1]))
+
+    def bundle(self, ref: str | ModelRef) -> tuple[ResolvedVersion, Bundle]:
+        """The version a reference points to, and its bundle in this store.
+
+        Example:
+            >>> resolved, bundle = reg.bundle("models:/flights@champion")
+            >>> resolved.version, bundle.meta().name
+            (3, 'flights')
+        """
+        resolved = self.resolve(ref)
+        return resolved, Bundle.open(self.store.path(resolved.bundle_id))
 
     # --- aliases --------------------------------------------------------------------
 
