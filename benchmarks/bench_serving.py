@@ -94,9 +94,9 @@ def _bundle() -> tuple[Path, pd.DataFrame]:
 
     from mlcycle.artifacts import BundleMeta
     from mlcycle.data.infer import infer_schema
+    from mlcycle.features import build_preprocessor, model_features
     from mlcycle.pipeline.project import Project
     from mlcycle.registry.export import export_bundle
-    from mlcycle.train.features import build_preprocessor, model_features
 
     train_path, _ = flights_parquet()
     frame = pd.read_parquet(train_path)

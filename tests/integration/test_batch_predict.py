@@ -224,7 +224,7 @@ def test_stale_rejects_file_is_removed(rt: ModelRuntime, tmp_path: Path) -> None
 def test_batch_can_write_the_prediction_log(
     bundles: dict[str, ModelRuntime], tmp_path: Path
 ) -> None:
-    from mlcycle.serve.predlog import PredictionLog
+    from mlcycle.serve import PredictionLog
 
     frame = dirty_frame(600)
     source = tmp_path / "in.parquet"

@@ -26,8 +26,7 @@ from serve_fixtures import restore_gc as restore_gc  # autouse: undo the app's G
 
 from mlcycle.errors import BadInput
 from mlcycle.registry.export import export_bundle
-from mlcycle.serve import ModelRuntime, create_app
-from mlcycle.serve.predlog import PredictionLog
+from mlcycle.serve import ModelRuntime, PredictionLog, ServeSettings, create_app
 
 
 @pytest.fixture(scope="module")
@@ -139,8 +138,8 @@ def test_swap_under_load_fails_no_request(bundles: dict[int, Path], tmp_path: Pa
     log = PredictionLog(tmp_path / "log")
     app = create_app(
         ModelRuntime.load(bundles[1], 1),
+        ServeSettings(poll_seconds=0.05),
         resolver=lambda role: target.get(role),
-        poll_seconds=0.05,
         prediction_log=log,
     )
     results: list[tuple[int, Any]] = []
@@ -183,11 +182,9 @@ def test_canary_and_shadow(bundles: dict[int, Path], tmp_path: Path) -> None:
     log = PredictionLog(tmp_path / "log")
     app = create_app(
         ModelRuntime.load(bundles[1], 1),
+        ServeSettings(poll_seconds=0, canary=0.3, admin_token="s3cret"),
         resolver=targets.get,
-        poll_seconds=0,
-        canary=0.3,
         prediction_log=log,
-        admin_token="s3cret",
     )
     admin = {"Authorization": "Bearer s3cret"}
     with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
@@ -285,11 +282,11 @@ def test_v2_infer_rows_are_logged_with_row_ids(bundles: dict[int, Path], tmp_pat
 def test_app_freezes_the_heap_at_start_and_can_be_told_not_to(bundles: dict[int, Path]) -> None:
     import gc
 
-    from mlcycle.serve.gctune import GEN0_THRESHOLD
+    from mlcycle.serve.model import GEN0_THRESHOLD
 
     rt = ModelRuntime.load(bundles[1], 1)
     gc.unfreeze()
-    with live_server(create_app(rt, tune_gc=False)) as url:
+    with live_server(create_app(rt, ServeSettings(tune_gc=False))) as url:
         assert httpx.get(url + "/v2/health/ready").status_code == 200
         assert gc.get_freeze_count() == 0
     with live_server(create_app(rt)) as url:
@@ -300,19 +297,18 @@ def test_app_freezes_the_heap_at_start_and_can_be_told_not_to(bundles: dict[int,
 
 
 def test_log_queue_full_drops_and_counts(tmp_path: Path, bundles: dict[int, Path]) -> None:
-    from mlcycle.serve.predlog import LogEntry, ModelInfo, now
+    from mlcycle.serve.predlog import LogRows, ModelInfo, now
 
     rt = ModelRuntime.load(bundles[1], 1)
     log = PredictionLog(tmp_path / "log", max_queue_rows=5, flush_seconds=60)
-    entry = LogEntry(
+    entry = LogRows(
         ModelInfo.of(rt),
         "batch",
         "r",
         now(),
-        [good_record(0)] * 3,
-        None,
         [True] * 3,
         np.full((3, 2), 0.5),
+        records=[good_record(0)] * 3,
     )
     assert log.submit(entry) and not log.submit(entry)
     assert log.dropped == 3
@@ -330,7 +326,7 @@ def test_tokens(bundles: dict[int, Path]) -> None:
     with live_server(open_app) as url:
         assert httpx.post(url + "/admin/reload").status_code == 403
         assert httpx.get(url + "/admin/traffic").status_code == 403
-    app = create_app(rt, admin_token="adm", predict_token="prd")
+    app = create_app(rt, ServeSettings(admin_token="adm", predict_token="prd"))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
         assert c.post("/predict", json=[good_record(0)]).status_code == 401
         bad = c.post("/predict", json=[good_record(0)], headers={"Authorization": "Bearer x"})

@@ -15,8 +15,8 @@ import pytest
 from serve_fixtures import FEATURES, build_bundle, good_record, live_server
 from serve_fixtures import restore_gc as restore_gc  # autouse: undo the app's GC settings
 
-from mlcycle.serve import ModelRuntime, create_app
-from mlcycle.serve.app import JSONResponse
+from mlcycle.serve import ModelRuntime, ServeSettings, create_app
+from mlcycle.serve.http import JSONResponse
 
 MAX_BODY = 200_000
 DATATYPES = {"dep_delay": "FP64", "distance": "INT64", "weekend": "BOOL"}
@@ -29,7 +29,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
 
 @pytest.fixture(scope="module")
 def client(runtime: ModelRuntime) -> Iterator[httpx.Client]:
-    app = create_app(runtime, max_body_bytes=MAX_BODY, request_log=True)
+    app = create_app(runtime, ServeSettings(max_body_bytes=MAX_BODY, request_log=True))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
         yield c
 

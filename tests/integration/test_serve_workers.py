@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pytest
 from serve_fixtures import FEATURES, build_bundle, flights_frame
 
-from mlcycle.serve.workers import _claim_port
+from mlcycle.serve.http.workers import claim_port
 
 MLCYCLE = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "mlcycle")
 if not Path(MLCYCLE).exists():
@@ -180,4 +180,4 @@ def test_a_taken_port_is_refused_clearly(bundle: Path) -> None:
 
 
 def test_port_zero_picks_a_free_port() -> None:
-    assert _claim_port("127.0.0.1", 0) > 0
+    assert claim_port("127.0.0.1", 0) > 0

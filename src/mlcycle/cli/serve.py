@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from mlcycle.bundle import Bundle
 from mlcycle.cli.common import (
     JsonOption,
     SpecOption,
@@ -18,23 +19,16 @@ from mlcycle.cli.common import (
 )
 from mlcycle.errors import BadInput
 
-BUNDLE_ENV = "MLCYCLE_SERVE_BUNDLE"
-VERSION_ENV = "MLCYCLE_SERVE_VERSION"
-BODY_ENV = "MLCYCLE_SERVE_MAX_BODY"
-SPEC_ENV = "MLCYCLE_SERVE_SPEC"
-ALIAS_ENV = "MLCYCLE_SERVE_ALIAS"
-LOG_ENV = "MLCYCLE_SERVE_LOG"
-CANARY_ENV = "MLCYCLE_SERVE_CANARY"
-SHADOW_ENV = "MLCYCLE_SERVE_SHADOW"
-POLL_ENV = "MLCYCLE_SERVE_POLL"
-ADMIN_TOKEN_ENV = "MLCYCLE_ADMIN_TOKEN"
-PREDICT_TOKEN_ENV = "MLCYCLE_PREDICT_TOKEN"
-
 
 def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
-    """A model reference (or a bundle folder) → (bundle folder, version, project or None)."""
+    """A model reference (or a bundle folder) → (bundle folder, version, project or None).
+
+    Example:
+        >>> resolve_bundle("models:/flights@champion", Path("mlcycle.yaml"))[1]
+        3
+    """
     as_path = Path(model)
-    if as_path.is_dir() and (as_path / "meta.json").is_file():
+    if Bundle.looks_like(as_path):
         return as_path, None, None
     from mlcycle.cli.common import load_project
 
@@ -47,6 +41,10 @@ def make_resolver(spec: Path, name: str, alias: str) -> Any:
     """role → (version, bundle folder): ``champion`` follows ``alias``, ``challenger`` its alias.
 
     Built here because serve must not import the registry stage.
+
+    Example:
+        >>> make_resolver(Path("mlcycle.yaml"), "flights", "champion")("challenger")
+        (4, PosixPath('.mlcycle/artifacts/...'))
     """
     from mlcycle.pipeline.project import Project
 
@@ -62,28 +60,26 @@ def make_resolver(spec: Path, name: str, alias: str) -> Any:
 
 
 def app_factory() -> Any:
-    """Build the ASGI app from environment variables (used by uvicorn workers)."""
-    from mlcycle.serve import ModelRuntime, create_app
-    from mlcycle.serve.predlog import PredictionLog
+    """Build the ASGI app from the settings in the environment (each uvicorn worker calls it).
 
-    env = os.environ
-    version = env.get(VERSION_ENV)
-    runtime = ModelRuntime.load(Path(env[BUNDLE_ENV]), int(version) if version else None)
+    Example:
+        $ MLCYCLE_SERVE_BUNDLE=bundle uvicorn --factory mlcycle.cli.serve:app_factory
+    """
+    from mlcycle.serve import ModelRuntime, PredictionLog, ServeSettings, create_app
+
+    settings = ServeSettings.from_env()
+    if settings.bundle is None:
+        raise BadInput(
+            "no model to serve",
+            "MLCYCLE_SERVE_BUNDLE is not set",
+            "start the server with `mlcycle serve`",
+        )
+    runtime = ModelRuntime.load(settings.bundle, settings.version)
     resolver = None
-    if env.get(SPEC_ENV) and env.get(ALIAS_ENV):
-        resolver = make_resolver(Path(env[SPEC_ENV]), runtime.meta.name, env[ALIAS_ENV])
-    log = PredictionLog(env[LOG_ENV]) if env.get(LOG_ENV) else None
-    return create_app(
-        runtime,
-        max_body_bytes=int(env.get(BODY_ENV, "10000000")),
-        resolver=resolver,
-        poll_seconds=float(env.get(POLL_ENV, "5")),
-        canary=float(env.get(CANARY_ENV, "0")),
-        shadow=env.get(SHADOW_ENV) == "1",
-        prediction_log=log,
-        admin_token=env.get(ADMIN_TOKEN_ENV),
-        predict_token=env.get(PREDICT_TOKEN_ENV),
-    )
+    if settings.spec is not None and settings.alias is not None:
+        resolver = make_resolver(settings.spec, runtime.meta.name, settings.alias)
+    log = PredictionLog(settings.prediction_log) if settings.prediction_log else None
+    return create_app(runtime, settings, resolver=resolver, prediction_log=log)
 
 
 @handle_errors
@@ -123,37 +119,37 @@ def serve(
 
     Example: mlcycle serve models:/flights@champion --port 8000 --canary 0.1
     """
-    from mlcycle.serve import ModelRuntime
-    from mlcycle.serve.workers import run_workers
+    from mlcycle.predlog import ENV_URL, predictions_root
+    from mlcycle.serve import ModelRuntime, ServeSettings
+    from mlcycle.serve.http import run_workers
 
     if not model:
         from mlcycle.cli.common import load_project
 
         model = f"{load_project(spec).name}@champion"
     folder, version, project = resolve_bundle(model, spec)
-    settings = project.spec.serve if project is not None else None
-    host = host or (settings.host if settings else "127.0.0.1")
-    port = port or (settings.port if settings else 8000)
-    max_body = settings.max_body_bytes if settings else 10_000_000
+    spec_serve = project.spec.serve if project is not None else None
+    host = host or (spec_serve.host if spec_serve else "127.0.0.1")
+    port = port or (spec_serve.port if spec_serve else 8000)
     ModelRuntime.load(folder, version)  # fail here, clearly, before binding the port
-    os.environ[BUNDLE_ENV] = str(folder)
-    os.environ[BODY_ENV] = str(max_body)
-    if version is not None:
-        os.environ[VERSION_ENV] = str(version)
-    if project is not None:
-        alias = _alias_of(model)
-        if alias is not None:
-            os.environ[SPEC_ENV] = str(project.spec_path)
-            os.environ[ALIAS_ENV] = alias
-        if log:
-            from mlcycle.serve.predlog import default_root
-
-            os.environ[LOG_ENV] = default_root(project.store.home)
-    elif log and os.environ.get("MLCYCLE_PREDICTIONS_URL"):
-        os.environ[LOG_ENV] = os.environ["MLCYCLE_PREDICTIONS_URL"]
-    os.environ[CANARY_ENV] = str(canary)
-    os.environ[SHADOW_ENV] = "1" if shadow else "0"
-    os.environ[POLL_ENV] = str(poll)
+    alias = _alias_of(model) if project is not None else None
+    log_root = None
+    if log and project is not None:
+        log_root = predictions_root(project.store.home)
+    elif log:
+        log_root = os.environ.get(ENV_URL) or None
+    settings = ServeSettings(
+        max_body_bytes=spec_serve.max_body_bytes if spec_serve else 10_000_000,
+        canary=canary,
+        shadow=shadow,
+        poll_seconds=poll,
+        bundle=folder,
+        version=version,
+        spec=project.spec_path if project is not None and alias is not None else None,
+        alias=alias,
+        prediction_log=log_root,
+    )
+    os.environ.update(settings.to_env())  # the workers read their settings from here
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
     run_workers(
         "mlcycle.cli.serve:app_factory", host, port, workers, factory=True, log_level="warning"
@@ -208,7 +204,8 @@ def predict(
         Path(output).parent.mkdir(parents=True, exist_ok=True)
     prediction_log = None
     if log:
-        from mlcycle.serve.predlog import ENV_URL, PredictionLog, default_root
+        from mlcycle.predlog import ENV_URL, predictions_root
+        from mlcycle.serve import PredictionLog
 
         if project is None and not os.environ.get(ENV_URL):
             raise BadInput(
@@ -216,7 +213,7 @@ def predict(
                 "a bundle folder has no project",
                 f"set {ENV_URL}, or pass a model reference of a project",
             )
-        root = default_root(project.store.home) if project else os.environ[ENV_URL]
+        root = predictions_root(project.store.home) if project else os.environ[ENV_URL]
         prediction_log = PredictionLog(root)
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("scoring", total=None)

@@ -35,6 +35,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle import preprocessing
+from mlcycle.bundle import (
+    ONNX_MANIFEST_FILE,
+    ONNX_MODEL_FILE,
+    ONNX_PARITY_FILE,
+    SCHEMA_FILE,
+    Bundle,
+)
 from mlcycle.errors import BadInput
 from mlcycle.schema import Schema
 
@@ -67,6 +75,11 @@ def export_onnx(
     are (``holdout`` or ``reference sample``) and is recorded in the report.
     Raises :class:`BadInput` when the model cannot be converted or the parity
     check fails; then nothing is written. Returns the parity report.
+
+    Example:
+        >>> export_onnx(pipeline, holdout, Path("out"), name="flights", version=3,
+        ...             task="binary", classes=[False, True], schema=schema)["passed"]
+        True
     """
     if len(holdout) == 0:
         raise BadInput(
@@ -109,53 +122,38 @@ def export_onnx(
     }
     out_dir = Path(out_dir)
     with _atomic_folder(out_dir) as folder:
-        (folder / "model.onnx").write_bytes(onnx_bytes)
-        (folder / "manifest.json").write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        (folder / "parity.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-        (folder / "schema.json").write_text(schema.model_dump_json(indent=1), encoding="utf-8")
+        (folder / ONNX_MODEL_FILE).write_bytes(onnx_bytes)
+        (folder / ONNX_MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        (folder / ONNX_PARITY_FILE).write_text(json.dumps(report, indent=1), encoding="utf-8")
+        (folder / SCHEMA_FILE).write_text(schema.model_dump_json(indent=1), encoding="utf-8")
     return report
 
 
 def describe_preprocessing(model: Any) -> list[dict[str, Any]]:
-    """The preprocessing of ``Pipeline([ColumnTransformer, estimator])`` as data.
+    """The preprocessing of ``Pipeline([ColumnTransformer, estimator])`` as manifest data.
 
     One entry per block of output columns: ``{"feature", "how": number |
-    ordinal | onehot, "categories"}``. Raises :class:`BadInput` for steps a
+    ordinal | onehot, "categories"}``, read by
+    :func:`mlcycle.preprocessing.describe_preprocessing` (the serving fast
+    path reads the same description). Raises :class:`BadInput` for steps a
     device could not reproduce from a manifest.
+
+    Example:
+        >>> describe_preprocessing(pipeline)[0]
+        {'feature': 'distance', 'how': 'number'}
     """
-    steps = getattr(model, "steps", None)
-    pre = steps[0][1] if steps and len(steps) == 2 else None
-    fitted = getattr(pre, "transformers_", None)
-    if fitted is None:
-        raise _unsupported("the model is not Pipeline([ColumnTransformer, estimator])")
-    names_in = [str(n) for n in getattr(pre, "feature_names_in_", [])]
-    blocks: list[dict[str, Any]] = []
-    for step_name, trans, cols in fitted:
-        if isinstance(trans, str) and trans == "drop":
-            continue
-        names = _names(cols, names_in)
-        kind = type(trans).__name__
-        identity = (isinstance(trans, str) and trans == "passthrough") or (
-            kind == "FunctionTransformer" and trans.func is None
-        )
-        if identity:
-            blocks += [{"feature": n, "how": "number"} for n in names]
-            continue
-        params = trans.get_params() if hasattr(trans, "get_params") else {}
-        if kind == "OrdinalEncoder" and _is_nan(params.get("unknown_value")):
-            how = "ordinal"
-        elif kind == "OneHotEncoder" and params.get("drop") is None:
-            how = "onehot"
-        else:
-            raise _unsupported(f"step '{step_name}' is a {kind}")
-        for n, cats in zip(names, trans.categories_, strict=True):
-            values = [None if _is_nan(v) else v for v in np.asarray(cats, dtype=object).tolist()]
-            blocks.append({"feature": n, "how": how, "categories": values})
-    return blocks
+    try:
+        return preprocessing.describe_preprocessing(model).to_manifest()
+    except preprocessing.UnsupportedPreprocessing as exc:
+        raise _unsupported(exc.why) from None
 
 
 def convert_estimator(estimator: Any, width: int) -> bytes:
-    """The estimator as ONNX bytes (input ``X``: float32 ``[n, width]``)."""
+    """The estimator as ONNX bytes (input ``X``: float32 ``[n, width]``).
+
+    Example:
+        >>> onnx_bytes = convert_estimator(pipeline.steps[-1][1], width=12)
+    """
     try:
         from skl2onnx import convert_sklearn
         from skl2onnx.common.data_types import FloatTensorType
@@ -193,7 +191,12 @@ def parity(
     task: str,
     tolerance: float,
 ) -> dict[str, Any]:
-    """Score ``matrix`` with ONNX Runtime and scikit-learn; compare."""
+    """Score ``matrix`` with ONNX Runtime and scikit-learn; compare.
+
+    Example:
+        >>> parity(onnx_bytes, pipeline, matrix, rows, task="binary", tolerance=1e-5)["passed"]
+        True
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -269,19 +272,6 @@ def _atomic_folder(target: Path) -> Iterator[Path]:
         raise
 
 
-def _names(cols: Any, names_in: list[str]) -> list[str]:
-    if isinstance(cols, str):
-        return [cols]
-    items = np.asarray(cols).tolist()
-    if all(isinstance(c, bool) for c in items):
-        return [n for n, keep in zip(names_in, items, strict=True) if keep]
-    return [names_in[c] if isinstance(c, int) else str(c) for c in items]
-
-
-def _is_nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _plain(values: Any) -> Any:
     return None if values is None else np.asarray(values).tolist()
 
@@ -312,13 +302,10 @@ def export_bundle(
         >>> export_bundle(Path("bundle"), test_split)["passed"]
         True
     """
-    import joblib
-
-    from mlcycle.artifacts import BundleMeta
-
-    meta = BundleMeta.model_validate_json((bundle_dir / "meta.json").read_text(encoding="utf-8"))
-    schema = Schema.model_validate_json((bundle_dir / "schema.json").read_text(encoding="utf-8"))
-    model = joblib.load(bundle_dir / "model.joblib")
+    bundle = Bundle(bundle_dir)
+    meta = bundle.meta()
+    schema = bundle.schema()
+    model = bundle.load_model()
     missing = [f for f in meta.features if f not in holdout.columns]
     if missing:
         raise BadInput(
@@ -335,7 +322,7 @@ def export_bundle(
     return export_onnx(
         model,
         rows.reset_index(drop=True),
-        out_dir or bundle_dir / "onnx",
+        out_dir or bundle.onnx_dir,
         name=meta.name,
         version=None,
         task=meta.task,
@@ -352,7 +339,7 @@ def try_export_bundle(
     """:func:`export_bundle` for registration: any failure is logged, never raised.
 
     The parity check runs on ``holdout`` (the evaluation's test split); only
-    without one does it fall back to the bundle's ``reference.parquet``
+    without one does it fall back to the bundle's reference sample
     (training rows), and the report's ``source`` says which.
 
     Example:
@@ -363,7 +350,7 @@ def try_export_bundle(
     try:
         source = HOLDOUT
         if holdout is None or len(holdout) == 0:
-            holdout = pd.read_parquet(bundle_dir / "reference.parquet")
+            holdout = Bundle(bundle_dir).reference()
             source = REFERENCE_SAMPLE
         return export_bundle(bundle_dir, holdout, rows_source=source)
     except Exception as exc:

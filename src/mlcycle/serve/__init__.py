@@ -1,6 +1,15 @@
-"""Serving: the model runtime, the REST app and batch prediction.
+"""Serving: the model runtime, the REST app, batch prediction and the prediction log writer.
 
 Imports no training library and no other stage: it is given a bundle folder.
+Four subpackages, each with a small public surface:
+
+- ``serve.model``: :class:`ModelRuntime` (loading a bundle, input checks, the
+  compiled fast path, ONNX Runtime);
+- ``serve.http``: :func:`create_app` from one :class:`ServeSettings`, routes,
+  OpenAPI, auth, metrics, the worker supervisor;
+- ``serve.batch``: :func:`predict_file`;
+- ``serve.predlog``: :class:`PredictionLog` and :class:`LogRows` (the one shape
+  of a logged row), writing the log :mod:`mlcycle.predlog` defines.
 
 Example:
     >>> from mlcycle.serve import ModelRuntime, create_app, predict_file
@@ -8,8 +17,18 @@ Example:
     >>> predict_file(runtime, "new.parquet", "scored.parquet")
 """
 
-from mlcycle.serve.app import create_app
 from mlcycle.serve.batch import predict_file
-from mlcycle.serve.runtime import InputError, ModelRuntime, RowCheck
+from mlcycle.serve.http import ServeSettings, create_app
+from mlcycle.serve.model import InputError, ModelRuntime, RowCheck
+from mlcycle.serve.predlog import LogRows, PredictionLog
 
-__all__ = ["InputError", "ModelRuntime", "RowCheck", "create_app", "predict_file"]
+__all__ = [
+    "InputError",
+    "LogRows",
+    "ModelRuntime",
+    "PredictionLog",
+    "RowCheck",
+    "ServeSettings",
+    "create_app",
+    "predict_file",
+]

@@ -18,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 from serve_fixtures import FEATURES, build_bundle, flights_frame
 
 from mlcycle.errors import BadInput
-from mlcycle.serve.batch_io import ChunkReader, InputFile
-from mlcycle.serve.batch_score import MIN_SLICE_ROWS, Scorer
-from mlcycle.serve.batch_write import ParquetOrCsvWriter, Sink
-from mlcycle.serve.fastpath import category_codes
-from mlcycle.serve.runtime import ONNX_TOLERANCE, ModelRuntime
+from mlcycle.serve.batch.io import ChunkReader, InputFile
+from mlcycle.serve.batch.score import MIN_SLICE_ROWS, Scorer
+from mlcycle.serve.batch.write import ParquetOrCsvWriter, Sink
+from mlcycle.serve.model.fastpath import category_codes
+from mlcycle.serve.model.runtime import ONNX_TOLERANCE, ModelRuntime
 
 
 @pytest.fixture(scope="module")

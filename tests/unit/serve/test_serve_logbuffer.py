@@ -1,9 +1,8 @@
-"""The compiled path's column buffers log exactly what a queued entry of the same request would."""
+"""The compiled path's column buffers log exactly what the same rows, queued, would."""
 
 from __future__ import annotations
 
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 from serve_fixtures import build_bundle, good_record
 
-from mlcycle.serve.logbuffer import EncodedBuffer
-from mlcycle.serve.logtable import to_table
-from mlcycle.serve.predlog import LogEntry, ModelInfo, PredictionLog, RawRecords
-from mlcycle.serve.runtime import ModelRuntime
+from mlcycle.serve.http.parsing import RecordsDecoder
+from mlcycle.serve.model import ModelRuntime
+from mlcycle.serve.predlog import LogRows, ModelInfo, PredictionLog, to_table
+from mlcycle.serve.predlog.buffer import ColumnBuffer
 
 TS = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -38,18 +37,40 @@ def requests(unseen: str) -> list[list[dict[str, Any]]]:
 def both_ways(rt: ModelRuntime, bodies: list[list[dict[str, Any]]]) -> tuple[Any, Any]:
     """(buffer's table, entries' table) for the same scored requests."""
     info = ModelInfo.of(rt)
-    buffer = EncodedBuffer(info, "champion", rt, "predict")
+    decoder = RecordsDecoder(rt, "predict")
+    buffer = ColumnBuffer(info, "champion", decoder)
     entries = []
     for i, records in enumerate(bodies):
-        matrix = rt.encode_records(records)
-        assert matrix is not None
-        labels, proba = rt.predict_matrix(matrix)
-        ids = [r.get("flight_id") for r in records]
-        given = None if ids.count(None) == len(ids) else ids
-        raw = RawRecords(orjson.dumps(records), rt, "predict", matrix)
-        buffer.add(f"r{i}", TS + i, raw.body, matrix, labels, proba, given)
-        entries.append(LogEntry(info, "champion", f"r{i}", TS + i, raw, given, labels, proba, True))
+        rows = logged(rt, info, decoder, f"r{i}", TS + i, records)
+        assert rows.body is not None and rows.matrix is not None
+        buffer.add(rows, rows.body)
+        entries.append(rows)
     return buffer.to_table(), to_table(entries)
+
+
+def logged(
+    rt: ModelRuntime, info: ModelInfo, decoder: Any, rid: str, ts: float, records: list[Any]
+) -> LogRows:
+    """The rows a compiled-path request logs: its encoded matrix and its body."""
+    matrix = rt.encode_records(records)
+    assert matrix is not None
+    labels, proba = rt.predict_matrix(matrix)
+    ids = [r.get("flight_id") for r in records]
+    given = None if ids.count(None) == len(ids) else ids
+    body = orjson.dumps(records)
+    return LogRows(
+        info,
+        "champion",
+        rid,
+        ts,
+        labels,
+        proba,
+        given,
+        True,
+        matrix=matrix,
+        body=body,
+        decoder=decoder,
+    )
 
 
 @pytest.mark.parametrize("encoder", ["onehot", "ordinal"])
@@ -79,22 +100,14 @@ def test_buffer_handles_every_task(tmp_path: Path, task: str) -> None:
         assert buffered.column("probability").null_count == buffered.num_rows
 
 
-def test_submit_encoded_writes_on_close_and_splits_days(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_submitted_bodies_are_buffered_written_on_close_and_split_by_day(tmp_path: Path) -> None:
     rt = ModelRuntime.load(build_bundle(tmp_path / "b"), version=2)
     info = ModelInfo.of(rt)
+    decoder = RecordsDecoder(rt, "predict")
     log = PredictionLog(tmp_path / "log", flush_seconds=60, convert_seconds=60)
     midnight = datetime(2026, 3, 2, tzinfo=UTC).timestamp()
     for i, stamp in enumerate([midnight - 1, midnight - 0.5, midnight + 1]):
-        records = [good_record(i)]
-        matrix = rt.encode_records(records)
-        assert matrix is not None
-        labels, proba = rt.predict_matrix(matrix)
-        raw = RawRecords(orjson.dumps(records), rt, "predict", matrix)
-        monkeypatch.setattr(time, "time", lambda stamp=stamp: stamp)
-        assert log.submit_encoded(info, "champion", f"r{i}", raw, labels, proba)
-    monkeypatch.undo()
+        assert log.submit(logged(rt, info, decoder, f"r{i}", stamp, [good_record(i)]))
     assert log.queued == 3
     log.close()
     days = {f.parent.name: pq.read_table(f) for f in (tmp_path / "log").rglob("*.parquet")}
@@ -104,20 +117,18 @@ def test_submit_encoded_writes_on_close_and_splits_days(
     assert log.written == 3 and log.queued == 0 and log.errors == 0
 
 
-def test_submit_encoded_drops_and_counts_when_full(tmp_path: Path) -> None:
+def test_submitted_bodies_are_dropped_and_counted_when_full(tmp_path: Path) -> None:
     rt = ModelRuntime.load(build_bundle(tmp_path / "b"), version=2)
     log = PredictionLog(tmp_path / "log", max_queue_rows=4, flush_seconds=60)
     records = [good_record(i) for i in range(3)]
-    matrix = rt.encode_records(records)
-    assert matrix is not None
-    labels, proba = rt.predict_matrix(matrix)
-    raw = RawRecords(orjson.dumps(records), rt, "predict", matrix)
-    assert log.submit_encoded(ModelInfo.of(rt), "champion", "a", raw, labels, proba)
-    assert not log.submit_encoded(ModelInfo.of(rt), "champion", "b", raw, labels, proba)
+    info, decoder = ModelInfo.of(rt), RecordsDecoder(rt, "predict")
+    rows = logged(rt, info, decoder, "a", TS, records)
+    assert log.submit(rows)
+    assert not log.submit(logged(rt, info, decoder, "b", TS, records))
     assert log.dropped == 3
     log.close()
     assert log.written == 3
-    assert not log.submit_encoded(ModelInfo.of(rt), "champion", "c", raw, labels, proba)
+    assert not log.submit(logged(rt, info, decoder, "c", TS, records))
 
 
 def test_a_float32_probability_is_logged_as_float64(tmp_path: Path) -> None:
@@ -126,8 +137,11 @@ def test_a_float32_probability_is_logged_as_float64(tmp_path: Path) -> None:
     matrix = rt.encode_records(records)
     assert matrix is not None
     labels, proba = rt.predict_matrix(matrix)
-    buffer = EncodedBuffer(ModelInfo.of(rt), "champion", rt, "predict")
-    buffer.add("a", TS, orjson.dumps(records), matrix, labels, proba.astype(np.float32), None)
+    info = ModelInfo.of(rt)
+    buffer = ColumnBuffer(info, "champion", RecordsDecoder(rt, "predict"))
+    rows = LogRows(info, "champion", "a", TS, labels, proba.astype(np.float32), None, True)
+    rows.matrix = matrix
+    buffer.add(rows, orjson.dumps(records))
     table = buffer.to_table()
     assert str(table.schema.field("probability").type) == "double"
     expected = proba[:, rt.positive_index].astype(np.float32).astype(np.float64)

@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 import orjson
 from serve_fixtures import build_bundle, good_record
 
-from mlcycle.serve.logtable import to_table
-from mlcycle.serve.predlog import EncodedRows, LogEntry, ModelInfo, PredictionLog, RawRecords
-from mlcycle.serve.runtime import ModelRuntime
+from mlcycle.serve.http.parsing import RecordsDecoder
+from mlcycle.serve.model import ModelRuntime
+from mlcycle.serve.predlog import LogRows, ModelInfo, PredictionLog, to_table
 
 TS = datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
 
@@ -28,19 +28,21 @@ def rt(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
     return ModelRuntime.load(build_bundle(tmp_path_factory.mktemp("b") / "bin"), version=4)
 
 
-def entry(rt: ModelRuntime, rid: str, inputs: Any, **kw: Any) -> LogEntry:
+def entry(rt: ModelRuntime, rid: str, inputs: Any, **kw: Any) -> LogRows:
+    """Rows of ``inputs`` (records, or a validated frame) as a request logs them."""
     n = len(inputs)
     proba = np.tile([0.75, 0.25], (n, 1))
     labels = [rt.classes[0]] * n if rt.classes else [0.0] * n
-    return LogEntry(
+    source = {"records": inputs} if isinstance(inputs, list) else {"frame": inputs}
+    return LogRows(
         ModelInfo.of(rt),
         kw.pop("role", "champion"),
         rid,
         TS,
-        inputs,
-        kw.pop("row_ids", None),
         labels,
         proba,
+        kw.pop("row_ids", None),
+        **source,
         **kw,
     )
 
@@ -109,7 +111,7 @@ def test_encoded_rows_log_the_same_values_as_records(rt: ModelRuntime) -> None:
     matrix = rt.encode_records(records)
     assert matrix is not None and ModelInfo.of(rt).matrix_layout  # numbers pass through
     plain = to_table([entry(rt, "r", records)])
-    encoded = to_table([entry(rt, "r", EncodedRows(records, matrix))])
+    encoded = to_table([entry(rt, "r", records, matrix=matrix)])
     assert encoded.equals(plain)
     assert encoded.column("dep_delay").null_count == 1
 
@@ -130,11 +132,13 @@ def test_request_bodies_log_what_their_records_say(
     if unseen == "unknown":
         bodies[4] = [{**good_record(4), "carrier": "ZZ"}, good_record(10)]
     raw, plain = [], []
+    decoder = RecordsDecoder(rt, "predict")
     for i, records in enumerate(bodies):
         matrix = rt.encode_records(records)
         assert matrix is not None
         body = orjson.dumps(records)
-        raw.append(entry(rt, f"r{i}", RawRecords(body, rt, "predict", matrix)))
+        raw.append(entry(rt, f"r{i}", records, matrix=matrix, body=body, decoder=decoder))
+        raw[-1].records = None  # what a request keeps: its body, not its records
         plain.append(entry(rt, f"r{i}", records))
     logged = to_table(raw)
     assert logged.equals(to_table(plain))

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 from serve_fixtures import FEATURES, build_bundle, flights_frame, good_record
 
 from mlcycle.errors import BadInput, NotFound
-from mlcycle.serve.runtime import SINGLE_THREAD_ROWS, InputError, ModelRuntime
+from mlcycle.serve.model.runtime import SINGLE_THREAD_ROWS, InputError, ModelRuntime
 
 
 @pytest.fixture(scope="module")
@@ -395,7 +395,7 @@ def _col(kind: str, nullable: bool = True) -> Any:
 
 
 def test_datetime_coercion() -> None:
-    from mlcycle.serve.coerce import _coerce
+    from mlcycle.serve.model.coerce import coerce_column as _coerce
 
     values = [
         "2024-03-01T10:00:00",
@@ -422,7 +422,7 @@ def test_datetime_coercion() -> None:
 def test_decimal_and_numpy_scalars_are_numbers() -> None:
     import decimal
 
-    from mlcycle.serve.coerce import _coerce
+    from mlcycle.serve.model.coerce import coerce_column as _coerce
 
     values = [decimal.Decimal("1.25"), np.int64(3), np.float32(0.5), np.bool_(True), 1 + 2j]
     out, bad, _ = _coerce(values, _col("numeric"), False)
@@ -434,7 +434,7 @@ def test_decimal_and_numpy_scalars_are_numbers() -> None:
 
 
 def test_boolean_coercion() -> None:
-    from mlcycle.serve.coerce import _coerce
+    from mlcycle.serve.model.coerce import coerce_column as _coerce
 
     out, bad, _ = _coerce([True, False, 1, 0, 0.0], _col("boolean"), False)
     assert out.dtype == bool and out.tolist() == [True, False, True, False, False]
@@ -452,7 +452,7 @@ def test_boolean_coercion() -> None:
 def test_micro_batcher_splits_results_per_request(rt: ModelRuntime) -> None:
     import asyncio
 
-    from mlcycle.serve.batching import MicroBatcher
+    from mlcycle.serve.http.batching import MicroBatcher
 
     frames = [rt.validate_frame(flights_frame(1 + i % 4, seed=i)) for i in range(30)]
     batcher = MicroBatcher(rt, max_rows=16)
@@ -471,7 +471,7 @@ def test_micro_batcher_splits_results_per_request(rt: ModelRuntime) -> None:
 
 
 def test_concat_of_bool_and_nullable_bool_columns() -> None:
-    from mlcycle.serve.batching import concat as _concat
+    from mlcycle.serve.http.batching import concat as _concat
 
     a = pd.DataFrame({"flag": np.array([True, False]), "x": [1.0, 2.0]})
     b = pd.DataFrame({"flag": np.array([1.0, np.nan]), "x": [3.0, 4.0]})

@@ -1,0 +1,431 @@
+"""The service's OpenAPI 3.1 document and its self-contained ``/docs`` page (no CDN).
+
+Example:
+    >>> doc = openapi_document(runtime)
+    >>> sorted(doc["paths"])[:2]
+    ['/admin/reload', '/admin/traffic']
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import orjson
+
+from mlcycle.serve.http.parsing import DATATYPE_OF_KIND, DATATYPES
+from mlcycle.serve.model import ModelRuntime
+
+# --- OpenAPI and /docs --------------------------------------------------------------
+
+
+def _json_type(
+    kind: str, nullable: bool, categories: list[str] | None, strict: bool
+) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "numeric": {"type": "number"},
+        "boolean": {"type": "boolean"},
+        "datetime": {"type": "string", "format": "date-time"},
+    }.get(kind, {"type": "string"})
+    if categories is not None and strict:
+        base["enum"] = list(categories)
+    if nullable:
+        base = {"anyOf": [base, {"type": "null"}]}
+    return base
+
+
+def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
+    """A hand-written OpenAPI 3.1 document for this model's service.
+
+    Example:
+        >>> sorted(openapi_document(runtime)["components"]["schemas"])[:2]
+        ['Error', 'InferRequest']
+    """
+    meta = runtime.meta
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": f"mlcycle model '{meta.name}'",
+            "version": str(runtime.version) if runtime.version is not None else "unversioned",
+            "description": f"{meta.task} model predicting '{meta.target}'. "
+            "Open Inference Protocol v2 plus a plain /predict endpoint.",
+        },
+        "paths": {**_prediction_paths(runtime), **_operation_paths()},
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Record": _record_schema(runtime),
+                **_request_schemas(),
+                **_response_schemas(runtime),
+                "Error": _error_schema(),
+            },
+        },
+    }
+
+
+def _record_schema(runtime: ModelRuntime) -> dict[str, Any]:
+    strict = runtime.meta.unseen_category == "reject"
+    return {
+        "type": "object",
+        "description": "one row; extra keys are ignored",
+        "required": [c.name for c in runtime.input_schema.columns],
+        "properties": {
+            c.name: _json_type(c.kind, c.nullable, c.categories, strict)
+            for c in runtime.input_schema.columns
+        },
+    }
+
+
+def _error_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["error", "why", "fix", "details"],
+        "properties": {
+            "error": {"type": "string"},
+            "why": {"type": "string"},
+            "fix": {"type": "string"},
+            "request_id": {"type": "string"},
+            "details": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "field": {"type": ["string", "null"]},
+                        "error": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _tensor_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["name", "shape", "datatype", "data"],
+        "properties": {
+            "name": {"type": "string"},
+            "shape": {"type": "array", "items": {"type": "integer"}},
+            "datatype": {"type": "string", "enum": sorted(DATATYPES)},
+            "data": {"type": "array"},
+            "parameters": {"type": "object"},
+        },
+    }
+
+
+def _problems() -> dict[str, Any]:
+    return {
+        "400": _ref_response("malformed JSON", "Error"),
+        "413": _ref_response("body over the size limit", "Error"),
+        "422": _ref_response("input breaks the data contract (details name the fields)", "Error"),
+        "500": _ref_response("internal error (with request id)", "Error"),
+    }
+
+
+def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
+    """The routes that depend on the model: predict, infer, metadata, readiness."""
+    model_path = f"/v2/models/{runtime.meta.name}"
+    example = _example_record(runtime)
+    problems = _problems()
+    return {
+        "/predict": {
+            "post": {
+                "summary": "Predict rows given as records or columns",
+                "parameters": [_request_id_header()],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PredictRequest"},
+                            "example": [example],
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ref_response("predictions", "PredictResponse"),
+                    **problems,
+                },
+            }
+        },
+        f"{model_path}/infer": {
+            "post": {
+                "summary": "Open Inference Protocol v2 inference",
+                "parameters": [_request_id_header()],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/InferRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ref_response("output tensors", "InferResponse"),
+                    "404": _ref_response("unknown model", "Error"),
+                    **problems,
+                },
+            }
+        },
+        model_path: {
+            "get": {
+                "summary": "Model metadata (inputs, outputs, versions)",
+                "responses": {
+                    "200": {"description": "metadata"},
+                    "404": _ref_response("unknown model", "Error"),
+                },
+            }
+        },
+        f"{model_path}/ready": {
+            "get": {
+                "summary": "Model readiness",
+                "responses": {"200": {"description": "ready"}},
+            }
+        },
+    }
+
+
+def _operation_paths() -> dict[str, Any]:
+    """The routes every service has: health, server metadata, metrics, admin, docs."""
+    return {
+        "/v2/health/live": {
+            "get": {"summary": "Liveness", "responses": {"200": {"description": "live"}}}
+        },
+        "/v2/health/ready": {
+            "get": {"summary": "Readiness", "responses": {"200": {"description": "ready"}}}
+        },
+        "/v2": {
+            "get": {
+                "summary": "Server metadata",
+                "responses": {"200": {"description": "server name and version"}},
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics (text exposition format)",
+                "responses": {"200": {"description": "metrics"}},
+            }
+        },
+        "/admin/reload": {
+            "post": {
+                "summary": "Check the registry now and swap in a moved alias (bearer token)",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "the deployment"},
+                    "401": _ref_response("missing or wrong token", "Error"),
+                    "403": _ref_response("admin endpoints disabled", "Error"),
+                },
+            }
+        },
+        "/admin/traffic": {
+            "get": {
+                "summary": "Champion, challenger, canary share and shadow flag (bearer token)",
+                "security": [{"bearer": []}],
+                "responses": {"200": {"description": "the deployment"}},
+            },
+            "post": {
+                "summary": 'Set {"canary": 0..1, "shadow": bool} (bearer token)',
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": {"description": "the new deployment"},
+                    "422": _ref_response("invalid settings or no challenger", "Error"),
+                },
+            },
+        },
+        "/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {"200": {"description": "OpenAPI 3.1"}},
+            }
+        },
+        "/docs": {
+            "get": {
+                "summary": "Human-readable API page",
+                "responses": {"200": {"description": "HTML"}},
+            }
+        },
+    }
+
+
+def _request_schemas() -> dict[str, Any]:
+    return {
+        "PredictRequest": {
+            "oneOf": [
+                {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Record"},
+                    "minItems": 1,
+                },
+                {
+                    "type": "object",
+                    "required": ["records"],
+                    "properties": {
+                        "records": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"$ref": "#/components/schemas/Record"},
+                        }
+                    },
+                },
+                {
+                    "type": "object",
+                    "required": ["columns", "data"],
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "array"},
+                        },
+                    },
+                },
+            ]
+        },
+    }
+
+
+def _response_schemas(runtime: ModelRuntime) -> dict[str, Any]:
+    label: dict[str, Any] = (
+        {"type": "number"} if not runtime.is_classifier else {"enum": runtime.classes}
+    )
+    return {
+        "PredictResponse": {
+            "type": "object",
+            "required": ["model", "model_version", "request_id", "predictions"],
+            "properties": {
+                "model": {"type": "string"},
+                "model_version": {"type": ["integer", "null"]},
+                "request_id": {"type": "string"},
+                "predictions": {"type": "array", "items": label},
+                "probabilities": {
+                    "type": "array",
+                    "items": {"type": "array", "items": {"type": ["number", "null"]}},
+                },
+                "classes": {"type": "array"},
+            },
+        },
+        "Tensor": _tensor_schema(),
+        "InferRequest": {
+            "type": "object",
+            "required": ["inputs"],
+            "properties": {
+                "id": {"type": "string"},
+                "inputs": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"$ref": "#/components/schemas/Tensor"},
+                },
+                "outputs": {
+                    "type": "array",
+                    "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                },
+                "parameters": {"type": "object"},
+            },
+        },
+        "InferResponse": {
+            "type": "object",
+            "required": ["model_name", "outputs"],
+            "properties": {
+                "model_name": {"type": "string"},
+                "model_version": {"type": ["string", "null"]},
+                "id": {"type": "string"},
+                "parameters": {"type": "object"},
+                "outputs": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/Tensor"},
+                },
+            },
+        },
+    }
+
+
+def _ref_response(description: str, schema: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+    }
+
+
+def _request_id_header() -> dict[str, Any]:
+    return {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": "echoed in the response; generated when absent",
+        "schema": {"type": "string"},
+    }
+
+
+def _example_record(runtime: ModelRuntime) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for c in runtime.input_schema.columns:
+        if c.kind == "numeric":
+            row[c.name] = c.min if c.min is not None else 0
+        elif c.kind == "boolean":
+            row[c.name] = False
+        elif c.kind == "datetime":
+            row[c.name] = "2024-01-01T00:00:00"
+        else:
+            row[c.name] = c.categories[0] if c.categories else "text"
+    return row
+
+
+def docs_page(runtime: ModelRuntime) -> str:
+    """A self-contained HTML page describing the endpoints and the inputs.
+
+    Example:
+        >>> docs_page(runtime).startswith("<!doctype html>")
+        True
+    """
+    meta = runtime.meta
+    e = html.escape
+    rows = "".join(
+        f"<tr><td><code>{e(c.name)}</code></td><td>{e(c.kind)}</td>"
+        f"<td>{'yes' if c.nullable else 'no'}</td>"
+        f"<td>{e(', '.join(c.categories[:20])) if c.categories else ''}"
+        f"{' …' if c.categories and len(c.categories) > 20 else ''}</td></tr>"
+        for c in runtime.input_schema.columns
+    )
+    example = orjson.dumps([_example_record(runtime)]).decode()
+    infer = orjson.dumps(
+        {
+            "inputs": [
+                {"name": k, "shape": [1], "datatype": DATATYPE_OF_KIND[c.kind], "data": [v]}
+                for (k, v), c in zip(
+                    _example_record(runtime).items(), runtime.input_schema.columns, strict=True
+                )
+            ]
+        }
+    ).decode()
+    doc = openapi_document(runtime)
+    endpoints = "".join(
+        f"<li><code>{e(method.upper())} {e(path)}</code> — {e(op.get('summary', ''))}</li>"
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+    )
+    version = runtime.version if runtime.version is not None else "unversioned"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{e(meta.name)} — mlcycle model API</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.45; color: #222; }}
+code, pre {{ background: #f4f4f4; border-radius: 4px; }}
+pre {{ padding: .8rem; overflow-x: auto; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .25rem .6rem; }}
+</style></head><body>
+<h1>Model <code>{e(meta.name)}</code> <small>version {e(str(version))}</small></h1>
+<p>{e(meta.task)} model predicting <code>{e(meta.target)}</code>.
+Unseen categories: <b>{e(meta.unseen_category)}</b>.
+Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
+<h2>Endpoints</h2><ul>{endpoints}</ul>
+<h2>Inputs</h2>
+<table><tr><th>column</th><th>kind</th><th>nullable</th><th>categories</th></tr>{rows}</table>
+<h2>Examples</h2>
+<pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
+  -d '{e(example)}'</pre>
+<pre>curl -s localhost:8000/v2/models/{e(meta.name)}/infer -H 'Content-Type: application/json' \\
+  -d '{e(infer)}'</pre>
+<p>Errors are JSON: <code>{{"error", "why", "fix", "details": [{{"field", "error"}}],
+"request_id"}}</code> with status 400 (bad JSON), 404, 413 (too large) or 422 (bad input).</p>
+</body></html>
+"""
