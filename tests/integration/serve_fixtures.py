@@ -180,8 +180,8 @@ def live_server(app: Any) -> Iterator[str]:
 
 @pytest.fixture(autouse=True)
 def restore_gc() -> Iterator[None]:
-    """Undo the app's GC settings (``serve/model/gctune.py``) after each test: they are process-wide,
-    and the rest of the suite runs in this process."""
+    """Undo the app's GC settings (``serve/model/gctune.py``) after each test: they are
+    process-wide, and the rest of the suite runs in this process."""
     threshold = gc.get_threshold()
     yield
     gc.unfreeze()

@@ -81,7 +81,8 @@ def modules() -> dict[str, Module]:
             _module_name(path), path, ast.parse(path.read_text(encoding="utf-8"))
         )
     for module in found.values():
-        package = module.name if module.path.name == "__init__.py" else module.name.rpartition(".")[0]
+        is_package = module.path.name == "__init__.py"
+        package = module.name if is_package else module.name.rpartition(".")[0]
         for node in ast.walk(module.tree):
             if isinstance(node, ast.Import):
                 for alias in node.names:

@@ -36,7 +36,7 @@ import pandas as pd
 import sklearn
 
 from mlcycle.artifacts import BundleMeta
-from mlcycle.bundle import SERVING_FILES, Bundle
+from mlcycle.bundle import META_FILE, SERVING_FILES, Bundle
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.schema import Schema
 from mlcycle.serve.model.coerce import InputError
@@ -94,7 +94,7 @@ class ModelRuntime(InputChecks):
         if meta.task not in TASKS:
             raise BadInput(
                 f"model '{meta.name}' has unknown task '{meta.task}'",
-                f"meta.json must say one of: {', '.join(TASKS)}",
+                f"{META_FILE} must say one of: {', '.join(TASKS)}",
                 "re-register the model with this version of mlcycle",
             )
         self.model = model
