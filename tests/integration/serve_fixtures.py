@@ -94,7 +94,7 @@ def build_bundle(
         remainder="passthrough",
     )
     if encoder == "ordinal":
-        # What train/features.py builds for tree families.
+        # What mlcycle/features.py builds for tree families.
         pre = ColumnTransformer(
             [
                 ("num", "passthrough", ["dep_delay", "distance", "weekend"]),
