@@ -12,7 +12,7 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -114,6 +114,10 @@ class TrainedModel(BaseModel):
     train_rows: int
     fit_seconds: float
     valid_metrics: dict[str, float] = Field(default_factory=dict)
+
+    # A timing differs on every fit: the store keeps it out of the hashed record.json
+    # (in the SQL row only), so two identical fits get one model id.
+    VOLATILE_FIELDS: ClassVar[tuple[str, ...]] = ("fit_seconds",)
 
 
 class ModelCheck(BaseModel):

@@ -119,3 +119,15 @@ def test_a_dirty_git_sha_fits(store: Store) -> None:
     with store.engine.connect() as conn:
         stored = conn.execute(sa.select(t.pipeline_runs.c.git_sha)).scalar()
     assert stored == sha
+
+
+def test_volatile_fields_stay_out_of_the_id_but_in_the_record(store: Store) -> None:
+    ids = []
+    for seconds in (1.5, 2.5):
+        with store.staging() as folder:
+            (folder / "payload.txt").write_text("same")
+            record = {"name": "fit", "took": seconds}
+            ids.append(store.put(folder, kind="note", record=record, volatile=("took",)))
+    assert ids[0] == ids[1]
+    assert store.record(ids[0]) == {"name": "fit", "took": 1.5}  # the first maker's
+    assert "took" not in (store.path(ids[0]) / "record.json").read_text()

@@ -6,9 +6,10 @@ fsspec for a remote artifacts root). The file is written under a temporary name
 and renamed (locally) or uploaded whole (remotely), and the ``raw_partitions``
 row that makes it visible is written in one transaction with the rename, so a
 crash leaves either nothing or a finished, recorded partition. Readers only
-trust recorded partitions; a stray folder from a killed process is ignored and
-swept later. Nothing landed is ever rewritten; a partition whose version failed
-validation is marked ``quarantined`` and left out of later versions.
+trust recorded partitions; a stray folder from a killed process is ignored
+and swept by the next ingest (its name carries the writer's pid). Nothing
+landed is ever rewritten; a partition whose version failed validation is
+marked ``quarantined`` and left out of later versions.
 
 Example:
     >>> parts = list_partitions(store, "main")
@@ -23,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -40,10 +40,17 @@ import sqlalchemy as sa
 from mlcycle.errors import BadInput
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
+from mlcycle.store.owners import owner_tag, sweep_orphans
 
 LANDED = "landed"
 QUARANTINED = "quarantined"
-_STALE_SECONDS = 3600  # a temporary folder this old belongs to no live ingest
+_STALE_SECONDS = 3600  # an old-style temporary folder this old belongs to no live ingest
+TMP_PREFIX = ".tmp-"
+
+
+def tmp_name() -> str:
+    """A temporary folder name carrying its writer's pid, so a sweep knows when it died."""
+    return f"{TMP_PREFIX}{owner_tag()}-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
@@ -180,7 +187,7 @@ class RawRoot:
         if self.local:
             parent = Path(folder).parent
             parent.mkdir(parents=True, exist_ok=True)
-            tmp = parent / f".tmp-{uuid.uuid4().hex}"
+            tmp = parent / tmp_name()
             tmp.mkdir()
             os.replace(staged_file, tmp / "part-0.parquet")
             os.rename(tmp, folder)  # atomic: the folder appears complete or not at all
@@ -199,19 +206,14 @@ class RawRoot:
             pass
 
     def sweep(self, source: str) -> int:
-        """Remove stale temporary folders left by killed ingests; return how many."""
+        """Remove the temporary folders of killed ingests (their pid is gone); return how many.
+
+        A folder without a pid in its name (an older mlcycle's) goes once it is an
+        hour old.
+        """
         if not self.local:
             return 0
-        base = Path(self.root) / source
-        if not base.is_dir():
-            return 0
-        removed = 0
-        cutoff = time.time() - _STALE_SECONDS
-        for entry in base.iterdir():
-            if entry.name.startswith(".tmp-") and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry, ignore_errors=True)
-                removed += 1
-        return removed
+        return sweep_orphans(Path(self.root) / source, TMP_PREFIX, stale_seconds=_STALE_SECONDS)
 
 
 def _row(p: Partition) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from mlcycle.errors import BadInput
 from mlcycle.spec import Source
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
+from mlcycle.store.owners import HOST, pid_alive
 
 if TYPE_CHECKING:
     from mlcycle.data.ingest import IngestResult
@@ -72,6 +74,8 @@ MODEL_TESTS_FILE = "model_tests.json"
 DETAILS_FILE = "details.json"
 SCORES_FILE = "scores.parquet"
 SPLIT_NAMES = ("train", "valid", "test")
+# Where and when a bundle was built (see save_bundle), not part of its identity.
+BUNDLE_VOLATILE_FIELDS = ("run_id", "host")
 
 
 @dataclass
@@ -288,8 +292,18 @@ class Catalog:
             yield Bundle.create(folder)
 
     def save_bundle(self, bundle: Bundle, record: dict[str, Any], parents: dict[str, str]) -> str:
-        """Commit a staged bundle, whole, as one artifact."""
-        return self.store.put(bundle.folder, kind="bundle", record=record, parents=parents)
+        """Commit a staged bundle, whole, as one artifact.
+
+        The run that built it and the host it ran on say where it was made, not
+        what it is: they stay out of the hashed ``record.json`` (SQL row only).
+        """
+        return self.store.put(
+            bundle.folder,
+            kind="bundle",
+            record=record,
+            parents=parents,
+            volatile=BUNDLE_VOLATILE_FIELDS,
+        )
 
     def bundle(self, bundle_id: str) -> Bundle:
         return Bundle.open(self.store.path(bundle_id))
@@ -414,8 +428,39 @@ class RunLog:
                     status="running",
                     spec_hash=spec_hash,
                     git_sha=git_sha,
+                    # Who runs it: a later start marks it killed once this pid is gone.
+                    pid=os.getpid(),
+                    host=HOST,
                 )
             )
+
+    def reap(self) -> int:
+        """Mark ``running`` runs of this host whose process is gone as ``killed``; how many.
+
+        A process killed with ``kill -9`` (or a crashed machine's power cut) never
+        finishes its run; the next start tells it from a live one by its pid.
+        """
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(t.pipeline_runs.c.id, t.pipeline_runs.c.pid).where(
+                    t.pipeline_runs.c.status == "running",
+                    t.pipeline_runs.c.host == HOST,
+                    t.pipeline_runs.c.pid.is_not(None),
+                )
+            ).all()
+        dead = [(str(r[0]), int(r[1])) for r in rows if not pid_alive(int(r[1]))]
+        for run_id, pid in dead:
+            with self.store.engine.begin() as conn:
+                conn.execute(
+                    t.pipeline_runs.update()
+                    .where(t.pipeline_runs.c.id == run_id, t.pipeline_runs.c.status == "running")
+                    .values(
+                        status="killed",
+                        ended_at=now(),
+                        message=f"its process (pid {pid}) ended without finishing the run",
+                    )
+                )
+        return len(dead)
 
     def finish(self, run_id: str, *, status: str, message: str | None) -> None:
         with self.store.engine.begin() as conn:

@@ -106,9 +106,14 @@ class Project:
         self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
     ) -> RunReport:
         """Run the lifecycle pipeline, reusing every step whose inputs did not change."""
+        from mlcycle.pipeline.catalog import RunLog
         from mlcycle.pipeline.runner import Runner
         from mlcycle.pipeline.steps import LIFECYCLE
+        from mlcycle.train.tracking import reap_dead_runs
 
+        # Runs left `running` by a process that died (kill -9) are marked killed.
+        RunLog(self.store).reap()
+        reap_dead_runs(self.store)
         ctx = self.context()
         try:
             return Runner(ctx, LIFECYCLE).run(until=until, force=force, listener=listener)

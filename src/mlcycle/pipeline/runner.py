@@ -88,11 +88,26 @@ class Step:
 @dataclass
 class StepReport:
     step: str
-    status: str  # ran | cached | skipped | failed
+    status: str  # ran | cached | skipped | failed (| killed: only in the step_runs row)
     seconds: float
     summary: dict[str, Any]
     error: str | None = None
     started_at: str = field(default_factory=now)
+
+
+@dataclass
+class _Current:
+    """The step in progress, so an interruption can record where the run stopped."""
+
+    step: str | None = None
+    started: str = ""
+    t0: float = 0.0
+
+    def begin(self, step: str) -> None:
+        self.step, self.started, self.t0 = step, now(), time.perf_counter()
+
+    def end(self) -> None:
+        self.step = None
 
 
 @dataclass
@@ -159,7 +174,15 @@ class Runner:
     def run(
         self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
     ) -> RunReport:
-        """Run every step (up to ``until``), reusing cached results unless ``force``."""
+        """Run every step (up to ``until``), reusing cached results unless ``force``.
+
+        However the run ends, its row does not stay ``running``: a step's error
+        fails it (``StepFailed``, raised after recording); Ctrl-C or SIGTERM marks
+        it and the step in progress ``killed`` and re-raises; a process killed
+        outright is marked ``killed`` by the next start (:meth:`RunLog.reap`).
+        """
+        from mlcycle.train.tracking.process import install_sigterm
+
         names = self.step_names()
         if until is not None and until not in names:
             raise BadInput(
@@ -167,7 +190,27 @@ class Runner:
                 "--until names the last step to run",
                 f"steps: {', '.join(names)}",
             )
+        # SIGTERM unwinds as SystemExit (where nobody else handles it), so the
+        # `except BaseException` below records the run as killed.
+        install_sigterm()
         run_id = self._start()
+        current = _Current()
+        try:
+            return self._walk(run_id, until, force, listener, current)
+        except StepFailed:
+            raise  # recorded by _finish
+        except BaseException as exc:
+            self._interrupted(run_id, current, exc)
+            raise
+
+    def _walk(
+        self,
+        run_id: str,
+        until: str | None,
+        force: bool,
+        listener: Listener | None,
+        current: _Current,
+    ) -> RunReport:
         started = time.perf_counter()
         available: dict[str, str] = {}
         reports: list[StepReport] = []
@@ -178,21 +221,41 @@ class Runner:
             inputs = {name: available[name] for name in wanted if name in available}
             if listener:
                 listener(step.name, None)
+            current.begin(step.name)
             if skipping is None:
                 skipping = self._skip_reason(step, inputs)
             if skipping is not None:
                 report = StepReport(step.name, "skipped", 0.0, {"reason": skipping})
                 key, tb = "", None
             else:
-                key = cache_key(step, self.ctx, inputs)
-                report, failure, tb = self._execute(step, key, inputs, force, available)
+                key, report, failure, tb = self._execute(step, inputs, force, available)
             reports.append(report)
             self._record(run_id, step.name, key, report, tb=tb)
+            current.end()
             if listener:
                 listener(step.name, report)
             if failure is not None or (until is not None and step.name == until):
                 break
         return self._finish(run_id, reports, available, failure, time.perf_counter() - started)
+
+    def _interrupted(self, run_id: str, current: _Current, exc: BaseException) -> None:
+        """Record a run cut short by a signal (``killed``) or an error outside any step."""
+        status = "failed" if isinstance(exc, Exception) else "killed"
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted (Ctrl-C)"
+        elif isinstance(exc, SystemExit):
+            message = f"stopped (SystemExit {exc.code}: SIGTERM or an exit inside a step)"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        try:
+            if current.step is not None:
+                seconds = time.perf_counter() - current.t0
+                report = StepReport(current.step, status, seconds, {}, message, current.started)
+                tb = traceback.format_exc()
+                self._record(run_id, current.step, "", report, tb=tb)
+            self.log.finish(run_id, status=status, message=message)
+        except Exception:  # a failure to record it must not hide the interruption itself
+            pass
 
     def _start(self) -> str:
         run_id = str(uuid.uuid4())
@@ -209,24 +272,28 @@ class Runner:
     def _execute(
         self,
         step: Step,
-        key: str,
         inputs: dict[str, str],
         force: bool,
         available: dict[str, str],
-    ) -> tuple[StepReport, StepFailed | None, str | None]:
+    ) -> tuple[str, StepReport, StepFailed | None, str | None]:
         """Take the step's result from the cache or run it; add its outputs to ``available``.
 
-        Returns the report, and the failure with its traceback when the step failed.
+        Returns the cache key, the report, and the failure with its traceback when
+        the step failed (its cache key included: a source that is gone fails there).
         """
         t0 = time.perf_counter()
         step_started = now()
-        cached = None if force else self._cached(step, key)
-        if cached is not None:
-            available.update(cached.outputs)
-            seconds = time.perf_counter() - t0
-            report = StepReport(step.name, "cached", seconds, cached.summary, None, step_started)
-            return report, None, None
+        key = ""
         try:
+            key = cache_key(step, self.ctx, inputs)
+            cached = None if force else self._cached(step, key)
+            if cached is not None:
+                available.update(cached.outputs)
+                seconds = time.perf_counter() - t0
+                report = StepReport(
+                    step.name, "cached", seconds, cached.summary, None, step_started
+                )
+                return key, report, None, None
             result = step.run(self.ctx, Inputs(self.ctx.catalog, inputs))
             undeclared = set(result.outputs) - set(step.outputs)
             if undeclared:
@@ -235,11 +302,12 @@ class Runner:
             failure = StepFailed(step.name, exc)
             seconds = time.perf_counter() - t0
             report = StepReport(step.name, "failed", seconds, {}, failure.message, step_started)
-            return report, failure, traceback.format_exc()
+            return key, report, failure, traceback.format_exc()
         self._store_cache(step, key, result)
         available.update(result.outputs)
         seconds = time.perf_counter() - t0
-        return StepReport(step.name, "ran", seconds, result.summary, None, step_started), None, None
+        report = StepReport(step.name, "ran", seconds, result.summary, None, step_started)
+        return key, report, None, None
 
     def _finish(
         self,

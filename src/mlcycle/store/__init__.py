@@ -22,7 +22,7 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,19 +172,29 @@ class Store:
         kind: str,
         record: BaseModel | dict[str, Any],
         parents: dict[str, str] | None = None,
+        volatile: Collection[str] = (),
     ) -> str:
         """Commit a staging folder as an artifact with its record and lineage; return its id.
 
         ``record`` is also written as ``record.json`` inside the artifact, so the
         files alone are self-describing. ``parents`` maps a role to a parent id.
+
+        Volatile fields (``volatile``, plus a record class's ``VOLATILE_FIELDS``:
+        timings, hosts, run ids) stay out of ``record.json``, so the same content
+        made twice gets the same id; they are kept in the SQL row, and
+        :meth:`record` returns them (the first maker's, when the content existed).
         """
         payload = (
             record.model_dump(mode="json", by_alias=True)
             if isinstance(record, BaseModel)
             else record
         )
+        skip = {*volatile, *getattr(record, "VOLATILE_FIELDS", ())}
+        hashed = {k: v for k, v in payload.items() if k not in skip}
+        (folder / "record.json").write_text(
+            json.dumps(hashed, sort_keys=True, default=str), encoding="utf-8"
+        )
         text = json.dumps(payload, sort_keys=True, default=str)
-        (folder / "record.json").write_text(text, encoding="utf-8")
         artifact_id, size = self.blobs.commit(folder)
         with self.engine.begin() as conn:
             exists = conn.execute(

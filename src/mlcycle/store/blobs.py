@@ -5,7 +5,9 @@ An artifact is a folder of files. Its id is the sha256 over the sorted
 id and a finished artifact is never rewritten. Writers fill a staging folder on
 local disk; :meth:`BlobStore.commit` hashes it and moves it into place — a
 rename on a local store (atomic), an upload followed by a ``_COMPLETE`` marker
-on object storage, so a reader never sees a half-written artifact.
+on object storage, so a reader never sees a half-written artifact. A staging
+folder's name carries its writer's pid; opening a store sweeps those whose
+writer died (:mod:`mlcycle.store.owners`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from pathlib import Path
 import fsspec
 
 from mlcycle.errors import NotFound
+from mlcycle.store.owners import owner_tag, sweep_orphans
 
 _MARKER = "_COMPLETE"
+STAGING_PREFIX = "stage-"
 
 
 def hash_file(path: Path) -> str:
@@ -60,13 +64,17 @@ class BlobStore:
         else:
             self.staging_root = cache_dir / ".staging"
         self.staging_root.mkdir(parents=True, exist_ok=True)
+        # A writer killed mid-write (kill -9) leaves its staging folder: sweep those
+        # whose owner is gone, each time a store is opened.
+        sweep_orphans(self.staging_root, STAGING_PREFIX)
 
     def _dest(self, artifact_id: str) -> str:
         return f"{self.root}/{artifact_id[:2]}/{artifact_id}"
 
     def new_staging(self) -> Path:
         """A fresh, empty local folder for a writer to fill (same filesystem as the store)."""
-        return Path(tempfile.mkdtemp(prefix="stage-", dir=self.staging_root))
+        prefix = f"{STAGING_PREFIX}{owner_tag()}-"  # the owner's pid, for the sweep
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.staging_root))
 
     def commit(self, staging: Path) -> tuple[str, int]:
         """Move a filled staging folder into place; return (artifact id, size)."""

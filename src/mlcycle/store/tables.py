@@ -52,6 +52,9 @@ pipeline_runs = Table(
     Column("spec_hash", String(64), nullable=False),
     Column("git_sha", String(64)),
     Column("message", Text),
+    # revision 0008: the process running it (a `running` run whose pid is gone was killed)
+    Column("pid", Integer),
+    Column("host", String(200)),
 )
 
 step_runs = Table(

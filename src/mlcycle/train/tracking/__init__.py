@@ -22,11 +22,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from mlcycle.errors import BadInput
 from mlcycle.store import Store
+from mlcycle.store import tables as t
+from mlcycle.store.owners import pid_alive
 from mlcycle.train.tracking import query
+from mlcycle.train.tracking.process import HOST
 from mlcycle.train.tracking.query import RunView
-from mlcycle.train.tracking.writer import Run, Tracker, split_git_sha
+from mlcycle.train.tracking.writer import PID_TAG, Run, Tracker, split_git_sha
 
 __all__ = [
     "Run",
@@ -43,6 +48,7 @@ __all__ = [
     "log_param",
     "log_params",
     "metric_history",
+    "reap_dead_runs",
     "search_runs",
     "set_tag",
     "set_tags",
@@ -207,3 +213,27 @@ def metric_history(
     tracker = get_tracker(store)
     tracker.flush()
     return query.metric_history(tracker.engine, query.resolve_run(tracker.engine, run_id), key)
+
+
+def reap_dead_runs(store: Store) -> int:
+    """Mark ``killed`` the runs of this host left ``running`` by a process that died; how many.
+
+    A run's process is its ``mlcycle.pid`` tag; one killed outright (``kill -9``)
+    never ended its runs. ``end_time`` stays empty: when it died is unknown.
+    """
+    pid = t.run_tags.c.value
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(t.runs.c.id, pid)
+            .join(t.run_tags, t.run_tags.c.run_id == t.runs.c.id)
+            .where(t.runs.c.status == "running", t.runs.c.host == HOST, t.run_tags.c.key == PID_TAG)
+        ).all()
+    dead = [str(r[0]) for r in rows if str(r[1]).isdigit() and not pid_alive(int(r[1]))]
+    if dead:
+        with store.engine.begin() as conn:
+            conn.execute(
+                t.runs.update()
+                .where(t.runs.c.id.in_(dead), t.runs.c.status == "running")
+                .values(status="killed")
+            )
+    return len(dead)

@@ -48,7 +48,9 @@ from mlcycle.train.tracking.sql import RUN_COLUMNS, statements
 
 __all__ = ["Run", "Tracker", "split_git_sha"]
 
-STATUSES = ("running", "finished", "failed", "killed")
+# pruned: an Optuna trial stopped early by the pruner (mlcycle.train.tuning).
+STATUSES = ("running", "finished", "failed", "killed", "pruned")
+PID_TAG = "mlcycle.pid"
 
 
 class Run:
@@ -258,6 +260,9 @@ class Tracker:
             run.set_tags(
                 {f"mlcycle.lib.{k}": v for k, v in library_versions().items()}
                 | {"mlcycle.source": Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""}
+                # The process running it: a run left `running` by a process that died
+                # (kill -9) is marked killed later (see tracking.reap_dead_runs).
+                | {PID_TAG: os.getpid()}
             )
         if params:
             run.log_params(params)
