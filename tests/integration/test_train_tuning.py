@@ -1,8 +1,11 @@
 """Tuning on a real dataset (breast cancer): two families, the winner beats the baseline;
-an interrupted study resumes with its finished trials kept."""
+an interrupted study resumes with its finished trials kept; a pruned trial is tracked as
+pruned."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import optuna
+import pandas as pd
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "train"))
 
@@ -220,3 +225,57 @@ def test_lightgbm_tunes_with_cv(tmp_path: Path) -> None:
         valid["malignant"].to_numpy(), predictions("binary", fit.model, valid[fit.features], True)
     )
     assert valid_auc > 0.95
+
+
+def test_pruned_trials_show_as_pruned_with_the_score_they_stopped_at(tmp_path: Path) -> None:
+    """Enough trials past the pruner's 5 startup trials that some really are pruned,
+    through `mlcycle run` and `mlcycle runs list` (random sampling keeps poor C's coming)."""
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(2000, 5))
+    frame = pd.DataFrame(X, columns=[f"x{i}" for i in range(1, 6)])
+    frame["label"] = rng.random(len(frame)) < 1 / (1 + np.exp(-(X @ [1.0, 0.8, 0.5, 0.3, 0.2])))
+    frame.to_parquet(tmp_path / "data.parquet", index=False)
+    spec = {
+        "project": "synth",
+        "problem": {"task": "binary", "target": "label", "positive_label": True},
+        "data": {"source": {"path": "data.parquet"}},
+        "prepare": {"split": {"strategy": "random"}},
+        "train": {
+            "seed": 42,
+            "cv": {"folds": 3},
+            "tuning": {"trials": 12, "sampler": "random"},
+            "candidates": [
+                {
+                    "name": "lr",
+                    "estimator": "logistic_regression",
+                    "search": {"C": {"type": "log", "low": 1e-5, "high": 10}},
+                }
+            ],
+        },
+    }
+    (tmp_path / "mlcycle.yaml").write_text(yaml.safe_dump(spec))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
+    mlcycle = str(Path(sys.executable).parent / "mlcycle")
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [mlcycle, *args], cwd=tmp_path, env=env, text=True, capture_output=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    cli("run", "--until", "train")
+    trials = [
+        r for r in json.loads(cli("runs", "list", "--json")) if r["tags"].get("role") == "trial"
+    ]
+    assert len(trials) == 12
+    pruned = [r for r in trials if r["status"] == "pruned"]
+    assert pruned, [r["status"] for r in trials]
+    assert {r["status"] for r in trials} == {"pruned", "finished"}
+    for run in pruned:
+        assert run["tags"]["state"] == "pruned"
+        assert 0.5 < run["metrics"]["pruned_at_roc_auc"] <= 1
+        assert int(run["tags"]["pruned_at_fold"]) >= 1  # the pruner waits one fold (warm-up)
+        assert "objective_roc_auc" not in run["metrics"]
+    table = cli("runs", "list")
+    assert "pruned" in table

@@ -296,6 +296,10 @@ def _candidate(
     return fitted, metrics
 
 
+# How a trial's Optuna state shows as a tracked run's status.
+_TRIAL_STATUS = {"complete": "finished", "pruned": "pruned", "fail": "failed"}
+
+
 def _tune(s: _Setting, candidate: Candidate, run: Run) -> tuple[dict[str, Any], np.ndarray | None]:
     """Tune a candidate's search space, each trial a run under the candidate's."""
     from mlcycle.train.tuning import TrialReport, tune
@@ -323,7 +327,13 @@ def _tune(s: _Setting, candidate: Candidate, run: Run) -> tuple[dict[str, Any], 
                 trial_run.log_metric(f"cv_{metric}", fold, step=i)
             if report.value is not None:
                 trial_run.log_metric(f"objective_{metric}", report.value)
+            if report.state == "pruned" and report.fold_scores:
+                # The running score the pruner judged (after fold N): why it stopped.
+                trial_run.log_metric(f"pruned_at_{metric}", report.fold_scores[-1])
+                trial_run.set_tag("pruned_at_fold", len(report.fold_scores) - 1)
             trial_run.log_metric("trial_seconds", report.seconds)
+            # A pruned or failed trial must not read as "finished" in `mlcycle runs list`.
+            trial_run.end(_TRIAL_STATUS.get(report.state, "finished"))
 
     tuned = tune(
         s.train,

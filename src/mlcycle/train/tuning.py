@@ -42,6 +42,8 @@ class TrialReport:
     params: dict[str, Any]
     value: float | None
     state: str  # complete | pruned | fail
+    # Complete: each fold's score. Pruned: the running means reported to the pruner,
+    # the last being the one it stopped the trial at.
     fold_scores: list[float]
     seconds: float
 

@@ -36,11 +36,19 @@ class Register(Step):
 
 
 class Promote(Step):
-    """A blessed version becomes the champion."""
+    """A blessed version becomes the champion — unless someone deliberately moved it away.
+
+    The result depends on live state (who the champion is), so a cached result
+    holds only while the champion it reports still reigns. A version the
+    champion was moved away from (``mlcycle models rollback``, or a promotion of
+    another version) is not re-promoted: that move is a recorded decision, and a
+    re-run of the pipeline must not undo it.
+    """
 
     name = "promote"
     inputs = ("bundle", "blessing")
     sections = ("project",)
+    revision = 2  # 2: a rolled-back version is not re-promoted; the summary is live state
 
     def skip_reason(self, ctx: RunContext, inputs: Inputs) -> str | None:
         blessing = inputs.blessing
@@ -48,28 +56,58 @@ class Promote(Step):
             return None
         return "not blessed: " + "; ".join(c.detail for c in blessing.failures)
 
+    def still_valid(self, ctx: RunContext, result: StepResult) -> bool:
+        if ctx.registry.alias_version(ctx.name, "champion") != result.summary.get("champion"):
+            return False
+        # Reused, this result promoted nothing in this run: drop what the original
+        # run did ("previous") so the cached summary states only what holds now.
+        result.summary.pop("previous", None)
+        return True
+
     def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
         registry = ctx.registry
         bundle_id = inputs.id("bundle")
         version = next(v.version for v in registry.versions(ctx.name) if v.bundle_id == bundle_id)
         current = registry.alias_version(ctx.name, "champion")
-        if current != version:
-            try:
-                registry.promote(
-                    ctx.name,
-                    version,
-                    alias="champion",
-                    reason=f"blessed by the pipeline (blessing {inputs.id('blessing')[:12]})",
-                    expected=current,
-                )
-            except AliasConflict:
-                # Someone moved the champion since this run judged against it: the
-                # blessing no longer speaks for the new champion, so do not overrule it.
-                return StepResult(
-                    {},
-                    {
-                        "champion": registry.alias_version(ctx.name, "champion"),
-                        "note": "champion moved meanwhile; not promoted",
-                    },
-                )
+        if current == version:
+            return StepResult({}, {"champion": version})
+        moved = _moved_away_from(ctx, version)
+        if moved is not None:
+            return StepResult({}, {"champion": current, "note": moved})
+        try:
+            registry.promote(
+                ctx.name,
+                version,
+                alias="champion",
+                reason=f"blessed by the pipeline (blessing {inputs.id('blessing')[:12]})",
+                expected=current,
+            )
+        except AliasConflict:
+            # Someone moved the champion since this run judged against it: the
+            # blessing no longer speaks for the new champion, so do not overrule it.
+            return StepResult(
+                {},
+                {
+                    "champion": registry.alias_version(ctx.name, "champion"),
+                    "note": "champion moved meanwhile; not promoted",
+                },
+            )
         return StepResult({}, {"champion": version, "previous": current})
+
+
+def _moved_away_from(ctx: RunContext, version: int) -> str | None:
+    """Why ``version`` is no longer champion, if someone moved the champion off it.
+
+    The last alias event that took the champion away from ``version`` (a
+    rollback or a promotion of another version) is a deliberate, audited act.
+    """
+    away = [e for e in ctx.registry.history(ctx.name, "champion") if e["from_version"] == version]
+    if not away:
+        return None
+    last = away[-1]
+    verb = "rolled back" if last.get("action") == "rollback" else "moved"
+    when = str(last["at"]).replace("T", " ")[:19]
+    return (
+        f"v{version} not re-promoted: {verb} to v{last['to_version']} at {when} UTC "
+        f"by {last['actor']}" + (f" ({last['reason']})" if last.get("reason") else "")
+    )
