@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,41 @@ CARD_FILE = "MODEL_CARD.md"
 
 #: What the serving code needs to load a bundle.
 SERVING_FILES = (MODEL_FILE, SCHEMA_FILE, META_FILE)
+
+# A store folder is named by its content id (the sha256 of its files, see
+# ``store/blobs.py:hash_dir``), so such a folder can be checked with no registry.
+_CONTENT_ID_RE = re.compile(r"[0-9a-f]{64}")
+
+
+def is_content_id(text: str) -> bool:
+    """True when ``text`` has the shape of a content id (64 lowercase hex digits)."""
+    return bool(_CONTENT_ID_RE.fullmatch(text))
+
+
+# A model name becomes a path segment (the prediction log's ``<root>/<model>/``): the
+# same rule as the spec's ``project`` name (no slash, no leading dot, so no '..'), capped at
+# what a file system takes for one name.
+_MODEL_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+
+
+def check_model_name(name: object, where: str = "") -> str:
+    """``name`` when it is a safe model name; :class:`BadInput` otherwise.
+
+    ``where`` says where the name came from (e.g. the bundle's meta.json).
+
+    Example:
+        >>> check_model_name("flights")
+        'flights'
+        >>> check_model_name("../../escaped")   # raises BadInput
+    """
+    if isinstance(name, str) and _MODEL_NAME_RE.fullmatch(name):
+        return name
+    raise BadInput(
+        f"model name {name!r}{f' in {where}' if where else ''} is not allowed",
+        "a model name becomes a folder name (the prediction log keeps <root>/<model>/): "
+        "it must be 1-255 letters, digits, '_', '.' or '-', starting with a letter or digit",
+        "rename the model (`project:` in mlcycle.yaml) and register it again",
+    )
 
 
 class Bundle:
@@ -302,6 +338,22 @@ class Bundle:
                 f"its content hashes to {actual[:12]}, not {expected_id[:12]}",
                 "restore the bundle (or delete it and run `mlcycle run --force`)",
             )
+
+    def verify_addressed(self) -> str | None:
+        """Verify a folder named by its content id (as in the store); return that id.
+
+        A folder with any other name has no id to check against: it is trusted
+        as given and ``None`` is returned. Nothing in the folder is deserialized.
+
+        Example:
+            >>> Bundle(store.path(bundle_id)).verify_addressed() == bundle_id
+            True
+        """
+        name = self.folder.resolve().name
+        if not is_content_id(name):
+            return None
+        self.verify(name)
+        return name
 
     def __repr__(self) -> str:
         return f"Bundle({str(self.folder)!r})"

@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcycle.bundle import check_model_name
 from mlcycle.errors import BadInput
 
 ENV_URL = "MLCYCLE_PREDICTIONS_URL"
@@ -43,8 +44,12 @@ def predictions_root(home: Path) -> str:
 
 
 def day_folder(root: str, model: str, day: str) -> str:
-    """The folder of one model's log files for one UTC day (``YYYY-MM-DD``)."""
-    return f"{str(root).rstrip('/')}/{model}/date={day}"
+    """The folder of one model's log files for one UTC day (``YYYY-MM-DD``).
+
+    Raises :class:`BadInput` for a model name that is not one path segment
+    (``../x``): a bundle's name must not write outside the log's root.
+    """
+    return f"{str(root).rstrip('/')}/{check_model_name(model)}/date={day}"
 
 
 def new_file_name() -> str:
@@ -60,7 +65,7 @@ def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
 def list_files(root: str, model: str) -> list[str]:
     """Every log file of ``model``, sorted (date partition, then name)."""
     fs, base = _fs(root)
-    pattern = f"{base}/{model}/date=*/*.parquet"
+    pattern = f"{base}/{check_model_name(model)}/date=*/*.parquet"
     return sorted(str(p) for p in fs.glob(pattern))
 
 
@@ -107,6 +112,7 @@ def write_predictions(root: str, model: str, frame: pd.DataFrame) -> list[str]:
             "every log file carries the same base columns",
             f"add them: {', '.join(BASE_COLUMNS)}",
         )
+    check_model_name(model)  # before anything is written, even for an empty frame
     if len(frame) == 0:
         return []
     fs, base = _fs(root)

@@ -20,6 +20,9 @@ from mlcycle.serve.http import JSONResponse
 
 MAX_BODY = 200_000
 DATATYPES = {"dep_delay": "FP64", "distance": "INT64", "weekend": "BOOL"}
+# The clients here say their bodies are JSON (as httpx's json= does); the 415 tests send
+# other content types on requests of their own.
+JSON = {"content-type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +33,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
 @pytest.fixture(scope="module")
 def client(runtime: ModelRuntime) -> Iterator[httpx.Client]:
     app = create_app(runtime, ServeSettings(max_body_bytes=MAX_BODY, request_log=True))
-    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10, headers=JSON) as c:
         yield c
 
 
@@ -38,7 +41,7 @@ def client(runtime: ModelRuntime) -> Iterator[httpx.Client]:
 def lenient(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     folder = build_bundle(tmp_path_factory.mktemp("unknown"), unseen="unknown")
     app = create_app(ModelRuntime.load(folder))
-    with live_server(app) as url, httpx.Client(base_url=url, timeout=10) as c:
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=10, headers=JSON) as c:
         yield c
 
 
@@ -131,6 +134,8 @@ def test_openapi_and_docs(client: httpx.Client) -> None:
     doc = client.get("/openapi.json").json()
     assert doc["openapi"].startswith("3.")
     assert {"/predict", "/v2/models/flights/infer", "/v2/health/ready"} <= set(doc["paths"])
+    for path in ("/predict", "/v2/models/flights/infer"):
+        assert "415" in doc["paths"][path]["post"]["responses"]
     record = doc["components"]["schemas"]["Record"]
     assert record["required"] == FEATURES
     docs = client.get("/docs")
@@ -260,6 +265,31 @@ def test_missing_column_is_422_naming_it(client: httpx.Client) -> None:
 def test_malformed_json_is_400(client: httpx.Client, content: bytes) -> None:
     assert_problem(client.post("/predict", content=content), 400)
     assert_problem(client.post("/v2/models/flights/infer", content=content), 400)
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", None, "application/jsonp", "text/json"])
+def test_a_body_that_is_not_json_typed_is_415(
+    client: httpx.Client, content_type: str | None
+) -> None:
+    body = json.dumps([good_record(1)]).encode()
+    headers = {} if content_type is None else {"content-type": content_type}
+    for path in ("/predict", "/v2/models/flights/infer"):
+        # A fresh request: the fixture's client would add application/json.
+        response = httpx.post(f"{client.base_url}{path}", content=body, headers=headers)
+        problem = assert_problem(response, 415)
+        assert "application/json" in problem["fix"]
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json", "application/json; charset=utf-8", "Application/JSON;charset=UTF-8"],
+)
+def test_json_content_types_are_accepted(client: httpx.Client, content_type: str) -> None:
+    body = json.dumps([good_record(1)]).encode()
+    response = httpx.post(
+        f"{client.base_url}/predict", content=body, headers={"content-type": content_type}
+    )
+    assert response.status_code == 200, response.text
 
 
 def test_body_over_limit_is_413(client: httpx.Client) -> None:

@@ -203,7 +203,9 @@ def test_serve_answers_and_rejects_bad_requests(server: str) -> None:
         },
     )
     assert infer.status_code == 200, infer.text
-    assert httpx.post(f"{server}/predict", content=b"{not json").status_code == 400
+    json_type = {"content-type": "application/json"}
+    bad = httpx.post(f"{server}/predict", content=b"{not json", headers=json_type)
+    assert bad.status_code == 400
 
 
 def test_bad_spec_key_is_exit_2_and_names_the_key(fresh: Path) -> None:
@@ -275,3 +277,11 @@ def test_help_has_an_example_for_every_command() -> None:
     ):
         result = cli(Path.cwd(), *command, "--help")
         assert "Example" in result.stdout, command
+
+
+def test_rolling_back_the_only_version_is_exit_2_and_the_error_alone(project: Path) -> None:
+    refused = cli(project, "models", "rollback", "flights", check=False)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.startswith("mlcycle: flights@champion has no earlier version")
+    shown = json.loads(cli(project, "models", "show", "flights@champion", "--json").stdout)
+    assert shown["version"] == 1

@@ -23,17 +23,24 @@ from mlcycle.errors import BadInput
 def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
     """A model reference (or a bundle folder) → (bundle folder, version, project or None).
 
+    The folder is verified against its content id before anything in it is
+    read (a registered one against the registry's id; a plain folder only when
+    it is named by its id, as in the store), so callers may load it with
+    ``ModelRuntime.load(..., verify=False)``.
+
     Example:
         >>> resolve_bundle("models:/flights@champion", Path("mlcycle.yaml"))[1]
         3
     """
     as_path = Path(model)
     if Bundle.looks_like(as_path):
+        Bundle(as_path).verify_addressed()
         return as_path, None, None
     from mlcycle.cli.common import load_project
 
     project = load_project(spec)
     resolved, folder = project.bundle(model)
+    Bundle(folder).verify(resolved.bundle_id)
     return folder, resolved.version, project
 
 
@@ -110,18 +117,26 @@ def serve(
     poll: float = typer.Option(
         5.0, "--poll", min=0.0, help="Seconds between checks of the alias (0: never)."
     ),
+    allow_public: bool = typer.Option(
+        False,
+        "--allow-public",
+        help="Serve on a non-loopback address without MLCYCLE_PREDICT_TOKEN (anyone who can "
+        "reach it can predict and write to the prediction log).",
+    ),
 ) -> None:
     """Serve a model over REST: /predict and the Open Inference Protocol v2.
 
     Following an alias (models:/NAME@champion), the server swaps in a newly
     promoted version without downtime. Admin endpoints need MLCYCLE_ADMIN_TOKEN;
-    set MLCYCLE_PREDICT_TOKEN to require a token for predictions too.
+    set MLCYCLE_PREDICT_TOKEN to require a token for predictions too. A
+    non-loopback --host needs MLCYCLE_PREDICT_TOKEN, or --allow-public.
 
     Example: mlcycle serve models:/flights@champion --port 8000 --canary 0.1
     """
     from mlcycle.predlog import ENV_URL, predictions_root
     from mlcycle.serve import ModelRuntime, ServeSettings
-    from mlcycle.serve.http import run_workers
+    from mlcycle.serve.http import check_bind, run_workers
+    from mlcycle.serve.http.settings import PREDICT_TOKEN_ENV
 
     if not model:
         from mlcycle.cli.common import load_project
@@ -131,7 +146,12 @@ def serve(
     spec_serve = project.spec.serve if project is not None else None
     host = host or (spec_serve.host if spec_serve else "127.0.0.1")
     port = port or (spec_serve.port if spec_serve else 8000)
-    ModelRuntime.load(folder, version)  # fail here, clearly, before binding the port
+    # Refused before the model is even loaded: the cheapest place to stop a mistake.
+    warning = check_bind(
+        host, predict_token=os.environ.get(PREDICT_TOKEN_ENV) or None, allow_public=allow_public
+    )
+    # Fail here, clearly, before binding the port (resolve_bundle verified the folder).
+    ModelRuntime.load(folder, version, verify=False)
     alias = _alias_of(model) if project is not None else None
     log_root = None
     if log and project is not None:
@@ -150,6 +170,8 @@ def serve(
         prediction_log=log_root,
     )
     os.environ.update(settings.to_env())  # the workers read their settings from here
+    if warning is not None:
+        err_console.print(f"[bold yellow]warning:[/] {warning}")
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
     run_workers(
         "mlcycle.cli.serve:app_factory", host, port, workers, factory=True, log_level="warning"
@@ -193,7 +215,7 @@ def predict(
     from mlcycle.serve import ModelRuntime, predict_file
 
     folder, version, project = resolve_bundle(model, spec)
-    runtime = ModelRuntime.load(folder, version)
+    runtime = ModelRuntime.load(folder, version, verify=False)
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(
             "--output is the same file as --input",

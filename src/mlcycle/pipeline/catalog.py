@@ -306,7 +306,10 @@ class Catalog:
         )
 
     def bundle(self, bundle_id: str) -> Bundle:
-        return Bundle.open(self.store.path(bundle_id))
+        """The committed bundle, verified against its id: callers unpickle what is in it."""
+        bundle = Bundle.open(self.store.path(bundle_id))
+        bundle.verify(bundle_id)
+        return bundle
 
 
 def _scores_frame(scores: Mapping[str, np.ndarray]) -> pd.DataFrame:

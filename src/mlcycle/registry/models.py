@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from mlcycle.artifacts import ModelVersionInfo
-from mlcycle.bundle import Bundle
+from mlcycle.bundle import Bundle, check_model_name
 from mlcycle.errors import BadInput, MlcycleError, NotFound
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
@@ -102,6 +102,7 @@ class Registry:
 
     def register(self, name: str, bundle_id: str, *, blessed: bool) -> int:
         """Register a bundle as the next version of ``name``; idempotent per bundle."""
+        check_model_name(name)  # it becomes a folder of the prediction log
         for _ in range(5):
             try:
                 with self.engine.begin() as conn:
@@ -229,7 +230,11 @@ class Registry:
         return ResolvedVersion(parsed.name, version, str(row[0]), bool(row[1]))
 
     def bundle(self, ref: str | ModelRef) -> tuple[ResolvedVersion, Bundle]:
-        """The version a reference points to, and its bundle in this store.
+        """The version a reference points to, and its bundle in this store, verified.
+
+        The folder is re-hashed against the registered id before anything in it
+        is read (``model.joblib`` is a pickle: unpickling runs code), so a bundle
+        changed after registration is refused with :class:`BadInput`.
 
         Example:
             >>> resolved, bundle = reg.bundle("models:/flights@champion")
@@ -237,7 +242,9 @@ class Registry:
             (3, 'flights')
         """
         resolved = self.resolve(ref)
-        return resolved, Bundle.open(self.store.path(resolved.bundle_id))
+        bundle = Bundle.open(self.store.path(resolved.bundle_id))
+        bundle.verify(resolved.bundle_id)
+        return resolved, bundle
 
     # --- aliases --------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -146,3 +147,52 @@ def test_request_bodies_log_what_their_records_say(
     assert origins[2] is None and origins[4] is None and origins.count(None) == 2
     if unseen == "unknown":
         assert logged.column("carrier").to_pylist()[6] == "ZZ"
+
+
+# --- a model name never leaves the log's root ---------------------------------------------
+
+ESCAPES = ["../../escaped", "..", ".hidden", "a/b", "a\\b", "", "flights\n", "x" * 256]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_log_paths_refuse_a_name_that_is_not_one_folder(name: str, tmp_path: Path) -> None:
+    from mlcycle import predlog
+    from mlcycle.errors import BadInput
+
+    root = str(tmp_path / "log")
+    frame = pd.DataFrame(
+        {c: ["r"] for c in predlog.BASE_COLUMNS} | {"ts": [TS], "model_version": [1]}
+    )
+    for call in (
+        lambda: predlog.day_folder(root, name, "2026-03-01"),
+        lambda: predlog.list_files(root, name),
+        lambda: predlog.write_predictions(root, name, frame),
+    ):
+        with pytest.raises(BadInput, match=r"model name .* is not allowed"):
+            call()
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_writer_refuses_a_bundle_name_that_escapes_the_root(
+    rt: ModelRuntime, tmp_path: Path
+) -> None:
+    from mlcycle.errors import BadInput
+
+    root = tmp_path / "a" / "log"
+    evil = rt.meta.model_copy(update={"name": "../../escaped"})
+    rt_evil = ModelRuntime(rt.model, evil, rt.schema, version=1)
+    log = PredictionLog(root, flush_seconds=60)
+    try:
+        with pytest.raises(BadInput, match=re.escape("'../../escaped' is not allowed")):
+            log.submit(entry(rt_evil, "r", [good_record(1)]))
+    finally:
+        log.close()
+    assert not (tmp_path / "escaped").exists()
+    assert [p for p in tmp_path.rglob("*.parquet")] == []
+
+
+@pytest.mark.parametrize("name", ["flights", "my-model.v2", "A_1"])
+def test_ordinary_names_pass(name: str) -> None:
+    from mlcycle.bundle import check_model_name
+
+    assert check_model_name(name) == name

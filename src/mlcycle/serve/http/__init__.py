@@ -17,7 +17,14 @@ Example:
 from mlcycle.serve.http.app import create_app
 from mlcycle.serve.http.deploy import Resolver
 from mlcycle.serve.http.responses import JSONResponse
-from mlcycle.serve.http.settings import ServeSettings
+from mlcycle.serve.http.settings import ServeSettings, check_bind
 from mlcycle.serve.http.workers import run_workers
 
-__all__ = ["JSONResponse", "Resolver", "ServeSettings", "create_app", "run_workers"]
+__all__ = [
+    "JSONResponse",
+    "Resolver",
+    "ServeSettings",
+    "check_bind",
+    "create_app",
+    "run_workers",
+]

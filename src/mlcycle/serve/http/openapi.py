@@ -117,6 +117,7 @@ def _problems() -> dict[str, Any]:
     return {
         "400": _ref_response("malformed JSON", "Error"),
         "413": _ref_response("body over the size limit", "Error"),
+        "415": _ref_response("Content-Type is not application/json", "Error"),
         "422": _ref_response("input breaks the data contract (details name the fields)", "Error"),
         "500": _ref_response("internal error (with request id)", "Error"),
     }
@@ -426,6 +427,7 @@ Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
 <pre>curl -s localhost:8000/v2/models/{e(meta.name)}/infer -H 'Content-Type: application/json' \\
   -d '{e(infer)}'</pre>
 <p>Errors are JSON: <code>{{"error", "why", "fix", "details": [{{"field", "error"}}],
-"request_id"}}</code> with status 400 (bad JSON), 404, 413 (too large) or 422 (bad input).</p>
+"request_id"}}</code> with status 400 (bad JSON), 404, 413 (too large), 415 (not
+<code>Content-Type: application/json</code>) or 422 (bad input).</p>
 </body></html>
 """

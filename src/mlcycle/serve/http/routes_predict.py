@@ -4,7 +4,8 @@ Answers predictions, probabilities (with ``classes``), the model version and
 the request id.
 
 Example:
-    $ curl -s localhost:8000/predict -d '[{"dep_delay": 5, "distance": 700, ...}]'
+    $ curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
+    >   -d '[{"dep_delay": 5, "distance": 700, ...}]'
     {"model": "flights", "model_version": 3, "request_id": "...", "predictions": [false], ...}
 """
 
@@ -18,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlcycle.serve.http.parsing import loads_json, predict_records
-from mlcycle.serve.http.responses import JSONResponse
+from mlcycle.serve.http.responses import JSONResponse, require_json
 from mlcycle.serve.http.service import Service
 
 
@@ -36,6 +37,7 @@ async def predict(service: Service, request: Request, rid: str) -> Response:
     deployment = service.swapper.deployment
     served, role = deployment.pick()
     runtime = served.runtime
+    require_json(request)  # before reading: a body of another type is not parsed at all
     body = await service.read_body(request)
     size = len(body)
     payload = await service.off_loop(size, lambda: loads_json(body))

@@ -24,7 +24,7 @@ from mlcycle.serve.http.parsing import (
     parse_infer_body,
     prediction_datatype,
 )
-from mlcycle.serve.http.responses import JSONResponse
+from mlcycle.serve.http.responses import JSONResponse, require_json
 from mlcycle.serve.http.service import Service
 from mlcycle.version import __version__
 
@@ -86,6 +86,7 @@ async def infer(service: Service, request: Request, rid: str) -> Response:
     service.check_model(request, deployment.champion.runtime)
     served, role = deployment.pick()
     runtime = served.runtime
+    require_json(request)  # before reading: a body of another type is not parsed at all
     body = await service.read_body(request)
     size = len(body)
 

@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -123,3 +124,50 @@ class ServeSettings:
             LOG_ENV: self.prediction_log or "",
         }
         return env
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` binds only this machine (``localhost``, ``127.0.0.0/8``, ``::1``).
+
+    Any other name is taken as public: it may resolve to an outside address.
+
+    Example:
+        >>> is_loopback("127.0.0.1"), is_loopback("0.0.0.0")
+        (True, False)
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, *, predict_token: str | None, allow_public: bool) -> str | None:
+    """Refuse a public bind without a prediction token; the warning to print when allowed.
+
+    Without ``MLCYCLE_PREDICT_TOKEN`` anyone who reaches a public address can
+    call ``/predict``, ``/v2/.../infer`` and ``/metrics``, and every answered
+    request lands in the prediction log monitoring trusts, so that takes an
+    explicit ``allow_public``. Returns ``None`` when there is nothing to say.
+
+    Example:
+        >>> check_bind("0.0.0.0", predict_token=None, allow_public=True)
+        'serving on 0.0.0.0 without a prediction token (--allow-public): ...'
+    """
+    if is_loopback(host) or predict_token:
+        return None
+    if not allow_public:
+        raise BadInput(
+            f"refusing to serve on {host} without a prediction token",
+            "it is not a loopback address: anyone who can reach it could call /predict and "
+            "/v2 infer, read /metrics and write to the prediction log monitoring trusts",
+            f"set {PREDICT_TOKEN_ENV} (clients then send 'Authorization: Bearer <token>'), "
+            "bind 127.0.0.1, or pass --allow-public to serve it open on purpose",
+        )
+    return (
+        f"serving on {host} without a prediction token (--allow-public): anyone who can "
+        "reach it can call /predict and /v2 infer, read /metrics and write to the "
+        "prediction log"
+    )

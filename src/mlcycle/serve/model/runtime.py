@@ -36,7 +36,7 @@ import pandas as pd
 import sklearn
 
 from mlcycle.artifacts import BundleMeta
-from mlcycle.bundle import META_FILE, SERVING_FILES, Bundle
+from mlcycle.bundle import META_FILE, SERVING_FILES, Bundle, check_model_name
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.schema import Schema
 from mlcycle.serve.model.coerce import InputError
@@ -137,7 +137,13 @@ class ModelRuntime(InputChecks):
 
     @classmethod
     def load(
-        cls, bundle_dir: Path | str, version: int | None = None, *, warmup: bool = True
+        cls,
+        bundle_dir: Path | str,
+        version: int | None = None,
+        *,
+        warmup: bool = True,
+        bundle_id: str | None = None,
+        verify: bool = True,
     ) -> ModelRuntime:
         """Load a bundle folder (its serving parts, see :class:`mlcycle.bundle.Bundle`).
 
@@ -145,6 +151,12 @@ class ModelRuntime(InputChecks):
         :class:`BadInput` when one cannot be read. With ``warmup`` one
         synthetic row is predicted so the first real request pays no
         first-call costs.
+
+        Unpickling ``model.joblib`` runs code, so the folder is checked against
+        its content id first: ``bundle_id`` when given, else the folder's own
+        name when it is one (every folder in the store is). A folder with any
+        other name is trusted as given. ``verify=False`` is for a caller that
+        has just verified the same folder (hashing costs tens of ms).
 
         Example:
             >>> rt = ModelRuntime.load("bundle", version=2)
@@ -165,7 +177,12 @@ class ModelRuntime(InputChecks):
                 "pass the bundle folder, not a file inside it",
             )
         bundle = Bundle(folder)
+        if bundle_id is not None:
+            bundle.verify(bundle_id)
+        elif verify:
+            bundle.verify_addressed()
         meta = read_json_model(bundle.meta_path, BundleMeta)
+        check_model_name(meta.name, str(bundle.meta_path))  # it names the log's folder
         schema = read_json_model(bundle.schema_path, Schema)
         model = read_joblib(bundle.model_path)
         runtime = cls(model, meta, schema, version=version, bundle_dir=folder)

@@ -16,6 +16,8 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from mlcycle.bundle import check_model_name
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -30,6 +32,11 @@ class ModelInfo:
     # Where each feature sits in the compiled plan's matrix: the log reads
     # features back from there (see LogRows.matrix).
     matrix_layout: tuple[MatrixColumn, ...] = ()
+
+    def __post_init__(self) -> None:
+        # The name becomes the log's <root>/<model>/ folder: refuse '../x' up front, not
+        # in the writer thread where the rows would only be dropped.
+        check_model_name(self.name)
 
     @classmethod
     def of(cls, runtime: Any) -> ModelInfo:
