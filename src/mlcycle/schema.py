@@ -104,7 +104,9 @@ class Schema(BaseModel):
             "# roles: feature target id timestamp ignored.\n"
         )
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(header + yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        tmp.write_text(
+            header + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
         tmp.replace(path)
 
     @classmethod
@@ -216,6 +218,10 @@ def _check_column(
     col: ColumnSchema, series: pd.Series, *, ranges: bool, unseen_is_error: bool
 ) -> list[Violation]:
     actual = kind_of(series)
+    if col.kind == "numeric" and actual in ("string", "categorical"):
+        not_numbers = _not_numbers(col, series)
+        if not_numbers is not None:
+            return [not_numbers]
     if not _compatible(col.kind, actual) and not series.isna().all():
         # Values of the wrong kind make the value checks meaningless: report the kind only.
         return [
@@ -234,6 +240,32 @@ def _check_column(
         _duplicates(col, series),
     ]
     return [v for v in found if v is not None]
+
+
+def _not_numbers(col: ColumnSchema, series: pd.Series) -> Violation | None:
+    """A numeric column holding text that is not a number ("late"): how many, which.
+
+    An error, not a warning: the model would see those rows as missing values,
+    which is a decision for a person, not for the pipeline to make silently.
+    """
+    present = series.dropna()
+    try:
+        bad = pd.to_numeric(present, errors="coerce").isna()
+    except (TypeError, ValueError):
+        return None
+    count = int(bad.sum())
+    if not count:
+        return None
+    examples = list(dict.fromkeys(present[bad].astype(str).head(200)))[:5]
+    return Violation(
+        column=col.name,
+        check="type",
+        severity="error",
+        message=f"column '{col.name}' should be numeric but {count} of {len(present)} "
+        f"value(s) are not numbers, e.g. {examples}; a model would see them as missing, so "
+        "fix them in the source (an empty cell is a missing value)",
+        count=count,
+    )
 
 
 def _nulls(col: ColumnSchema, series: pd.Series) -> Violation | None:

@@ -104,3 +104,68 @@ def test_an_expectation_error_quarantines_the_version(tmp_path: Path) -> None:
             raise AssertionError("a quarantined source must not be split")
     finally:
         project.close()
+
+
+def _mixed_project(folder: Path, late_rows: int) -> Path:
+    """A CSV whose numeric 'delay' holds "late" in its last ``late_rows`` rows, and a
+    model test that adds to 'delay' (it crashed on text: issue #13, item 13)."""
+    n = 3000
+    rng = np.random.default_rng(0)
+    delay = rng.integers(-20, 120, size=n)
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "delay": delay.astype(object),
+            "x": rng.normal(size=n),
+            "y": (delay > 30).astype(int),
+        }
+    )
+    if late_rows:
+        frame.loc[n - late_rows :, "delay"] = "late"
+    frame.to_csv(folder / "d.csv", index=False)
+    spec = {
+        "project": "mixed",
+        "problem": {"task": "binary", "target": "y", "id_column": "id"},
+        "prepare": {"split": {"strategy": "random"}},
+        "data": {"source": {"path": "d.csv"}},
+        "train": {
+            "model_tests": {"directional": [{"column": "delay", "delta": 30, "max_fraction": 1}]}
+        },
+    }
+    (folder / "mlcycle.yaml").write_text(yaml.safe_dump(spec))
+    return folder / "mlcycle.yaml"
+
+
+def test_a_number_column_with_text_in_its_last_rows_is_numeric_and_reported(
+    tmp_path: Path,
+) -> None:
+    from mlcycle.errors import StepFailed
+    from mlcycle.schema import Schema
+
+    project = Project.load(_mixed_project(tmp_path, late_rows=100))
+    try:
+        try:
+            project.run(until="train")
+        except StepFailed as exc:
+            # A clear validation finding (exit 2), not a TypeError inside training.
+            assert exc.step == "validate" and exc.exit_code == 2, exc.message
+            assert "column 'delay' should be numeric but 100 of 3000 value(s) are not numbers" in (
+                exc.message
+            )
+            assert "'late'" in exc.message
+        else:
+            raise AssertionError("the 'late' values should stop the pipeline at validation")
+        contract = Schema.from_yaml(tmp_path / "schema.yaml").column("delay")
+        assert contract.kind == "numeric" and contract.categories is None
+        assert contract.nullable  # so nulls in place of "late" are an accepted fix
+        assert [p.status for p in list_partitions(project.store, "main")] == ["quarantined"]
+
+        # The data engineer decides: "late" becomes a missing delay in the source.
+        text = (tmp_path / "d.csv").read_text().replace(",late,", ",,")
+        (tmp_path / "d.csv").write_text(text)
+        done = project.run(until="train")
+        assert [s.status for s in done.steps][-1] == "ran"
+        names = [c.name for c in project.catalog.model_tests(done.outputs["model_tests"]).checks]
+        assert "directional:delay+30" in names
+    finally:
+        project.close()

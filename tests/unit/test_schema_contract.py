@@ -58,3 +58,34 @@ def test_kind_of() -> None:
     assert kind_of(pd.Series([True])) == "boolean"
     assert kind_of(pd.Series(["a"])) == "string"
     assert kind_of(pd.Series(pd.to_datetime(["2020-01-01"]))) == "datetime"
+
+
+def test_numbers_in_a_datetime_or_string_column_are_a_type_error() -> None:
+    # Only boolean accepts numbers (0/1 from CSV/JSON); a number where a date or a
+    # text is expected must not slip through as "compatible".
+    schema = Schema(
+        columns=[
+            ColumnSchema(name="when", kind="datetime"),
+            ColumnSchema(name="name", kind="string"),
+            ColumnSchema(name="c", kind="categorical", categories=["a", "b"]),
+        ]
+    )
+    numbers = pd.DataFrame({"when": [1.0, 2.0], "name": [3, 4], "c": [5, 6]})
+    found = {(v.column, v.check, v.severity) for v in check_frame(numbers, schema)}
+    assert found == {("when", "type", "error"), ("name", "type", "error"), ("c", "type", "error")}
+    fine = pd.DataFrame(
+        {"when": pd.to_datetime(["2020-01-01", "2020-01-02"]), "name": ["p", "q"], "c": ["a", "b"]}
+    )
+    assert check_frame(fine, schema) == []
+
+
+def test_text_in_a_numeric_column_is_an_error_with_count_and_examples() -> None:
+    frame = _frame(x=["1", "late"])
+    found = [v for v in check_frame(frame, SCHEMA) if v.column == "x"]
+    assert [(v.check, v.severity, v.count) for v in found] == [("type", "error", 1)]
+    assert "1 of 2 value(s) are not numbers, e.g. ['late']" in found[0].message
+
+    many = pd.DataFrame({"x": ["1", "late", "n/a", "late", None, "3"]})
+    schema = Schema(columns=[ColumnSchema(name="x", kind="numeric")])
+    (v,) = check_frame(many, schema)
+    assert v.count == 3 and "3 of 5 value(s)" in v.message and "['late', 'n/a']" in v.message

@@ -36,7 +36,7 @@ from mlcycle.data.profile import compute_profile
 from mlcycle.data.sources import content_hash
 from mlcycle.data.transform import apply_transforms, transforms_hash
 from mlcycle.errors import BadInput
-from mlcycle.schema import Schema
+from mlcycle.schema import Schema, kind_of
 from mlcycle.spec import Data, Problem, Source
 from mlcycle.store import Store
 
@@ -141,6 +141,7 @@ def build_version(
             ) from exc
     inferred = infer_schema(df, problem, data.features)
     schema = inferred if contract is None else contract_with_roles(contract, inferred)
+    df = numbers_as_numbers(df, schema)
     code = transforms_hash(data.transforms, base_dir)
     record = DatasetVersion(
         rows=len(df),
@@ -155,6 +156,34 @@ def build_version(
         transforms_hash=code,
     )
     return record, df
+
+
+def numbers_as_numbers(df: pd.DataFrame, schema: Schema) -> pd.DataFrame:
+    """``df`` with each text column the contract calls numeric converted, when every
+    value parses (a column with text that does not stays text: validation names it).
+
+    Example:
+        >>> schema = Schema(columns=[ColumnSchema(name="x", kind="numeric")])
+        >>> numbers_as_numbers(pd.DataFrame({"x": ["1", "2.5", None]}), schema)["x"].tolist()
+        [1.0, 2.5, nan]
+    """
+    out = df
+    for col in schema.columns:
+        if col.kind != "numeric" or col.name not in df.columns:
+            continue
+        column = df[col.name]
+        if kind_of(column) != "string":
+            continue
+        try:
+            parsed = pd.to_numeric(column, errors="coerce")
+        except (TypeError, ValueError):
+            continue
+        if parsed.isna().sum() != column.isna().sum():
+            continue
+        if out is df:
+            out = df.copy()
+        out[col.name] = parsed
+    return out
 
 
 def contract_with_roles(contract: Schema, inferred: Schema) -> Schema:

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mlcycle.data.encoding import encoding_error, sniff_text
 from mlcycle.data.sources import match_files
 from mlcycle.data.sqlsource import read_sql_chunks
 from mlcycle.errors import BadInput
@@ -99,9 +100,11 @@ def _csv_chunks(
             return "skip"
         return "error"
 
+    encoding = source.encoding
+    sniff_text(fs, path, name, encoding)
     # Small blocks: the streaming reader reads many blocks ahead, so its memory
     # grows with the block size; blocks are gathered into chunks of chunk_rows.
-    options = pcsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK)
+    options = pcsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK, encoding=encoding)
     parse = pcsv.ParseOptions(invalid_row_handler=on_bad)
     try:
         with fs.open(path, "rb", compression="infer") as fh:
@@ -109,6 +112,10 @@ def _csv_chunks(
             pending: list[pa.RecordBatch] = []
             rows = 0
             for batch in reader:
+                if any(pa.types.is_binary(f.type) for f in batch.schema):
+                    # pyarrow keeps text it cannot decode as raw bytes: it would
+                    # reach the contract as b'EWR\xe9', so refuse it here instead.
+                    raise encoding_error(fs, path, name, encoding, None)
                 pending.append(batch)
                 rows += batch.num_rows
                 if rows >= chunk_rows:
@@ -118,6 +125,9 @@ def _csv_chunks(
                 yield pa.Table.from_batches(pending).to_pandas()
     except pa.ArrowInvalid as exc:
         text = str(exc).splitlines()[0]
+        if "invalid UTF8" in text:
+            # Undecodable bytes after the first block, in a column typed as text.
+            raise encoding_error(fs, path, name, encoding, None) from None
         if bad and source.on_bad_lines == "error":
             line, content = bad[-1]
             raise BadInput(
@@ -133,7 +143,10 @@ def _csv_chunks(
         ) from None
     except pa.ArrowException as exc:
         raise BadInput(f"cannot read data file {name} as CSV", str(exc), "check the file") from exc
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except UnicodeError as exc:
+        # A declared encoding's codec refused the bytes (pyarrow transcodes through it).
+        raise encoding_error(fs, path, name, encoding, exc) from None
+    except (OSError, EOFError) as exc:
         raise BadInput(
             f"cannot read data file {name} as CSV", str(exc), "check the file is complete"
         ) from exc

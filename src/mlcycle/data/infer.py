@@ -117,6 +117,14 @@ def _infer_column(
     else:
         role = "feature"
 
+    nullable = bool(series.isna().any())
+    if kind == "string" and role not in ("id", "timestamp") and mostly_numeric(series):
+        # A number column with a few text values ("late"): the contract says numeric,
+        # and validation names the values that are not numbers instead of the model
+        # learning '-1', '-10', ... as categories. Nullable, so mapping those values
+        # to nulls (in the source or a transform) is a fix the contract accepts.
+        kind, nullable = "numeric", True
+
     categories: list[str] | None = None
     if kind in ("string", "categorical") and role not in ("id", "timestamp"):
         values = _distinct_text(series)
@@ -136,12 +144,42 @@ def _infer_column(
         name=name,
         kind=kind,
         role=role,
-        nullable=bool(series.isna().any()),
+        nullable=nullable,
         min=low,
         max=high,
         categories=categories,
         unique=role == "id",
     )
+
+
+NUMERIC_SHARE = 0.95
+"""The share of a text column's non-null values that must parse as numbers for it to be
+inferred numeric (the rest are reported by validation, not silently made missing)."""
+_PROBE = 1000  # values tried first, so a column of words is dismissed cheaply
+
+
+def mostly_numeric(series: pd.Series) -> bool:
+    """Whether at least :data:`NUMERIC_SHARE` of the non-null values parse as numbers.
+
+    Example:
+        >>> mostly_numeric(pd.Series(["1", "2"] * 50 + ["late"]))
+        True
+        >>> mostly_numeric(pd.Series(["EWR", "JFK", "1"]))
+        False
+    """
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return False  # the frame's author chose categories; keep them
+    present = series.dropna()
+    if present.empty:
+        return False
+    try:
+        probe = pd.to_numeric(present.iloc[:_PROBE], errors="coerce").notna().mean()
+        if probe < NUMERIC_SHARE / 2:
+            return False
+        parsed = pd.to_numeric(present, errors="coerce").notna()
+    except (TypeError, ValueError):
+        return False  # cells that are not scalars (lists, dicts): not a number column
+    return bool(parsed.mean() >= NUMERIC_SHARE)
 
 
 def parse_timestamp(df: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -129,7 +129,11 @@ def source_fingerprint(source: Source, base_dir: Path) -> str:
         count, newest = probe_sql(source, base_dir)
         payload = [source.sql, source.watermark, count, newest]
         return hashlib.sha256(json.dumps(payload, default=str).encode()).hexdigest()
-    return fingerprint_source(source, base_dir)
+    files = fingerprint_source(source, base_dir)
+    if source.encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        return files  # the default: fingerprints from before `encoding` existed still match
+    # The same bytes read with another encoding are other rows: land them again.
+    return hashlib.sha256(f"{files}:{source.encoding}".encode()).hexdigest()
 
 
 def ingest(

@@ -30,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 from fsspec.implementations.local import LocalFileSystem
 
+from mlcycle.data.encoding import encoding_error, sniff_text
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.spec import Source
 
@@ -93,7 +94,7 @@ def read_source(source: Source, base_dir: Path) -> pd.DataFrame:
     frames: list[pd.DataFrame] = []
     for path in matched.files:
         fmt = _format_of(path, source.format, matched)
-        frames.append(_read_one(matched.fs, path, fmt))
+        frames.append(_read_one(matched.fs, path, fmt, source.encoding))
     df = frames[0] if len(frames) == 1 else _concat(frames, matched)
     if len(df) == 0:
         raise BadInput(
@@ -315,7 +316,9 @@ def _listing(fs: fsspec.AbstractFileSystem, folder: str) -> str:
 # --- reading ------------------------------------------------------------------------
 
 
-def _read_one(fs: fsspec.AbstractFileSystem, path: str, fmt: Format) -> pd.DataFrame:
+def _read_one(
+    fs: fsspec.AbstractFileSystem, path: str, fmt: Format, encoding: str = "utf-8"
+) -> pd.DataFrame:
     name = _display(fs, path)
     try:
         size = int(fs.size(path))
@@ -329,7 +332,7 @@ def _read_one(fs: fsspec.AbstractFileSystem, path: str, fmt: Format) -> pd.DataF
         )
     if fmt == "parquet":
         return _read_parquet(fs, path, name)
-    return _read_csv(fs, path, name)
+    return _read_csv(fs, path, name, encoding)
 
 
 def _read_parquet(fs: fsspec.AbstractFileSystem, path: str, name: str) -> pd.DataFrame:
@@ -352,14 +355,23 @@ _LINE = re.compile(r"\bline (\d+)")
 _ROW = re.compile(r"\brow (\d+)")
 
 
-def _read_csv(fs: fsspec.AbstractFileSystem, path: str, name: str) -> pd.DataFrame:
+def _read_csv(
+    fs: fsspec.AbstractFileSystem, path: str, name: str, encoding: str = "utf-8"
+) -> pd.DataFrame:
     compression = next(
         (c for ext, c in _CSV_COMPRESSION.items() if path.lower().endswith(ext)), None
     )
+    sniff_text(fs, path, name, encoding)
     try:
         with fs.open(path, "rb") as fh:
             # low_memory=False: one dtype per column for the whole file, not per chunk.
-            return pd.read_csv(fh, on_bad_lines="error", low_memory=False, compression=compression)
+            return pd.read_csv(
+                fh,
+                on_bad_lines="error",
+                low_memory=False,
+                compression=compression,
+                encoding=encoding,
+            )
     except pd.errors.EmptyDataError as exc:
         raise BadInput(
             f"data file {name} is empty",
@@ -376,12 +388,8 @@ def _read_csv(fs: fsspec.AbstractFileSystem, path: str, name: str) -> pd.DataFra
             "fix that line (every row needs as many fields as the header; quote fields "
             "holding commas), or export the file again",
         ) from exc
-    except UnicodeDecodeError as exc:
-        raise BadInput(
-            f"data file {name} is not UTF-8 text",
-            f"byte {exc.start} cannot be decoded ({exc.reason})",
-            "save the file as UTF-8, or set data.source.format to parquet if it is Parquet",
-        ) from exc
+    except UnicodeError as exc:
+        raise encoding_error(fs, path, name, encoding, exc) from None
     except (OSError, EOFError, ValueError) as exc:
         raise BadInput(
             f"cannot read data file {name} as CSV",

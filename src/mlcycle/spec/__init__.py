@@ -94,6 +94,22 @@ class Source(SpecModel):
     on_bad_lines: Literal["error", "warn"] = "error"
     duplicates: Literal["drop", "error"] = "drop"
     retries: int = Field(default=3, ge=0, le=10)
+    # The text encoding of CSV files (any Python codec name); Parquet and SQL ignore it.
+    encoding: str = "utf-8"
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        import codecs
+
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"unknown text encoding {value!r}; use a Python codec name such as utf-8, "
+                "latin-1, cp1252 or utf-16"
+            ) from None
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> Source:

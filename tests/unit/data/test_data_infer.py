@@ -249,3 +249,35 @@ def test_parse_timestamp_gives_utc_for_mixed_offsets() -> None:
     parsed = parse_timestamp(df, "t")["t"]
     assert str(parsed.dt.tz) == "UTC"
     assert (parsed.iloc[1] - parsed.iloc[0]) == pd.Timedelta(hours=1)
+
+
+def test_a_number_column_with_a_few_words_is_numeric_and_nullable() -> None:
+    # 2,900 numbers as text, then "late" in the last 100 rows (3.3 %): numeric.
+    values = [str(v) for v in np.arange(2900) % 140 - 20] + ["late"] * 100
+    df = pd.DataFrame({"delay": values, "id": [f"r{i}" for i in range(3000)], "y": [0, 1] * 1500})
+    col = infer_schema(df, Problem(task="binary", target="y", id_column="id"), FEATURES).column(
+        "delay"
+    )
+    assert (col.kind, col.categories, col.nullable) == ("numeric", None, True)
+    assert (col.min, col.max) == (-20.0, 119.0)
+
+
+def test_the_numeric_rule_is_at_least_95_percent_of_non_null_values() -> None:
+    from mlcycle.data.infer import NUMERIC_SHARE, mostly_numeric
+
+    assert NUMERIC_SHARE == 0.95
+    assert mostly_numeric(pd.Series(["1"] * 95 + ["x"] * 5 + [None] * 50))
+    assert not mostly_numeric(pd.Series(["1"] * 94 + ["x"] * 6))
+    assert not mostly_numeric(pd.Series(["EWR", "JFK", "LGA", "1"]))
+    assert not mostly_numeric(pd.Series([None, None], dtype=object))
+    assert not mostly_numeric(pd.Series(["1", "2"], dtype="category"))
+
+
+def test_text_ids_that_look_like_numbers_stay_ids() -> None:
+    df = pd.DataFrame(
+        {"id": [str(i) for i in range(99)] + ["A-1"], "x": range(100), "y": [0, 1] * 50}
+    )
+    col = infer_schema(df, Problem(task="binary", target="y", id_column="id"), FEATURES).column(
+        "id"
+    )
+    assert col.kind == "string" and col.role == "id"

@@ -114,3 +114,18 @@ def test_duplicate_column_names_do_not_crash() -> None:
     assert not report.ok
     assert [(v.column, v.severity) for v in report.errors] == [("x", "error")]
     assert "appears 2 times" in report.errors[0].message
+
+
+def test_numbers_held_as_text_become_numbers_when_every_value_parses() -> None:
+    from mlcycle.data.build import numbers_as_numbers
+    from mlcycle.schema import ColumnSchema, Schema
+
+    schema = Schema(
+        columns=[ColumnSchema(name="a", kind="numeric"), ColumnSchema(name="b", kind="numeric")]
+    )
+    df = pd.DataFrame({"a": ["1", "2.5", None], "b": ["1", "late", None]})
+    out = numbers_as_numbers(df, schema)
+    assert out["a"].tolist()[:2] == [1.0, 2.5] and pd.isna(out["a"].iloc[2])
+    # A column with a value that is not a number stays text, for validation to name it.
+    assert out["b"].tolist()[:2] == ["1", "late"]
+    assert df["a"].tolist()[0] == "1"  # the input frame is not changed
