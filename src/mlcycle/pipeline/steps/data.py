@@ -24,7 +24,7 @@ class Ingest(Step):
     outputs = ("dataset",)
     sections = ("problem", "data")
     libraries = ("pandas", "pyarrow", "duckdb")
-    revision = 2
+    revision = 3  # 3: numbers held as text are stored as numbers
 
     def key_extra(self, ctx: RunContext) -> str:
         from mlcycle.data.ingest import source_fingerprint
@@ -71,7 +71,7 @@ class Validate(Step):
     outputs = ("validation",)
     sections = ("data",)
     libraries = ("pandas",)
-    revision = 2
+    revision = 3  # 3: text in a numeric column is an error with count and examples
 
     def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
         dataset_id = inputs.id("dataset")
