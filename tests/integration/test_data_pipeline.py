@@ -59,6 +59,11 @@ def test_sql_source_transforms_and_a_cached_second_run(tmp_path: Path) -> None:
         third = project.run(until="validate")
         assert third.steps[0].status == "ran" and third.steps[0].summary["new_rows"] == 100
         assert third.outputs["dataset"] != dataset
+        # The new version has a new id, so validate's cache key changed: it must run
+        # again on the new version (a cached report would vouch for the old one).
+        assert third.steps[1].status == "ran"
+        assert third.outputs["validation"] != first.outputs["validation"]
+        assert status_of(project.store, third.outputs["dataset"])["status"] == "valid"
         assert [p.rows for p in list_partitions(project.store, "main")] == [300, 100]
     finally:
         project.close()

@@ -75,6 +75,32 @@ def test_gate_cold_start_still_needs_baseline_margin_and_thresholds() -> None:
     assert {c.name for c in refused.failures} == {"beats_baseline", "threshold:roc_auc"}
 
 
+def _regression(candidate_rmse: float, baseline_rmse: float) -> Evaluation:
+    return Evaluation(
+        task="regression",
+        primary_metric="rmse",
+        rows=1000,
+        metrics={"candidate": {"rmse": candidate_rmse}, "baseline": {"rmse": baseline_rmse}},
+    )
+
+
+def test_gate_baseline_margin_for_a_lower_is_better_metric() -> None:
+    # RMSE: smaller is better, so beating a baseline at 10 means going below it.
+    gates = Gates(baseline_margin=0.5)
+    worse = judge(_regression(12.0, 10.0), gates)
+    assert not worse.blessed
+    check = next(c for c in worse.checks if c.name == "beats_baseline")
+    assert not check.passed
+    assert check.figures["improvement"] == pytest.approx(-2.0)
+    better = judge(_regression(8.0, 10.0), gates)
+    assert better.blessed
+    assert next(c for c in better.checks if c.name == "beats_baseline").figures[
+        "improvement"
+    ] == pytest.approx(2.0)
+    # Better, but by less than the margin: refused.
+    assert not judge(_regression(9.8, 10.0), gates).blessed
+
+
 def test_gate_judges_the_lower_bound_against_the_champion() -> None:
     gates = Gates()
     lucky = PairedComparison(improvement=0.01, ci_low=-0.02, ci_high=0.04)

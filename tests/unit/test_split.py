@@ -40,6 +40,15 @@ def test_random_split_is_seeded() -> None:
     a = split_frame(df, Split(strategy="random"), timestamp=None, target="y", seed=1)
     b = split_frame(df, Split(strategy="random"), timestamp=None, target="y", seed=1)
     pd.testing.assert_frame_equal(a["test"], b["test"])
+    # The seed must matter: another seed draws another test set (two random draws of
+    # 150 rows out of 1000 sharing more than half would be a ~1e-40 event).
+    c = split_frame(df, Split(strategy="random"), timestamp=None, target="y", seed=2)
+    shared = set(a["test"]["x"]) & set(c["test"]["x"])
+    assert len(shared) < len(a["test"]) // 2
+    # ... and every row lands in exactly one part, shuffled (not the frame's first rows).
+    together = pd.concat([c["train"], c["valid"], c["test"]])
+    assert sorted(together["x"]) == sorted(df["x"])
+    assert set(c["test"]["x"]) != set(df["x"].iloc[: len(c["test"])])
 
 
 def test_too_few_rows_and_missing_timestamp() -> None:

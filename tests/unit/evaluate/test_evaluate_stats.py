@@ -3,6 +3,8 @@ computations (brute force, scipy, the bootstrap itself)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from scipy import stats as sps
@@ -95,6 +97,22 @@ def test_mcnemar_counts_interval_and_exact_p_value() -> None:
     assert result["improvement"] == pytest.approx(a.mean() - b.mean())
     assert result["p_value"] == pytest.approx(sps.binomtest(only_a, only_a + only_b, 0.5).pvalue)
     assert result["ci_low"] < result["improvement"] < result["ci_high"]
+
+
+def test_mcnemar_interval_is_the_paired_wald_interval() -> None:
+    # b = 60 rows only the candidate gets right, c = 5 only the reference, 35 both:
+    # diff = 0.55, var = (b + c - (b - c)^2 / n) / n^2 = (65 - 30.25) / 1e4,
+    # so 0.55 -/+ 1.959964 * 0.058949 = (0.43446, 0.66554). Dropping the
+    # -(b-c)^2/n term widens it to (0.39198, 0.70802).
+    cand = np.array([True] * 60 + [False] * 5 + [True] * 35)
+    ref = np.array([False] * 60 + [True] * 5 + [True] * 35)
+    result = mcnemar(cand, ref)
+    half = sps.norm.ppf(0.975) * math.sqrt((65 - 55**2 / 100) / 100**2)
+    assert result["improvement"] == pytest.approx(0.55)
+    assert result["ci_low"] == pytest.approx(0.55 - half, abs=1e-9)
+    assert result["ci_high"] == pytest.approx(0.55 + half, abs=1e-9)
+    assert result["ci_low"] == pytest.approx(0.43446, abs=1e-4)
+    assert result["ci_high"] == pytest.approx(0.66554, abs=1e-4)
 
 
 def test_lower_is_better_metrics_are_signed_so_positive_means_better() -> None:

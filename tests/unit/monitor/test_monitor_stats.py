@@ -127,3 +127,26 @@ def test_cbpe_is_unbiased_for_calibrated_probabilities() -> None:
     assert est["accuracy"] == pytest.approx(np.mean((p >= 0.5) == y), abs=0.01)
     assert est["roc_auc"] == pytest.approx(roc_auc_score(y, p), abs=0.01)
     assert cbpe(np.array([np.nan])) == {}
+
+
+def _expected_auc_by_pairs(p: np.ndarray) -> float:
+    """Σ over ordered pairs i ≠ j of P(i positive, j negative) · (1 if i scores above j,
+    ½ if tied), over Σ P(i positive, j negative): the definition, pair by pair."""
+    pos, neg = p[:, None], (1 - p)[None, :]
+    weight = pos * neg
+    np.fill_diagonal(weight, 0.0)
+    order = (p[:, None] > p[None, :]) + 0.5 * (p[:, None] == p[None, :])
+    return float(np.sum(weight * order) / np.sum(weight))
+
+
+def test_cbpe_counts_tied_scores_half() -> None:
+    # Five distinct probabilities, many rows each: a pair is either ordered or tied,
+    # so counting ties fully (not half) moves the estimate well away from 0.8084.
+    levels = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+    p = np.repeat(levels, [30, 25, 20, 15, 10])
+    est = cbpe(p)
+    assert est["roc_auc"] == pytest.approx(_expected_auc_by_pairs(p), abs=1e-12)
+    assert est["roc_auc"] == pytest.approx(0.8084, abs=1e-4)
+    # And with no ties at all, the same definition.
+    distinct = np.random.default_rng(3).uniform(0.05, 0.95, size=300)
+    assert cbpe(distinct)["roc_auc"] == pytest.approx(_expected_auc_by_pairs(distinct), abs=1e-12)

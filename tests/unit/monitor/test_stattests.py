@@ -204,6 +204,17 @@ def test_psi_empty_bin_uses_epsilon() -> None:
     assert close(st.psi(ref, cur, "categorical")[0], hand)
 
 
+def test_psi_empty_current_bin_uses_epsilon_too() -> None:
+    # The mirror case: p = (0.25, 0.25, 0.5), q = (0.5, 0.5, 0 -> 1e-4). Without the
+    # epsilon on the current side, ln(0 / 0.5) makes the statistic infinite.
+    ref = np.array(["a", "b", "c", "c"])
+    cur = np.array(["a", "a", "b", "b"])
+    hand = 2 * (0.5 - 0.25) * math.log(0.5 / 0.25) + (1e-4 - 0.5) * math.log(1e-4 / 0.5)
+    stat = st.psi(ref, cur, "categorical")[0]
+    assert math.isfinite(stat)
+    assert close(stat, hand)
+
+
 def test_psi_numeric_hand_example() -> None:
     # bins=2 on 0..9: one edge at 4.5, p = (0.5, 0.5); current [0, 1, 2, 7]: q = (0.75, 0.25)
     hand = (0.75 - 0.5) * math.log(0.75 / 0.5) + (0.25 - 0.5) * math.log(0.25 / 0.5)

@@ -169,6 +169,34 @@ def test_regression_predictions_equal_pipeline(bundles: dict[str, Path]) -> None
     assert all(type(p) is float for p in out["predictions"])
 
 
+def test_a_compiled_plan_that_disagrees_falls_back_to_the_pipeline(
+    bundles: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A plan of the right width whose one-hot codes are swapped builds a matrix of
+    # the right shape and wrong values: the check at load must compare values, not
+    # shapes, and keep the scikit-learn pipeline.
+    from mlcycle.serve.model import fastpath
+    from mlcycle.serve.model import runtime as runtime_module
+
+    def swapped_plan(model: Any, schema: Any, unseen: str) -> fastpath.Plan | None:
+        plan = fastpath.compile_plan(model, schema, unseen)
+        assert plan is not None
+        onehot = next(o for o in plan.outputs if o.how == "onehot" and len(o.codes) > 1)
+        names = list(onehot.codes)
+        onehot.codes = dict(zip(names, reversed(list(onehot.codes.values())), strict=True))
+        return plan
+
+    rt = ModelRuntime.load(bundles["binary"])
+    assert rt.sklearn_engine == "sklearn-compiled"  # the honest plan passes the check
+    sample = flights_frame(300, seed=11)
+    monkeypatch.setattr(runtime_module, "compile_plan", swapped_plan)
+    assert rt.compile(sample, onnx=False) == "sklearn-pipeline"
+    assert rt.plan is None
+    out = rt.predict(rt.validate_frame(sample))
+    expected = rt.model.predict_proba(sample[FEATURES])
+    np.testing.assert_allclose(np.array(out["probabilities"]), expected, rtol=0, atol=1e-12)
+
+
 # --- coercion -----------------------------------------------------------------------
 
 
@@ -308,6 +336,30 @@ def test_missing_column_is_named(rt: ModelRuntime) -> None:
         rt.validate_records([record, record])
     assert fields(exc) == ["carrier"]
     assert "missing" in exc.value.what
+
+
+@pytest.mark.parametrize("column", ["dep_delay", "origin"])
+def test_a_missing_nullable_column_is_refused_not_read_as_all_null(
+    rt: ModelRuntime, column: str
+) -> None:
+    # dep_delay and origin may hold nulls, but a column absent altogether is a
+    # client bug (a renamed field), not a batch of unknowns: refuse it on every path.
+    records = [{k: v for k, v in good_record(i).items() if k != column} for i in range(3)]
+    assert rt.encode_records(records) is None  # the fast path leaves it to the check
+    with pytest.raises(InputError) as exc:
+        rt.validate_records(records)
+    assert fields(exc) == [column]
+    frame = flights_frame(20, seed=2).drop(columns=[column])
+    with pytest.raises(InputError) as exc:
+        rt.validate_frame(frame)
+    assert fields(exc) == [column]
+    with pytest.raises(InputError) as exc:
+        rt.check_rows(frame)
+    assert fields(exc) == [column]
+    columns = {k: list(v) for k, v in frame[[f for f in FEATURES if f != column]].items()}
+    with pytest.raises(InputError) as exc:
+        rt.validate_columns(columns)
+    assert fields(exc) == [column]
 
 
 @pytest.mark.parametrize("rows", [[], pd.DataFrame(columns=FEATURES)])

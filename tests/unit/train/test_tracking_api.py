@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ def tracker(store: Store) -> Tracker:
 
 
 def test_runs_params_metrics_tags_round_trip(tracker: Tracker) -> None:
+    before = time.time()
     with tracker.start_run("first", experiment="exp", seed=7, dataset_id="d1") as run:
+        time.sleep(0.05)  # a duration that a missing or zeroed end time cannot fake
         run.log_params({"lr": 0.1, "depth": 3})
         for step in range(5):
             run.log_metric("loss", 1.0 / (step + 1), step=step)
@@ -30,13 +33,16 @@ def test_runs_params_metrics_tags_round_trip(tracker: Tracker) -> None:
         run.set_tag("stage", "prod")  # tags may change
         run.log_metric("auto", 1.0)
         run.log_metric("auto", 2.0)
+    elapsed = time.time() - before
     assert tracker.pending() > 0  # buffered, not written yet
     tracker.flush()
     assert tracker.pending() == 0
     view = query.get_run(tracker.engine, run.id[:10])
     assert view.info["status"] == "finished"
     assert view.info["seed"] == 7 and view.info["dataset_id"] == "d1"
-    assert view.info["duration_s"] >= 0
+    # 1 ms of slack for float rounding of epoch seconds (a 0.24 µs ulp at today's dates).
+    assert 0.05 <= view.info["duration_s"] <= elapsed + 1e-3
+    assert before - 1e-3 <= view.info["start_time"] <= before + elapsed + 1e-3
     assert view.params == {"lr": "0.1", "depth": "3"}
     assert view.metrics["loss"] == pytest.approx(0.2)
     assert math.isnan(view.metrics["gap"])
