@@ -138,6 +138,10 @@ def main() -> None:
     for name, value in shown["metrics"].items():
         base = shown["baseline_metrics"].get(name)
         print(f"{name:<16}{value:>10.4f}{'' if base is None else f'{base:>10.4f}'}")
+    if shown.get("decision_threshold") is not None:
+        # The flights spec has a benefit matrix: its threshold (chosen on
+        # validation) is what /predict and batch label with, not 0.5.
+        print(f"decision threshold: P(delayed) ≥ {shown['decision_threshold']:.4f} → delayed")
     print(f"\nproject:      {DEMO}")
     print(f"model bundle: {shown['bundle_path']}  (MODEL_CARD.md, evaluation.json, blessing.json)")
     print(f"predictions:  {DEMO / 'predictions' / 'july_december.parquet'}")

@@ -307,6 +307,11 @@ class BundleMeta(BaseModel):
     mlcycle_version: str
     created_at: str
     unseen_category: Literal["reject", "unknown"] = "reject"
+    decision_threshold: float | None = Field(
+        default=None,
+        description="binary: label positive when P(positive) ≥ this (the benefit "
+        "matrix's threshold, chosen on validation); None: the most probable class",
+    )
 
 
 class ModelVersionInfo(BaseModel):

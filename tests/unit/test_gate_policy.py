@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mlcycle.artifacts import (
+    BenefitScore,
     ChampionEvidence,
     Evaluation,
     InfraReport,
@@ -132,3 +133,41 @@ def test_evaluate_section_bounds() -> None:
         Spec.from_dict(base | {"evaluate": {"confidence": 95}})
     with pytest.raises(BadInput, match="did you mean 'slices'"):
         Spec.from_dict(base | {"evaluate": {"slice": ["origin"]}})
+
+
+def _with_benefit(per_row: float, interval: tuple[float, float] | None) -> Evaluation:
+    evaluation = _evaluation()
+    evaluation.benefit = BenefitScore(
+        threshold=0.095, per_row={"candidate": per_row, "baseline": -5.0}, interval=interval
+    )
+    return evaluation
+
+
+def test_the_gate_refuses_a_candidate_whose_benefit_is_below_the_bound() -> None:
+    gates = Gates(thresholds={"benefit": 0.0})
+    below = {c.name: c for c in judge(_with_benefit(-0.4, (-0.9, 0.1)), gates).checks}
+    assert not below["threshold:benefit"].passed
+    assert below["threshold:benefit"].figures["value"] == -0.4
+    assert "benefit = -0.4000" in below["threshold:benefit"].detail
+    # Like any metric, the pessimistic end of the interval is judged: 0.3 > 0 is not enough.
+    assert not judge(_with_benefit(0.3, (-0.2, 0.8)), gates).blessed
+    above = {c.name: c for c in judge(_with_benefit(0.6, (0.1, 1.1)), gates).checks}
+    assert above["threshold:benefit"].passed and above["threshold:benefit"].figures["judged"] == 0.1
+    # No benefit figure (no matrix): refused, never passed by default.
+    assert not {c.name: c for c in judge(_evaluation(), gates).checks}["threshold:benefit"].passed
+
+
+def test_a_benefit_gate_needs_a_binary_problem_with_a_benefit_matrix() -> None:
+    check_policy("binary", Gates(thresholds={"benefit": 0.0}))
+    with pytest.raises(BadInput, match="'benefit', which a regression model does not have"):
+        check_policy("regression", Gates(thresholds={"benefit": 0.0}))
+    spec = {
+        "project": "p",
+        "problem": {"task": "binary", "target": "y"},
+        "data": {"source": {"path": "d.parquet"}},
+        "gates": {"thresholds": {"benefit": 0.0}},
+    }
+    with pytest.raises(BadInput, match=r"problem\.benefit matrix"):
+        Spec.from_dict(spec)
+    spec["problem"]["benefit"] = {"tp": 50, "fp": -10, "fn": -50}  # type: ignore[index]
+    assert Spec.from_dict(spec).gates.thresholds == {"benefit": 0.0}

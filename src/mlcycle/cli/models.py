@@ -72,6 +72,8 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
         "intervals": evaluation.get("intervals", {}).get("candidate", {}),
         "confidence": evaluation.get("confidence"),
         "benefit": evaluation.get("benefit"),
+        # What serving labels with (None: the most probable class).
+        "decision_threshold": meta.decision_threshold,
         "features": meta.features,
         "dataset_id": meta.dataset_id,
         "git_sha": meta.git_sha,
@@ -115,6 +117,11 @@ def show(
             fmt(data["baseline_metrics"].get(name, "")),
         )
     console.print(table)
+    if data["decision_threshold"] is not None:
+        console.print(
+            f"decision threshold: {data['decision_threshold']:.4f} (P(positive) ≥ it → positive)",
+            highlight=False,
+        )
     for check in data["checks"]:
         mark = "[green]✔[/]" if check["passed"] else "[red]✘[/]"
         console.print(f"{mark} {check['name']}: {check['detail']}", highlight=False)

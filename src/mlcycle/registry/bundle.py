@@ -65,7 +65,20 @@ def bundle_meta(
         mlcycle_version=__version__,
         created_at=created_at,
         unseen_category=unseen_category,
+        decision_threshold=decision_threshold(problem, evaluation),
     )
+
+
+def decision_threshold(problem: Problem, evaluation: Evaluation) -> float | None:
+    """The threshold serving labels with: the benefit matrix's, chosen on validation.
+
+    Only a binary spec with ``problem.benefit`` has one; the evaluation chose it
+    on the validation split (never the holdout), so the figure the report gives
+    is the figure the served labels earn. ``None``: label by the most probable class.
+    """
+    if problem.task != "binary" or problem.benefit is None or evaluation.benefit is None:
+        return None
+    return evaluation.benefit.threshold
 
 
 def lineage_record(
@@ -133,6 +146,7 @@ def model_card(
         + f") from {len(meta.features)} features: {', '.join(meta.features)}.",
         f"Judged by `{evaluation.primary_metric}`; single-row latency budget "
         f"{problem.latency_budget_ms} ms.",
+        *_decision_lines(meta),
         "",
         "## Training data",
         f"Dataset version `{meta.dataset_id[:12]}`; spec hash `{meta.spec_hash[:12]}`; "
@@ -165,6 +179,19 @@ def model_card(
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _decision_lines(meta: BundleMeta) -> list[str]:
+    """How served labels are chosen: a reader must not assume 0.5 when it is not."""
+    if meta.task != "binary":
+        return []
+    if meta.decision_threshold is None:
+        return ["Labels: the most probable class (no benefit matrix, so no decision threshold)."]
+    return [
+        f"Decision threshold: {meta.decision_threshold:.3f} — serving and batch label a row "
+        f"positive when P(positive) ≥ {meta.decision_threshold:.3f} (chosen on validation "
+        "to maximise the benefit matrix)."
+    ]
 
 
 def _metric_lines(evaluation: Evaluation) -> list[str]:

@@ -5,6 +5,8 @@ the gate only applies policy:
 
 - ``threshold:<metric>``: the pessimistic end of the metric's confidence
   interval (lower bound when higher is better) meets the spec's bound;
+  ``threshold:benefit`` does the same with the candidate's mean benefit per
+  holdout row under ``problem.benefit`` (at the threshold chosen on validation);
 - ``beats_baseline``: the primary metric beats the naive baseline by
   ``gates.baseline_margin``;
 - ``vs_champion:<mode>``: the *lower confidence bound* of the paired
@@ -48,7 +50,7 @@ from mlcycle.artifacts import (
     SliceComparison,
 )
 from mlcycle.errors import BadInput
-from mlcycle.spec import LOWER_IS_BETTER, METRICS_BY_TASK, Gates
+from mlcycle.spec import BENEFIT_GATE, LOWER_IS_BETTER, METRICS_BY_TASK, Gates
 
 
 def _better(metric: str, value: float, bound: float) -> bool:
@@ -71,7 +73,8 @@ def check_policy(task: str, gates: Gates) -> None:
         Traceback (most recent call last):
         BadInput: gates.thresholds names 'rmse', which a binary model does not have
     """
-    allowed = METRICS_BY_TASK[task]
+    # A binary gate may also bound the benefit per row (problem.benefit).
+    allowed = (*METRICS_BY_TASK[task], *((BENEFIT_GATE,) if task == "binary" else ()))
     for name in gates.thresholds:
         if name not in allowed:
             raise BadInput(
@@ -130,9 +133,22 @@ def judge(
     )
 
 
+def _candidate_figures(
+    evaluation: Evaluation,
+) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """The candidate's metrics and intervals, with its benefit per row as ``benefit``."""
+    cand = dict(evaluation.metrics["candidate"])
+    cand_ci = dict(evaluation.intervals.get("candidate", {}))
+    b = evaluation.benefit
+    if b is not None and "candidate" in b.per_row:
+        cand[BENEFIT_GATE] = b.per_row["candidate"]
+        if b.interval is not None:
+            cand_ci[BENEFIT_GATE] = b.interval
+    return cand, cand_ci
+
+
 def _threshold_checks(evaluation: Evaluation, gates: Gates) -> list[Check]:
-    cand = evaluation.metrics["candidate"]
-    cand_ci = evaluation.intervals.get("candidate", {})
+    cand, cand_ci = _candidate_figures(evaluation)
     checks = []
     for name, bound in sorted(gates.thresholds.items()):
         value = cand.get(name)

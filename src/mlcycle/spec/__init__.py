@@ -41,6 +41,10 @@ from mlcycle.spec.train import (
     Tuning,
 )
 
+# gates.thresholds may name this besides the task's metrics: the candidate's mean
+# benefit per holdout row under problem.benefit (binary only).
+BENEFIT_GATE = "benefit"
+
 
 class Benefit(SpecModel):
     """Value of each outcome of a binary decision (e.g. money)."""
@@ -266,6 +270,14 @@ class Spec(SpecModel):
     def _thresholds_fit_task(self) -> Spec:
         allowed = METRICS_BY_TASK[self.problem.task]
         for name in self.gates.thresholds:
+            if name == BENEFIT_GATE:
+                # The benefit per row exists only where the evaluation can compute it.
+                if self.problem.task != "binary" or self.problem.benefit is None:
+                    raise ValueError(
+                        "gates.thresholds names 'benefit', which needs a binary problem with "
+                        "a problem.benefit matrix ({tp, tn, fp, fn}); add one or drop the gate"
+                    )
+                continue
             if name not in allowed:
                 raise ValueError(
                     f"gates.thresholds names '{name}', which a {self.problem.task} model "
@@ -360,6 +372,7 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
 
 
 __all__ = [
+    "BENEFIT_GATE",
     "LOWER_IS_BETTER",
     "METRICS_BY_TASK",
     "AlertRule",

@@ -10,8 +10,10 @@ Three costs dominate a batch chunk, and each is handled here:
   one slice per core, each scored by a one-thread session on a worker thread
   (ONNX Runtime releases the GIL): about 1.9× on 2 cores. The scikit-learn
   engines run as one task (their OpenMP already uses every core);
-- labels: the most probable class by ``argmax`` over the probabilities,
-  mapped to the classes with an Arrow ``take``: no Python list per row.
+- labels: the most probable class by ``argmax`` over the probabilities (a
+  binary bundle with a decision threshold: positive when ``P(positive) ≥
+  threshold``, see ``ModelRuntime.class_indices``), mapped to the classes with
+  an Arrow ``take``: no Python list per row.
 
 Scoring is asynchronous (:meth:`Scorer.submit` returns at once), so the
 caller prepares the next chunk while this one is scored.
@@ -125,17 +127,17 @@ class Scorer:
         if self._order is None:
             return raw, None
         proba = raw[:, self._order]
-        return proba.argmax(axis=1), proba
+        return self.runtime.class_indices(proba), proba
 
-    @staticmethod
     def _from_runtime(
-        result: tuple[list[Any], np.ndarray | None],
+        self, result: tuple[list[Any], np.ndarray | None]
     ) -> tuple[np.ndarray, np.ndarray | None]:
         labels, proba = result
         if proba is None:
             return np.asarray(labels, dtype=np.float64), None
-        # The runtime's label is the most probable class, in the same order.
-        return proba.argmax(axis=1), proba
+        # The runtime's labels as class indices, chosen by the same rule
+        # (argmax, or the bundle's decision threshold).
+        return self.runtime.class_indices(proba), proba
 
 
 def _gather(

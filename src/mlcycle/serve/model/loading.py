@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,34 @@ def positive_index_of(meta: BundleMeta, classes: list[Any]) -> int:
         "the binary probability is reported for the positive class",
         "re-register the model",
     )
+
+
+def decision_threshold_of(meta: BundleMeta) -> float | None:
+    """``meta.decision_threshold``, refused where it cannot mean what it says.
+
+    A threshold on P(positive) labels a binary model only; NaN would label
+    every row negative without a word.
+
+    Example:
+        >>> decision_threshold_of(meta)   # a binary bundle with a benefit matrix
+        0.095
+    """
+    threshold = meta.decision_threshold
+    if threshold is None:
+        return None
+    if meta.task != "binary":
+        raise BadInput(
+            f"model '{meta.name}': meta.json has decision_threshold {threshold}",
+            f"a decision threshold on P(positive) labels binary models; this one is {meta.task}",
+            "re-register the model, or remove decision_threshold from its meta.json",
+        )
+    if not math.isfinite(threshold):
+        raise BadInput(
+            f"model '{meta.name}': meta.json has decision_threshold {threshold}",
+            "the threshold must be a finite number",
+            "re-register the model so the gate writes the threshold chosen on validation",
+        )
+    return float(threshold)
 
 
 def check_model_inputs(model: Any, meta: BundleMeta, features: list[str]) -> None:

@@ -46,6 +46,7 @@ from mlcycle.serve.model.loading import (
     check_model_inputs,
     check_rows_out,
     class_order,
+    decision_threshold_of,
     input_schema_of,
     openmp_controller,
     positive_index_of,
@@ -114,6 +115,10 @@ class ModelRuntime(InputChecks):
         if meta.task == "binary" and self.classes is not None:
             self.positive_index = positive_index_of(meta, self.classes)
             self.positive_label = self.classes[self.positive_index]
+        # Chosen once here so labelling a row costs one comparison (the hot path).
+        self.decision_threshold = decision_threshold_of(meta)
+        self._positive_index = self.positive_index or 0
+        self._negative_index = 1 - self._positive_index
         check_model_inputs(model, meta, self.features)
         self._omp = openmp_controller()
         # Set by compile(): the pandas-free path and, when present, the ONNX export.
@@ -322,13 +327,37 @@ class ModelRuntime(InputChecks):
         assert self.order is not None and self.classes is not None
         proba = raw[:, self.order]
         labels = self.classes
-        return [labels[i] for i in proba.argmax(axis=1).tolist()], proba
+        threshold = self.decision_threshold
+        if threshold is None:
+            return [labels[i] for i in proba.argmax(axis=1).tolist()], proba
+        positive, negative = labels[self._positive_index], labels[self._negative_index]
+        chances = proba[:, self._positive_index].tolist()
+        return [positive if p >= threshold else negative for p in chances], proba
+
+    def class_indices(self, proba: np.ndarray) -> np.ndarray:
+        """The label of each row as its index in ``classes``, from probabilities in that order.
+
+        The most probable class, or for a binary bundle with a decision threshold
+        (the benefit matrix's, see :class:`~mlcycle.artifacts.BundleMeta`) the
+        positive class when ``P(positive) ≥ threshold``: what :meth:`predict` labels.
+
+        Example:
+            >>> rt.meta.decision_threshold, rt.class_indices(np.array([[0.7, 0.3]])).tolist()
+            (0.2, [1])
+        """
+        if self.decision_threshold is None:
+            return proba.argmax(axis=1)
+        positive = self._positive_index
+        return np.where(
+            proba[:, positive] >= self.decision_threshold, positive, self._negative_index
+        )
 
     def predict_arrays(self, df: pd.DataFrame) -> tuple[list[Any], np.ndarray | None]:
         """Predict a validated frame: (labels or values, probabilities or ``None``).
 
         Probabilities have one column per class in ``self.classes`` order;
-        labels are the most probable class, as plain Python values.
+        labels are the most probable class (binary with a decision threshold:
+        positive when ``P(positive) ≥ threshold``), as plain Python values.
         """
         if self.plan is not None:
             return self.predict_matrix(self.plan.encode_frame(df))
