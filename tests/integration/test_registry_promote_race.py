@@ -95,3 +95,28 @@ def test_the_alias_log_is_append_only_in_the_database(store: Store) -> None:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), store.engine.begin() as conn:
             conn.execute(statement)
     assert [e["reason"] for e in reg.history("m")] == ["first"]
+
+
+def test_a_promotion_that_loses_the_race_exits_2_with_a_clear_message(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Exit 1 is for internal failures (README); a lost race is the user's to retry.
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from mlcycle.cli import models as models_cli
+    from mlcycle.cli.main import app
+
+    reg = Registry(store)
+    v = [reg.register("m", _bundle(store, f"cli{i}"), blessed=True) for i in range(2)]
+    reg.promote("m", v[0], reason="first")
+    monkeypatch.setattr(models_cli, "load_project", lambda spec: SimpleNamespace(registry=reg))
+    # What the command read before another process moved the alias: nothing yet.
+    monkeypatch.setattr(Registry, "alias_version", lambda self, name, alias: None)
+    result = CliRunner().invoke(app, ["models", "promote", "m", str(v[1])])
+    assert result.exit_code == 2, result.output
+    assert "mlcycle: alias m@champion moved meanwhile" in result.output
+    assert "Traceback" not in result.output
+    monkeypatch.undo()
+    assert reg.resolve("m@champion").version == v[0]  # nothing changed

@@ -261,6 +261,16 @@ def test_missing_column_is_422_naming_it(client: httpx.Client) -> None:
     assert_problem(client.post("/v2/models/flights/infer", json=body), 422, "carrier")
 
 
+@pytest.mark.parametrize("column", ["dep_delay", "origin"])
+def test_missing_nullable_column_is_422_naming_it(client: httpx.Client, column: str) -> None:
+    # Nullable means a row may hold null, not that the field may be left out.
+    records = [{k: v for k, v in good_record(i).items() if k != column} for i in range(2)]
+    assert_problem(client.post("/predict", json=records), 422, column)
+    body = infer_body([good_record(0)])
+    body["inputs"] = [t for t in body["inputs"] if t["name"] != column]
+    assert_problem(client.post("/v2/models/flights/infer", json=body), 422, column)
+
+
 @pytest.mark.parametrize("content", [b"{bad json", b"", b"[1,", b"\xff\xfe", b"[NaN]", b"[1e999]"])
 def test_malformed_json_is_400(client: httpx.Client, content: bytes) -> None:
     assert_problem(client.post("/predict", content=content), 400)
@@ -512,3 +522,48 @@ def test_concurrent_requests_each_get_their_own_answer(
 def test_nan_in_outputs_is_valid_json() -> None:
     rendered = JSONResponse({"p": [float("nan"), np.float64("inf"), np.array([np.nan])]}).body
     assert json.loads(rendered) == {"p": [None, None, [None]]}
+
+
+# --- The OpenAPI document says what the server does (issue #13, item 17) ---------
+
+
+def test_405_names_the_allowed_methods(client: httpx.Client) -> None:
+    # HTTP requires an Allow header on 405 (RFC 9110 §15.5.6).
+    response = client.get("/predict")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "POST"
+    allowed = client.delete("/admin/traffic").headers["allow"]
+    assert set(allowed.replace(" ", "").split(",")) >= {"GET", "POST"}
+
+
+def test_openapi_tensor_shape_is_what_infer_accepts(client: httpx.Client) -> None:
+    shape = client.get("/openapi.json").json()["components"]["schemas"]["Tensor"]
+    shape = shape["properties"]["shape"]
+    assert (shape["minItems"], shape["maxItems"]) == (1, 2)  # [] is a 422: not documented valid
+    assert shape["prefixItems"][1] == {"const": 1}  # [n, 1] only
+    body = infer_body([good_record(0)])
+    body["inputs"][0]["shape"] = []
+    assert_problem(client.post("/v2/models/flights/infer", json=body), 422)
+    body["inputs"][0]["shape"] = [1, 1]
+    assert client.post("/v2/models/flights/infer", json=body).status_code == 200
+
+
+def test_openapi_documents_the_version_routes(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for suffix, method in [("", "get"), ("/ready", "get"), ("/infer", "post")]:
+        op = paths[f"/v2/models/flights/versions/{{version}}{suffix}"][method]
+        assert {"200", "404"} <= set(op["responses"])
+    assert client.get("/v2/models/flights/versions/4").status_code == 200
+    assert_problem(client.get("/v2/models/flights/versions/5"), 404)
+
+
+def test_openapi_documents_the_admin_answers(client: httpx.Client) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    post = paths["/admin/traffic"]["post"]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/TrafficSettings"}
+    assert {"400", "401", "403", "422"} <= set(post["responses"])
+    for op in [paths["/admin/traffic"]["get"], paths["/admin/reload"]["post"]]:
+        assert {"401", "403"} <= set(op["responses"])
+    # This server has no admin token: the documented 403.
+    assert_problem(client.post("/admin/traffic", json={"canary": 0.1}), 403)

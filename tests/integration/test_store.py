@@ -131,3 +131,44 @@ def test_volatile_fields_stay_out_of_the_id_but_in_the_record(store: Store) -> N
     assert ids[0] == ids[1]
     assert store.record(ids[0]) == {"name": "fit", "took": 1.5}  # the first maker's
     assert "took" not in (store.path(ids[0]) / "record.json").read_text()
+
+
+@pytest.mark.parametrize("prefix", ["______", "%%%%%%", "%_%_%_"])
+def test_resolve_treats_like_wildcards_as_characters(store: Store, prefix: str) -> None:
+    # Ids are hex: "%" and "_" must match nothing, not stand for any character.
+    full = _put(store, "wild")
+    with pytest.raises(NotFound):
+        store.resolve(prefix)
+    assert store.resolve(full[:6]) == full
+
+
+def test_run_id_prefixes_treat_like_wildcards_as_characters(store: Store) -> None:
+    # The tracking runs' resolver builds its LIKE from user text too.
+    from mlcycle.train.tracking.query import resolve_run
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            t.runs.insert().values(
+                id="abcdef0123", experiment="e", name="r", status="finished", start_time=0.0
+            )
+        )
+    assert resolve_run(store.engine, "abcd") == "abcdef0123"
+    with pytest.raises(NotFound):
+        resolve_run(store.engine, "a_c%")
+
+
+def test_lineage_run_prefixes_treat_like_wildcards_as_characters(store: Store) -> None:
+    # `mlcycle lineage RUN_ID_PREFIX` builds its LIKE from user text too.
+    from types import SimpleNamespace
+
+    from mlcycle.cli.lineage import _run_row
+
+    with store.engine.begin() as conn:
+        conn.execute(
+            t.pipeline_runs.insert().values(
+                id="abcdef0123", started_at="2026-01-01", status="done", spec_hash="h"
+            )
+        )
+    project = SimpleNamespace(store=store)
+    assert _run_row(project, "abcdef")["id"] == "abcdef0123"  # type: ignore[index]
+    assert _run_row(project, "a_c%%%") is None

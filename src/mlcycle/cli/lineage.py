@@ -31,7 +31,9 @@ def _run_row(project: Any, ref: str) -> dict[str, Any] | None:
     with project.store.engine.connect() as conn:
         rows = (
             conn.execute(
-                sa.select(t.pipeline_runs).where(t.pipeline_runs.c.id.like(ref + "%")).limit(2)
+                sa.select(t.pipeline_runs)
+                .where(t.pipeline_runs.c.id.startswith(ref, autoescape=True))
+                .limit(2)
             )
             .mappings()
             .all()

@@ -35,9 +35,13 @@ _REF_RE = re.compile(
 
 
 class AliasConflict(MlcycleError):
-    """Another process moved the alias between our read and our write."""
+    """Another process moved the alias between our read and our write.
 
-    exit_code = 1
+    Exit code 2, not 1: nothing is broken, the user acts on it (look at the
+    history, try again); 1 is reserved for internal failures.
+    """
+
+    exit_code = 2
 
 
 def actor() -> str:
@@ -385,6 +389,28 @@ class Registry:
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.alias_events.c.id)).mappings().all()
         return [dict(r) for r in rows]
+
+    def moved_away_from(self, name: str, version: int, alias: str = "champion") -> str | None:
+        """Why ``version`` no longer holds ``alias``, if someone moved it off (else ``None``).
+
+        The last alias event that took ``alias`` away from ``version`` (a
+        rollback or a promotion of another version) is a deliberate, audited
+        act, which the pipeline reports rather than undoes.
+
+        Example:
+            >>> registry.moved_away_from("flights", 2)
+            'v2 not re-promoted: rolled back to v1 at 2026-12-03 09:42:00 UTC by ana (bad slice)'
+        """
+        away = [e for e in self.history(name, alias) if e["from_version"] == version]
+        if not away:
+            return None
+        last = away[-1]
+        verb = "rolled back" if last.get("action") == "rollback" else "moved"
+        when = str(last["at"]).replace("T", " ")[:19]
+        return (
+            f"v{version} not re-promoted: {verb} to v{last['to_version']} at {when} UTC "
+            f"by {last['actor']}" + (f" ({last['reason']})" if last.get("reason") else "")
+        )
 
     def rollback(self, name: str, *, alias: str = "champion", reason: str = "") -> tuple[int, int]:
         """Point ``alias`` back at the version it held before its current one.

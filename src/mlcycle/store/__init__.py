@@ -272,7 +272,9 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(t.artifacts.c.id, t.artifacts.c.kind)
-                .where(t.artifacts.c.id.like(prefix + "%"))
+                # autoescape: "%" and "_" in what the user typed are characters, not
+                # LIKE wildcards ("______" must not match every id).
+                .where(t.artifacts.c.id.startswith(prefix, autoescape=True))
                 .limit(2)
             ).all()
         if not rows:

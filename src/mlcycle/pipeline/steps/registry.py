@@ -71,7 +71,7 @@ class Promote(Step):
         current = registry.alias_version(ctx.name, "champion")
         if current == version:
             return StepResult({}, {"champion": version})
-        moved = _moved_away_from(ctx, version)
+        moved = registry.moved_away_from(ctx.name, version)
         if moved is not None:
             return StepResult({}, {"champion": current, "note": moved})
         try:
@@ -94,20 +94,3 @@ class Promote(Step):
             )
         return StepResult({}, {"champion": version, "previous": current})
 
-
-def _moved_away_from(ctx: RunContext, version: int) -> str | None:
-    """Why ``version`` is no longer champion, if someone moved the champion off it.
-
-    The last alias event that took the champion away from ``version`` (a
-    rollback or a promotion of another version) is a deliberate, audited act.
-    """
-    away = [e for e in ctx.registry.history(ctx.name, "champion") if e["from_version"] == version]
-    if not away:
-        return None
-    last = away[-1]
-    verb = "rolled back" if last.get("action") == "rollback" else "moved"
-    when = str(last["at"]).replace("T", " ")[:19]
-    return (
-        f"v{version} not re-promoted: {verb} to v{last['to_version']} at {when} UTC "
-        f"by {last['actor']}" + (f" ({last['reason']})" if last.get("reason") else "")
-    )

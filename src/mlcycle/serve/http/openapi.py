@@ -105,7 +105,14 @@ def _tensor_schema() -> dict[str, Any]:
         "required": ["name", "shape", "datatype", "data"],
         "properties": {
             "name": {"type": "string"},
-            "shape": {"type": "array", "items": {"type": "integer"}},
+            # What parse_infer_body accepts: [n] or [n, 1], n ≥ 0 (one column per tensor).
+            "shape": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 2,
+                "prefixItems": [{"type": "integer", "minimum": 0}, {"const": 1}],
+                "items": {"type": "integer", "minimum": 0},
+            },
             "datatype": {"type": "string", "enum": sorted(DATATYPES)},
             "data": {"type": "array"},
             "parameters": {"type": "object"},
@@ -116,6 +123,9 @@ def _tensor_schema() -> dict[str, Any]:
 def _problems() -> dict[str, Any]:
     return {
         "400": _ref_response("malformed JSON", "Error"),
+        "401": _ref_response(
+            "missing or wrong bearer token (when a predict token is set)", "Error"
+        ),
         "413": _ref_response("body over the size limit", "Error"),
         "415": _ref_response("Content-Type is not application/json", "Error"),
         "422": _ref_response("input breaks the data contract (details name the fields)", "Error"),
@@ -182,6 +192,64 @@ def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
                 "responses": {"200": {"description": "ready"}},
             }
         },
+        **_version_paths(model_path, problems),
+    }
+
+
+def _version_paths(model_path: str, problems: dict[str, Any]) -> dict[str, Any]:
+    """The same routes under ``/versions/{version}``: 404 unless it is the served version."""
+    version = {
+        "name": "version",
+        "in": "path",
+        "required": True,
+        "description": "the served version (see the model metadata); any other is 404",
+        "schema": {"type": "string"},
+    }
+    unknown = _ref_response("unknown model or version", "Error")
+    path = f"{model_path}/versions/{{version}}"
+    return {
+        path: {
+            "get": {
+                "summary": "Model metadata of a given version",
+                "parameters": [version],
+                "responses": {"200": {"description": "metadata"}, "404": unknown},
+            }
+        },
+        f"{path}/ready": {
+            "get": {
+                "summary": "Readiness of a given version",
+                "parameters": [version],
+                "responses": {"200": {"description": "ready"}, "404": unknown},
+            }
+        },
+        f"{path}/infer": {
+            "post": {
+                "summary": "Open Inference Protocol v2 inference on a given version",
+                "parameters": [version, _request_id_header()],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/InferRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "200": _ref_response("output tensors", "InferResponse"),
+                    **problems,
+                    "404": unknown,
+                },
+            }
+        },
+    }
+
+
+def _admin_problems() -> dict[str, Any]:
+    """What every admin route may answer besides 200 (auth.authorize decides 401/403)."""
+    return {
+        "401": _ref_response("missing or wrong bearer token", "Error"),
+        "403": _ref_response("admin endpoints disabled (no admin token set)", "Error"),
+        "500": _ref_response("internal error (with request id)", "Error"),
     }
 
 
@@ -212,8 +280,8 @@ def _operation_paths() -> dict[str, Any]:
                 "security": [{"bearer": []}],
                 "responses": {
                     "200": {"description": "the deployment"},
-                    "401": _ref_response("missing or wrong token", "Error"),
-                    "403": _ref_response("admin endpoints disabled", "Error"),
+                    **_admin_problems(),
+                    "422": _ref_response("nothing to reload (not serving an alias)", "Error"),
                 },
             }
         },
@@ -221,13 +289,25 @@ def _operation_paths() -> dict[str, Any]:
             "get": {
                 "summary": "Champion, challenger, canary share and shadow flag (bearer token)",
                 "security": [{"bearer": []}],
-                "responses": {"200": {"description": "the deployment"}},
+                "responses": {"200": {"description": "the deployment"}, **_admin_problems()},
             },
             "post": {
                 "summary": 'Set {"canary": 0..1, "shadow": bool} (bearer token)',
                 "security": [{"bearer": []}],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/TrafficSettings"},
+                            "example": {"canary": 0.1, "shadow": False},
+                        }
+                    },
+                },
                 "responses": {
                     "200": {"description": "the new deployment"},
+                    "400": _ref_response("malformed JSON", "Error"),
+                    **_admin_problems(),
+                    "413": _ref_response("body over the size limit", "Error"),
                     "422": _ref_response("invalid settings or no challenger", "Error"),
                 },
             },
@@ -249,6 +329,15 @@ def _operation_paths() -> dict[str, Any]:
 
 def _request_schemas() -> dict[str, Any]:
     return {
+        "TrafficSettings": {
+            "type": "object",
+            "description": "omitted keys keep their current value",
+            "additionalProperties": False,
+            "properties": {
+                "canary": {"type": "number", "minimum": 0, "maximum": 1},
+                "shadow": {"type": "boolean"},
+            },
+        },
         "PredictRequest": {
             "oneOf": [
                 {

@@ -156,7 +156,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     rid = request_id(request)
     what = {404: "no such endpoint", 405: "method not allowed"}.get(status, "request failed")
-    return problem(
+    response = problem(
         status,
         {
             "error": f"{what}: {request.method} {request.url.path}",
@@ -165,6 +165,10 @@ async def http_exception(request: Request, exc: Exception) -> Response:
         },
         rid,
     )
+    # Starlette's 405 carries the route's methods in an Allow header, which HTTP requires.
+    for name, value in (getattr(exc, "headers", None) or {}).items():
+        response.headers[name] = value
+    return response
 
 
 async def unhandled(request: Request, exc: Exception) -> Response:

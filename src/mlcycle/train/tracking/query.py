@@ -225,7 +225,7 @@ def resolve_run(engine: Engine, prefix: str) -> str:
     """The full id of the run whose id (or unique name) starts with ``prefix``."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(t.runs.c.id).where(t.runs.c.id.like(prefix + "%")).limit(2)
+            sa.select(t.runs.c.id).where(t.runs.c.id.startswith(prefix, autoescape=True)).limit(2)
         ).all()
         if not rows:
             rows = conn.execute(
