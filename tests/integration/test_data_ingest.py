@@ -247,3 +247,23 @@ def test_two_ingests_at_once_land_the_rows_once(tmp_path: Path) -> None:
     for store in stores:
         store.close()
     assert errors == [] and sorted(results) == [0, 5000]
+
+
+def test_accept_takes_back_only_quarantined_partitions_and_keeps_the_audit(
+    store: Store, tmp_path: Path
+) -> None:
+    from mlcycle.data.landing import accept
+
+    src = Source(path="d.parquet", watermark="ts")
+    frames = [_rows(i * 10, 10, day0=f"2024-0{i + 1}-01") for i in range(2)]
+    for i in range(2):
+        pd.concat(frames[: i + 1]).to_parquet(tmp_path / "d.parquet")
+        ingest(store, src, tmp_path, id_column="id")
+    parts = list_partitions(store, "main")
+    quarantine(store, [parts[1].id])
+    audit = {"by": "ana", "at": "2026-01-01T00:00:00Z", "reason": "new route"}
+    assert accept(store, [parts[0].id, parts[1].id], audit=audit) == 1  # parts[0] was in use
+    after = list_partitions(store, "main")
+    assert [p.status for p in after] == ["landed", "landed"]
+    assert after[1].details["accepted"] == [audit] and "accepted" not in after[0].details
+    assert accept(store, [parts[1].id], audit=audit) == 0  # not quarantined any more

@@ -61,6 +61,7 @@ def test_every_data_command_has_help_with_an_example() -> None:
         "validate",
         "profile",
         "report",
+        "accept",
     ):
         done = cli(Path.cwd(), "data", command, "--help")
         assert "Example" in done.stdout, command

@@ -327,5 +327,66 @@ def validate(
         raise typer.Exit(2)
 
 
+@app.command()
+@handle_errors
+def accept(
+    target: str = typer.Argument(
+        ...,
+        help="A quarantined raw partition (id prefix or ingested_at= folder) or the "
+        "dataset version (id prefix) that quarantined it.",
+    ),
+    reason: str = typer.Option(
+        "", "--reason", help="Why the change is accepted (required; kept with the partition)."
+    ),
+    spec: Path = SpecOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Take quarantined data back after editing the contract: re-validated, never blindly.
+
+    The version the next ingest would build (the usable partitions plus these) is
+    built with the contract file as it is now and validated; the partitions leave
+    quarantine only if it passes. Who, when and why are recorded with them.
+
+    Example: mlcycle data accept 07fd5f2ba5e2 --reason "BOS is a new route"
+    """
+    import getpass
+
+    from mlcycle.pipeline.datasets import accept_quarantined
+
+    if not reason.strip():
+        raise BadInput(
+            "no --reason given",
+            "accepting data the contract refused is recorded with who, when and why",
+            'pass --reason "…" (e.g. --reason "BOS is a new route")',
+        )
+    project = load_project(spec)
+    try:
+        by = getpass.getuser()
+    except (KeyError, OSError):  # no user name in a bare container
+        by = "unknown"
+    parts, dataset_id, report_id = accept_quarantined(
+        project.context(), target, reason=reason.strip(), by=by
+    )
+    if as_json:
+        print_json(
+            {
+                "accepted": [p.summary() | {"status": "landed"} for p in parts],
+                "dataset": dataset_id,
+                "validation": report_id,
+                "status": "valid",
+                "by": by,
+                "reason": reason.strip(),
+            }
+        )
+        return
+    for p in parts:
+        console.print(f"[green]accepted[/] {p.path} ({p.rows:,} rows)", highlight=False)
+    console.print(
+        f"dataset version {dataset_id[:12]}: [green]valid[/] against {project.schema_path.name}; "
+        "the next `mlcycle run` trains on it",
+        highlight=False,
+    )
+
+
 app.command()(profile)
 app.command()(report)

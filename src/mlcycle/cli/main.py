@@ -47,7 +47,15 @@ models_cli.app.command("export")(export_cli.export)
 
 # Summary keys that are for caching and lineage, not for a person watching a run.
 _QUIET_SUMMARY_KEYS = frozenset(
-    {"schema_hash", "model", "first_warnings", "failed", "partitions_hash", "quarantined"}
+    {
+        "schema_hash",
+        "model",
+        "first_warnings",
+        "failed",
+        "partitions_hash",
+        "quarantined",
+        "quarantine",
+    }
 )
 
 
@@ -122,6 +130,8 @@ def run(
         )
         for line in report.summary.get("failed", []) or []:
             console.print(f"    [yellow]gate:[/] {line}", highlight=False)
+        for line in report.summary.get("quarantine", []) or []:
+            console.print(f"    [yellow]quarantined:[/] {line}", highlight=False)
 
     try:
         report = project.run(until=until, force=force, listener=listener)

@@ -334,3 +334,34 @@ def previous_valid(store: Store, source: str, excluding: str) -> str | None:
             .limit(1)
         ).first()
     return str(row[0]) if row else None
+
+
+def accept(store: Store, partition_ids: Sequence[str], *, audit: dict[str, Any]) -> int:
+    """Take quarantined partitions back into use, recording who/when/why in their details.
+
+    The caller re-validated them first (``mlcycle data accept``); only rows still
+    ``quarantined`` change, in one transaction, and each keeps the history of its
+    acceptances under ``details["accepted"]``. Returns how many changed.
+
+    Example:
+        >>> accept(store, [part.id], audit={"by": "ana", "at": now(), "reason": "new route"})
+        1
+    """
+    changed = 0
+    with store.engine.begin() as conn:
+        for pid in partition_ids:
+            row = conn.execute(
+                sa.select(t.raw_partitions.c.details).where(
+                    t.raw_partitions.c.id == pid, t.raw_partitions.c.status == QUARANTINED
+                )
+            ).first()
+            if row is None:
+                continue
+            details = json.loads(row[0])
+            details["accepted"] = [*details.get("accepted", []), audit]
+            changed += conn.execute(
+                t.raw_partitions.update()
+                .where(t.raw_partitions.c.id == pid, t.raw_partitions.c.status == QUARANTINED)
+                .values(status=LANDED, details=json.dumps(details, sort_keys=True, default=str))
+            ).rowcount
+    return changed

@@ -6,7 +6,7 @@ from mlcycle import prep
 from mlcycle.errors import BadInput
 from mlcycle.pipeline.catalog import Inputs
 from mlcycle.pipeline.context import RunContext
-from mlcycle.pipeline.datasets import build_version, file_hash, validate_dataset
+from mlcycle.pipeline.datasets import build_version, file_hash, note_quarantine, validate_dataset
 from mlcycle.pipeline.runner import Step, StepResult
 
 # `mlcycle data validate` runs the Validate step's work on any stored version.
@@ -51,6 +51,7 @@ class Ingest(Step):
         for done_then in ("new_rows", "first_warnings"):
             result.summary.pop(done_then, None)
         result.summary["schema"] = f"contract {ctx.schema_path.name}"
+        note_quarantine(ctx, result.summary)
         return True
 
     def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
@@ -60,6 +61,7 @@ class Ingest(Step):
         summary["new_rows"] = landed.rows_new
         if landed.warnings:
             summary["first_warnings"] = landed.warnings[:3]
+        note_quarantine(ctx, summary)
         return StepResult({"dataset": dataset_id}, summary)
 
 
@@ -83,7 +85,8 @@ class Validate(Step):
                 f"dataset {dataset_id[:12]} breaks the data contract",
                 shown + more,
                 f"the version is quarantined and will not be trained on; fix the data, or edit "
-                f"{ctx.schema_path.name} / data.expectations if the change is intended; "
+                f"{ctx.schema_path.name} / data.expectations if the change is intended, then "
+                f'`mlcycle data accept {dataset_id[:12]} --reason "…"`; '
                 f"the full report is artifact {report_id[:12]} "
                 f"(mlcycle data validate {dataset_id[:12]})",
             )
