@@ -1,9 +1,14 @@
 """Column profiles: the statistics of a dataset, mergeable without the raw rows.
 
-A profile is the reference monitoring compares new windows with, and the
-summary the data report shows. It is computed with vectorized numpy/pandas
-(one sort per numeric column; one hash-count per text column), so the full
-flights data (336k rows x 20 columns) profiles in about 0.1 s.
+A profile is the summary the data report shows and the one copied into a model
+bundle (``profile.json``). Monitoring takes the training data's numeric ranges
+and category sets from it (the outlier model's range and unseen-category
+parts); its drift tests use the bundle's reference sample instead, since they
+need rows or the reference's deciles (docs/monitoring.md, "Profile or sample").
+
+It is computed with vectorized numpy/pandas (one sort per numeric column; one
+hash-count per text column), so the full flights data (336k rows x 20 columns)
+profiles in about 0.1 s.
 
 What is exact and what is approximate:
 

@@ -5,9 +5,13 @@
   (:attr:`mlcycle.bundle.Bundle.outliers_path`). Its
   threshold is the reference's 99th score percentile, so about 1% of training
   rows count as anomalous and a window's ``anomaly_rate`` has a known baseline.
-* :func:`rule_anomalies` counts rows that break the data contract: a number
-  outside the training range, a category never seen in training, a null where
-  the schema forbids one.
+  The range and unseen-category parts of a score use the training data's
+  ranges and categories from the bundle's profile (:func:`widen_with_profile`),
+  not only the reference sample's.
+* :func:`rule_anomalies` counts rows that break the data contract
+  (``schema.json``): a number outside the contract's range, a category it does
+  not list, a null where it forbids one. An inferred contract's ranges and
+  categories are those of every row of the version it was frozen from.
 * :func:`robust_z` scores the latest value of a metric series against the
   earlier windows (median and MAD), so a sudden jump in any metric shows.
 
@@ -29,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.artifacts import Profile
 from mlcycle.bundle import Bundle
 from mlcycle.schema import Schema
 
@@ -80,6 +85,50 @@ def categories_of(
         if not numeric:
             out[name] = sorted(reference[name].dropna().astype(str).unique().tolist())
     return out
+
+
+def widen_with_profile(
+    categories: dict[str, list[str]],
+    lows: np.ndarray,
+    highs: np.ndarray,
+    features: Sequence[str],
+    profile: Profile | None,
+) -> tuple[dict[str, list[str]], np.ndarray, np.ndarray]:
+    """Categories and numeric ranges of the sample, widened to what the profile saw.
+
+    ``lows``/``highs`` hold one bound per feature of ``features`` (in order). The
+    profile summarises every row of the dataset version the model was trained
+    from; the reference sample (and the outlier model's fit rows, a sample of
+    it) misses rare values and the extremes. A value training saw is no anomaly,
+    so each numeric feature's range takes the profile's ``min``/``max`` and each
+    categorical feature adds the
+    profile's ``top`` values. ``top`` keeps only the most frequent values, so a
+    high-cardinality column's set stays the union with the sample's; widening
+    only ever adds, so a profile that disagrees cannot make a seen value unseen.
+    ``profile=None`` (a bundle without ``profile.json``) keeps the sample's.
+
+    Example:
+        >>> cats, lo, hi = widen_with_profile({"c": ["a"]}, lo, hi, ["x", "c"], profile)
+        >>> cats["c"]
+        ['a', 'rare']
+    """
+    if profile is None:
+        return categories, lows, highs
+    cats = dict(categories)
+    lows, highs = lows.astype(np.float64), highs.astype(np.float64)
+    for j, name in enumerate(features):
+        try:
+            col = profile.column(name)
+        except KeyError:
+            continue
+        if name in cats:
+            cats[name] = sorted({*cats[name], *col.top})
+            continue
+        if col.min is not None and math.isfinite(col.min):
+            lows[j] = min(lows[j], col.min)
+        if col.max is not None and math.isfinite(col.max):
+            highs[j] = max(highs[j], col.max)
+    return cats, lows, highs
 
 
 @dataclass
@@ -145,7 +194,10 @@ def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
     """Fit the outlier model on ``folder``'s reference and write it into the bundle.
 
     ``folder`` is a bundle being staged (its serving files and reference
-    sample written, see :meth:`mlcycle.bundle.Bundle.write_serving`). Returns
+    sample written, see :meth:`mlcycle.bundle.Bundle.write_serving`). The
+    forest, the medians and the spreads come from the sample (they need rows);
+    the range and unseen-category parts of the score use the training data's
+    ranges and categories from the bundle's profile (:func:`widen_with_profile`). Returns
     the file written (:attr:`~mlcycle.bundle.Bundle.outliers_path`), or
     ``None`` when the reference has no rows.
 
@@ -163,7 +215,13 @@ def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
         return None
     if len(reference) > FIT_ROWS:
         reference = reference.sample(FIT_ROWS, random_state=seed)
+    profile = bundle.profile() if bundle.profile_path.is_file() else None
+    # Categories first: the forest learns the codes of the widened list, so a
+    # category only the profile knows encodes as known (>= 0), not unseen (-1).
     categories = categories_of(reference, features, schema)
+    categories = widen_with_profile(
+        categories, np.zeros(len(features)), np.zeros(len(features)), features, profile
+    )[0]
     x = encode(reference, features, categories)
     medians = np.nanmedian(np.where(np.isnan(x), np.nan, x), axis=0)
     medians = np.where(np.isnan(medians), 0.0, medians)
@@ -173,6 +231,7 @@ def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
     numeric = np.array([f not in categories for f in features])
     lows = np.where(numeric, x.min(axis=0), -np.inf)
     highs = np.where(numeric, x.max(axis=0), np.inf)
+    _, lows, highs = widen_with_profile(categories, lows, highs, features, profile)
     spreads = np.where(numeric & (x.std(axis=0) > 0), x.std(axis=0), 1.0)
     model = OutlierModel(features, categories, medians, forest, 0.0, lows, highs, spreads)
     threshold = float(np.quantile(model.scores(reference), 1.0 - CONTAMINATION))

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.artifacts import BundleMeta
+from mlcycle.artifacts import BundleMeta, ColumnProfile, Profile
 from mlcycle.monitor import windows
 from mlcycle.monitor.anomaly import (
     OutlierModel,
@@ -75,6 +75,54 @@ def test_outlier_model_flags_unusual_rows(tmp_path: Path) -> None:
     assert model.rate(weird) > 0.3
     assert model.rate(normal.iloc[:0]) == 0.0
     assert OutlierModel.load(tmp_path) is None
+
+
+def test_outlier_model_knows_training_values_the_sample_missed(tmp_path: Path) -> None:
+    """A value seen in training (the profile) but not in the reference sample is no anomaly.
+
+    The profile covers every training row; the ≤ 50k-row sample misses rare
+    categories and the extremes. Without the profile, a window of such rows
+    scores as unseen / out of range and the anomaly rate jumps.
+    """
+    folder = bundle(tmp_path / "b")
+    profile = Profile(
+        rows=1_000_000,
+        columns=[
+            ColumnProfile(name="x", kind="numeric", count=10**6, nulls=0, min=-6.0, max=6.0),
+            ColumnProfile(name="y", kind="numeric", count=10**6, nulls=0, min=-13.0, max=13.0),
+            ColumnProfile(
+                name="colour",
+                kind="categorical",
+                count=10**6,
+                nulls=0,
+                top={"red": 500_000, "green": 499_990, "blue": 10},
+            ),
+        ],
+    )
+    (folder / "profile.json").write_text(profile.model_dump_json())
+    fit_outlier_model(folder)
+    model = OutlierModel.load(folder)
+    assert model is not None
+    assert "blue" in model.categories["colour"]
+    # The range penalty starts at training's extremes, not the sample's (~±3.5);
+    # the forest itself still rates the sample's extremes as rare, as it should.
+    assert model.lows is not None and model.highs is not None
+    assert list(model.lows[:2]) == [-6.0, -13.0]
+    assert list(model.highs[:2]) == [6.0, 13.0]
+    rows = reference(1000, seed=1)
+    assert model.rate(rows.assign(colour="blue")) < anomaly_band(1000)[1]
+    # What training never saw still is one.
+    assert model.rate(rows.assign(colour="purple")) > 0.9
+    assert model.rate(rows.assign(x=60.0, y=120.0)) > 0.9
+
+
+def test_outlier_model_without_profile_keeps_the_sample(tmp_path: Path) -> None:
+    folder = bundle(tmp_path / "b")
+    fit_outlier_model(folder)
+    model = OutlierModel.load(folder)
+    assert model is not None
+    assert model.categories["colour"] == ["green", "red"]
+    assert model.rate(reference(1000, seed=1).assign(colour="blue")) > 0.9
 
 
 def test_rule_anomalies_count_each_rule() -> None:

@@ -62,7 +62,8 @@ class Gate(Step):
     outputs = ("blessing", "bundle")
     sections = ("project", "problem", "gates", "evaluate", "serve", "train")
     libraries = (*ML_LIBS, "pyarrow")
-    revision = 6  # 6: meta.json carries the decision threshold; 5: the gate writes the bundle
+    # 7: the outlier model takes the profile's ranges and categories
+    revision = 7  # 6: meta.json carries the decision threshold; 5: the gate writes the bundle
 
     def still_valid(self, ctx: RunContext, result: StepResult) -> bool:
         # The verdict holds while the champion it was judged against still reigns,
