@@ -181,3 +181,29 @@ def test_a_taken_port_is_refused_clearly(bundle: Path) -> None:
 
 def test_port_zero_picks_a_free_port() -> None:
     assert claim_port("127.0.0.1", 0) > 0
+
+
+def test_a_dead_workers_requests_stay_in_the_metrics(
+    served: tuple[subprocess.Popen[str], int, Path],
+) -> None:
+    """Counters are summed over every worker that ran, a replaced one's included."""
+    proc, port, _ = served
+    base = f"http://127.0.0.1:{port}"
+    rows = _records(16)
+    clients = [httpx.Client(base_url=base) for _ in range(16)]
+    try:
+        for client, row in zip(clients, rows, strict=True):
+            assert client.post("/predict", json=[row]).status_code == 200
+    finally:
+        for client in clients:
+            client.close()
+    victim = _children(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while victim in _children(proc.pid) or not _both_listening(port, proc.pid):
+        assert time.monotonic() < deadline, "no replacement worker"
+        time.sleep(0.2)
+    for _ in range(8):  # fresh connections: either worker answers the scrape
+        text = httpx.get(f"{base}/metrics").text
+        assert 'mlcycle_requests_total{route="/predict",code="200"} 16\n' in text, text
+        assert "mlcycle_requests_in_flight 1\n" in text  # the scrape; not the dead one's

@@ -1,5 +1,4 @@
-"""Prometheus metrics of the REST service, in the text exposition format (written by hand:
-``prometheus_client`` is not a dependency).
+"""Prometheus metrics of the REST service, in the text exposition format (written by hand).
 
 Exposed at ``GET /metrics``: ``mlcycle_requests_total{route,code}``,
 ``mlcycle_request_errors_total{route,code}``,
@@ -8,6 +7,16 @@ Exposed at ``GET /metrics``: ``mlcycle_requests_total{route,code}``,
 ``mlcycle_requests_in_flight``, ``mlcycle_model_version{role}``,
 ``mlcycle_model_swaps_total``, ``mlcycle_shadow_errors_total``,
 ``mlcycle_prediction_log_rows_total``, ``mlcycle_prediction_log_dropped_total``.
+
+Several workers, one set of numbers: under ``mlcycle serve --workers N`` the
+supervisor points :data:`SHARED_ENV` at a fresh folder before it starts the
+workers. Each worker then keeps its counters and histograms in a memory-mapped
+file there (``<pid>_<n>.bin``, float64 slots, and ``<pid>_<n>.json`` naming them),
+and whichever worker answers a scrape sums every worker's file: each scrape
+shows the server's totals, and a worker that died still counts in them.
+``prometheus_client``'s multiprocess mode does the same, but measured 8-27 µs
+per request against 4-6 µs here (~10 % of single-row throughput): see
+docs/serving.md.
 
 Example:
     >>> m = Metrics()
@@ -19,108 +28,197 @@ Example:
 from __future__ import annotations
 
 import bisect
+import contextlib
+import itertools
+import json
+import mmap
+import os
 import threading
+from collections import defaultdict
+from pathlib import Path
 from typing import Any
+
+# Set by the supervisor before the workers start (serve/http/workers.py).
+SHARED_ENV = "MLCYCLE_METRICS_DIR"
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+# Slots per worker file: routes × codes and a histogram (15 slots) per route fit
+# many times over; the file is sparse, so the unused part costs no disk.
+SLOTS = 1 << 16
 
+_SERIAL = itertools.count()
 
-class _Histogram:
-    def __init__(self, buckets: tuple[float, ...]) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.total = 0.0
-        self.n = 0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, value)] += 1
-        self.total += value
-        self.n += 1
-
-    def lines(self, name: str, labels: str) -> list[str]:
-        out: list[str] = []
-        running = 0
-        sep = "," if labels else ""
-        for bound, count in zip(self.buckets, self.counts, strict=False):
-            running += count
-            out.append(f'{name}_bucket{{{labels}{sep}le="{bound:g}"}} {running}')
-        out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {self.n}')
-        out.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
-        out.append(f"{name}_count{{{labels}}} {self.n}")
-        return out
+# A series: its metric name and label pairs; e.g. ("requests", (("route", "/p"), ("code", "200"))).
+Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
 class Metrics:
-    """Counters and histograms, updated from the event loop and worker threads."""
+    """Counters and histograms, updated from the event loop and worker threads.
+
+    ``in_flight``, ``swaps`` and ``shadow_errors`` read and assign like plain
+    numbers (``metrics.swaps += 1``) and are stored in the slots like the rest.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.requests: dict[tuple[str, int], int] = {}
-        self.latency: dict[str, _Histogram] = {}
-        self.batch = _Histogram(BATCH_BUCKETS)
-        self.in_flight = 0
-        self.swaps = 0
-        self.shadow_errors = 0
+        self._folder = _shared_folder()
+        self._slots: dict[Key, int] = {}
+        self._next = 0
+        self._routes: dict[tuple[str, int], tuple[int, int, int]] = {}
+        if self._folder is None:
+            self._buffer: Any = bytearray(SLOTS * 8)
+        else:
+            # pid plus a serial: a second Metrics in one process must not truncate the first.
+            self._name = f"{os.getpid()}_{next(_SERIAL)}"
+            self._buffer = _mapped(self._folder / f"{self._name}.bin")
+        self._values = memoryview(self._buffer).cast("d")
+        self._in_flight = self._slot(("in_flight", ()), 1)
+        self._swaps = self._slot(("swaps", ()), 1)
+        self._shadow_errors = self._slot(("shadow_errors", ()), 1)
+        self._batch = self._slot(("batch_rows", ()), len(BATCH_BUCKETS) + 3)
+
+    def _slot(self, key: Key, width: int) -> int:
+        """The first of ``width`` slots for ``key``; the slot table is published before use."""
+        base = self._slots.get(key)
+        if base is None:
+            base = self._next
+            if base + width > SLOTS:
+                raise RuntimeError(f"metrics: more than {SLOTS} slots in use")
+            self._next += width
+            self._slots[key] = base
+            self._publish()
+        return base
+
+    def _publish(self) -> None:
+        if self._folder is None:
+            return
+        table = [[name, dict(labels), base] for (name, labels), base in self._slots.items()]
+        path = self._folder / f"{self._name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(table))
+        os.replace(tmp, path)  # a scrape never reads half a table
 
     def observe(self, route: str, code: int, seconds: float) -> None:
+        v = self._values
         with self._lock:
-            key = (route, code)
-            self.requests[key] = self.requests.get(key, 0) + 1
-            hist = self.latency.get(route)
-            if hist is None:
-                hist = self.latency[route] = _Histogram(LATENCY_BUCKETS)
-            hist.observe(seconds)
+            where = self._routes.get((route, code))
+            if where is None:
+                where = self._route_slots(route, code)
+            requests, errors, base = where
+            v[requests] += 1
+            if errors >= 0:
+                v[errors] += 1
+            # A histogram's slots: a count per bucket (+Inf last), then the sum, the count.
+            v[base + bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+            v[base + len(LATENCY_BUCKETS) + 1] += seconds
+            v[base + len(LATENCY_BUCKETS) + 2] += 1
+
+    def _route_slots(self, route: str, code: int) -> tuple[int, int, int]:
+        """Slots of one (route, code), kept so a request costs one dict look-up."""
+        labels = (("route", route), ("code", str(code)))
+        requests = self._slot(("requests", labels), 1)
+        errors = self._slot(("errors", labels), 1) if code >= 400 else -1
+        base = self._slot(("latency", labels[:1]), len(LATENCY_BUCKETS) + 3)
+        where = self._routes[(route, code)] = (requests, errors, base)
+        return where
 
     def observe_batch(self, rows: int) -> None:
         with self._lock:
-            self.batch.observe(rows)
+            _observe(self._values, self._batch, BATCH_BUCKETS, rows)
+
+    @property
+    def in_flight(self) -> int:
+        return int(self._values[self._in_flight])
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._values[self._in_flight] = value
+
+    @property
+    def swaps(self) -> int:
+        return int(self._values[self._swaps])
+
+    @swaps.setter
+    def swaps(self, value: int) -> None:
+        self._values[self._swaps] = value
+
+    @property
+    def shadow_errors(self) -> int:
+        return int(self._values[self._shadow_errors])
+
+    @shadow_errors.setter
+    def shadow_errors(self, value: int) -> None:
+        self._values[self._shadow_errors] = value
+
+    def totals(self) -> dict[Key, list[float]]:
+        """Every series' slots, summed over the workers sharing the folder (or this one's).
+
+        ``in_flight`` counts live workers only: a dead worker answers nothing.
+        """
+        if self._folder is None:
+            return _read(self._slots, self._values)
+        sums: dict[Key, list[float]] = {}
+        for table_path in self._folder.glob("*.json"):
+            pid = int(table_path.stem.split("_")[0])
+            try:
+                table = json.loads(table_path.read_text())
+                raw = table_path.with_suffix(".bin").read_bytes()
+            except (OSError, ValueError):
+                continue  # a worker starting up: it has counted nothing yet
+            slots = {(n, tuple(sorted(labels.items()))): base for n, labels, base in table}
+            values = memoryview(raw).cast("d")
+            for key, row in _read(slots, values).items():
+                if key[0] == "in_flight" and not _alive(pid):
+                    continue
+                total = sums.setdefault(key, [0.0] * len(row))
+                for i, x in enumerate(row):
+                    total[i] += x
+        return sums
 
     def render(self, versions: dict[str, int | None], log: Any) -> str:
         """The exposition text; ``versions`` maps role → model version, ``log`` a PredictionLog."""
-        with self._lock:
-            lines = [
-                "# HELP mlcycle_requests_total Requests by route and status code.",
-                "# TYPE mlcycle_requests_total counter",
-            ]
-            for (route, code), n in sorted(self.requests.items()):
-                lines.append(f'mlcycle_requests_total{{route="{route}",code="{code}"}} {n}')
-            lines += [
-                "# HELP mlcycle_request_errors_total Requests answered with a 4xx or 5xx status.",
-                "# TYPE mlcycle_request_errors_total counter",
-            ]
-            for (route, code), n in sorted(self.requests.items()):
-                if code >= 400:
-                    lines.append(
-                        f'mlcycle_request_errors_total{{route="{route}",code="{code}"}} {n}'
-                    )
-            lines += [
-                "# HELP mlcycle_request_duration_seconds Time from request to response.",
-                "# TYPE mlcycle_request_duration_seconds histogram",
-            ]
-            for route, hist in sorted(self.latency.items()):
-                lines += hist.lines("mlcycle_request_duration_seconds", f'route="{route}"')
-            lines += [
-                "# HELP mlcycle_batch_rows Rows per model call (micro-batches).",
-                "# TYPE mlcycle_batch_rows histogram",
-                *self.batch.lines("mlcycle_batch_rows", ""),
-                "# HELP mlcycle_requests_in_flight Requests being handled now.",
-                "# TYPE mlcycle_requests_in_flight gauge",
-                f"mlcycle_requests_in_flight {self.in_flight}",
-                "# HELP mlcycle_model_version Version served, by role.",
-                "# TYPE mlcycle_model_version gauge",
-            ]
-            for role, version in sorted(versions.items()):
-                if version is not None:
-                    lines.append(f'mlcycle_model_version{{role="{role}"}} {version}')
-            lines += [
-                "# HELP mlcycle_model_swaps_total Models swapped in without a restart.",
-                "# TYPE mlcycle_model_swaps_total counter",
-                f"mlcycle_model_swaps_total {self.swaps}",
-                "# HELP mlcycle_shadow_errors_total Shadow predictions that failed.",
-                "# TYPE mlcycle_shadow_errors_total counter",
-                f"mlcycle_shadow_errors_total {self.shadow_errors}",
-            ]
+        t = self.totals()
+        by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], list[float]]]] = defaultdict(
+            list
+        )
+        for (name, labels), row in t.items():
+            by_name[name].append((labels, row))
+        lines = [
+            "# HELP mlcycle_requests_total Requests by route and status code.",
+            "# TYPE mlcycle_requests_total counter",
+            *_by_route_code(by_name["requests"], "mlcycle_requests_total"),
+            "# HELP mlcycle_request_errors_total Requests answered with a 4xx or 5xx status.",
+            "# TYPE mlcycle_request_errors_total counter",
+            *_by_route_code(by_name["errors"], "mlcycle_request_errors_total"),
+            "# HELP mlcycle_request_duration_seconds Time from request to response.",
+            "# TYPE mlcycle_request_duration_seconds histogram",
+        ]
+        for labels, row in sorted(by_name["latency"]):
+            lines += _histogram(
+                "mlcycle_request_duration_seconds", f'route="{labels[0][1]}"', LATENCY_BUCKETS, row
+            )
+        lines += [
+            "# HELP mlcycle_batch_rows Rows per model call (micro-batches).",
+            "# TYPE mlcycle_batch_rows histogram",
+            *_histogram("mlcycle_batch_rows", "", BATCH_BUCKETS, _one(t, "batch_rows")),
+            "# HELP mlcycle_requests_in_flight Requests being handled now.",
+            "# TYPE mlcycle_requests_in_flight gauge",
+            f"mlcycle_requests_in_flight {_num(_one(t, 'in_flight')[0])}",
+            "# HELP mlcycle_model_version Version served, by role.",
+            "# TYPE mlcycle_model_version gauge",
+        ]
+        for role, version in sorted(versions.items()):
+            if version is not None:
+                lines.append(f'mlcycle_model_version{{role="{role}"}} {version}')
+        lines += [
+            "# HELP mlcycle_model_swaps_total Models swapped in without a restart.",
+            "# TYPE mlcycle_model_swaps_total counter",
+            f"mlcycle_model_swaps_total {_num(_one(t, 'swaps')[0])}",
+            "# HELP mlcycle_shadow_errors_total Shadow predictions that failed.",
+            "# TYPE mlcycle_shadow_errors_total counter",
+            f"mlcycle_shadow_errors_total {_num(_one(t, 'shadow_errors')[0])}",
+        ]
         if log is not None:
             lines += [
                 "# HELP mlcycle_prediction_log_rows_total Rows written to the prediction log.",
@@ -134,3 +232,73 @@ class Metrics:
                 f"mlcycle_prediction_log_queued_rows {log.queued}",
             ]
         return "\n".join(lines) + "\n"
+
+
+def _shared_folder() -> Path | None:
+    path = os.environ.get(SHARED_ENV)
+    return Path(path) if path and os.path.isdir(path) else None
+
+
+def _mapped(path: Path) -> mmap.mmap:
+    with path.open("w+b") as f:
+        f.truncate(SLOTS * 8)  # sparse: zeros cost nothing until written
+        return mmap.mmap(f.fileno(), SLOTS * 8)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, 0)
+        return True
+    return False
+
+
+def _observe(v: memoryview[float], base: int, buckets: tuple[float, ...], value: float) -> None:
+    """A histogram's slots: one count per bucket (+Inf last), then the sum, then the count."""
+    v[base + bisect.bisect_left(buckets, value)] += 1
+    v[base + len(buckets) + 1] += value
+    v[base + len(buckets) + 2] += 1
+
+
+def _read(slots: dict[Key, int], values: memoryview[float]) -> dict[Key, list[float]]:
+    widths = {
+        "latency": len(LATENCY_BUCKETS) + 3,
+        "batch_rows": len(BATCH_BUCKETS) + 3,
+    }
+    out: dict[Key, list[float]] = {}
+    for key, base in slots.items():
+        width = widths.get(key[0], 1)
+        out[key] = list(values[base : base + width])
+    return out
+
+
+def _one(t: dict[Key, list[float]], name: str) -> list[float]:
+    width = len(BATCH_BUCKETS) + 3 if name == "batch_rows" else 1
+    return t.get((name, ()), [0.0] * width)
+
+
+def _num(value: float) -> str:
+    """Counts print as integers, as they always have (``2``, not ``2.0``)."""
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _by_route_code(
+    rows: list[tuple[tuple[tuple[str, str], ...], list[float]]], name: str
+) -> list[str]:
+    keyed = sorted((dict(labels)["route"], int(dict(labels)["code"]), r[0]) for labels, r in rows)
+    return [f'{name}{{route="{route}",code="{code}"}} {_num(n)}' for route, code, n in keyed]
+
+
+def _histogram(name: str, labels: str, buckets: tuple[float, ...], row: list[float]) -> list[str]:
+    out: list[str] = []
+    running = 0.0
+    sep = "," if labels else ""
+    for bound, count in zip(buckets, row, strict=False):
+        running += count
+        out.append(f'{name}_bucket{{{labels}{sep}le="{bound:g}"}} {_num(running)}')
+    n = row[len(buckets) + 2]
+    out.append(f'{name}_bucket{{{labels}{sep}le="+Inf"}} {_num(n)}')
+    out.append(f"{name}_sum{{{labels}}} {row[len(buckets) + 1]:.6f}")
+    out.append(f"{name}_count{{{labels}}} {_num(n)}")
+    return out

@@ -18,6 +18,10 @@ Example:
 
 Each worker rebuilds its app from the import string; its settings reach it as
 environment variables (:meth:`~mlcycle.serve.http.settings.ServeSettings.to_env`).
+
+With more than one worker the supervisor also makes a fresh folder for the
+workers' metrics (``MLCYCLE_METRICS_DIR``, see :mod:`~mlcycle.serve.http.metrics`)
+so every scrape sums all of them, and deletes it when the server stops.
 """
 
 from __future__ import annotations
@@ -26,13 +30,18 @@ import contextlib
 import errno
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from mlcycle.errors import BadInput, MlcycleError
+from mlcycle.serve.http.metrics import SHARED_ENV
 
 logger = logging.getLogger("mlcycle.serve")
 
@@ -52,9 +61,44 @@ def run_workers(app: str, host: str, port: int, workers: int, **uvicorn_options:
     """
     import uvicorn
 
-    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
+    if workers <= 1:
         uvicorn.run(app, host=host, port=port, workers=workers, **uvicorn_options)
         return
+    with shared_metrics_dir():
+        if not hasattr(socket, "SO_REUSEPORT"):
+            uvicorn.run(app, host=host, port=port, workers=workers, **uvicorn_options)
+            return
+        _supervise(app, host, port, workers, uvicorn_options)
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[str]:
+    """A fresh folder for the workers' metrics, named in the environment they inherit.
+
+    Fresh per server: counts left by an earlier server (or another one running)
+    would otherwise be summed in. Removed, and the variable restored, on exit.
+
+    Example:
+        >>> with shared_metrics_dir() as path:
+        ...     os.environ["MLCYCLE_METRICS_DIR"] == path
+        True
+    """
+    previous = os.environ.get(SHARED_ENV)
+    path = tempfile.mkdtemp(prefix="mlcycle-metrics-")
+    os.environ[SHARED_ENV] = path
+    try:
+        yield path
+    finally:
+        if previous is None:
+            os.environ.pop(SHARED_ENV, None)
+        else:
+            os.environ[SHARED_ENV] = previous
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _supervise(
+    app: str, host: str, port: int, workers: int, uvicorn_options: dict[str, Any]
+) -> None:
     port = claim_port(host, port)
     context = multiprocessing.get_context("spawn")
     stop = threading.Event()

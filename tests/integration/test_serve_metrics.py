@@ -1,0 +1,125 @@
+"""`/metrics` under `mlcycle serve --workers 2`: every scrape shows the server's totals.
+
+Each worker used to keep its own counters, so a scrape showed whichever worker
+answered it and `rate()` over the series jumped up and down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from serve_fixtures import build_bundle
+from test_serve_workers import MLCYCLE, _both_listening, _children, _free_port, _records
+
+pytestmark = pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="needs SO_REUSEPORT")
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    bundle = build_bundle(tmp_path / "bundle", encoder="ordinal")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
+    env.pop("MLCYCLE_METRICS_DIR", None)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as sink:
+        proc = subprocess.Popen(
+            [MLCYCLE, "serve", str(bundle), "--workers", "2", "--port", str(port), "--no-log"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 90
+        while not _both_listening(port, proc.pid):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"server did not start: {errors.read_text()}")
+            time.sleep(0.2)
+        yield proc, port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+def _value(text: str, sample: str) -> float:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{sample} missing from:\n{text}"
+    return float(match.group(1))
+
+
+def _send(port: int, n: int) -> None:
+    """``n`` single-row predictions over 16 connections, which the kernel spreads over both."""
+    rows = _records(16)
+    clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(16)]
+    try:
+        for i in range(n):
+            response = clients[i % 16].post("/predict", json=[rows[i % 16]])
+            assert response.status_code == 200, response.text
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _scrapes(port: int, times: int) -> list[str]:
+    # A fresh connection each time: the kernel picks the worker that answers.
+    return [httpx.get(f"http://127.0.0.1:{port}/metrics").text for _ in range(times)]
+
+
+def test_every_scrape_shows_all_workers_requests(server: tuple[subprocess.Popen[str], int]) -> None:
+    _, port = server
+    _send(port, 48)
+    for text in _scrapes(port, 10):
+        assert _value(text, 'mlcycle_requests_total{route="/predict",code="200"}') == 48
+        assert _value(text, 'mlcycle_request_duration_seconds_count{route="/predict"}') == 48
+        assert (
+            _value(text, 'mlcycle_request_duration_seconds_bucket{route="/predict",le="+Inf"}')
+            == 48
+        )
+        assert _value(text, "mlcycle_batch_rows_count{}") == 48
+        assert _value(text, "mlcycle_requests_in_flight") >= 1  # the scrape itself
+
+
+def test_the_shared_folder_is_fresh_and_removed_on_stop(
+    server: tuple[subprocess.Popen[str], int],
+) -> None:
+    proc, _ = server
+    folders = set()
+    for worker in _children(proc.pid):
+        env = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        (entry,) = [e for e in env if e.startswith(b"MLCYCLE_METRICS_DIR=")]
+        folders.add(Path(entry.split(b"=", 1)[1].decode()))
+    (folder,) = folders  # one folder, shared by both workers
+    assert folder.is_dir()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(60) == 0
+    assert not folder.exists()
+
+
+def test_metrics_sharing_a_folder_add_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two recorders (as two workers would) in one folder: either one renders the sum."""
+    from mlcycle.serve.http.metrics import SHARED_ENV, Metrics
+
+    monkeypatch.setenv(SHARED_ENV, str(tmp_path))
+    first, second = Metrics(), Metrics()
+    first.observe("/predict", 200, 0.001)
+    second.observe("/predict", 200, 0.002)
+    second.observe("/predict", 422, 0.003)
+    second.swaps += 1
+    for m in (first, second):
+        text = m.render({}, None)
+        assert _value(text, 'mlcycle_requests_total{route="/predict",code="200"}') == 2
+        assert _value(text, 'mlcycle_request_errors_total{route="/predict",code="422"}') == 1
+        assert _value(text, 'mlcycle_request_duration_seconds_count{route="/predict"}') == 3
+        assert _value(text, "mlcycle_model_swaps_total") == 1
