@@ -9,7 +9,7 @@ ALT    := .venv-bench
 ALT_STAMP := $(ALT)/.synced
 PYTEST_ARGS ?=
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo test lint bench mutate clean
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,26 @@ $(ALT_STAMP): $(UV) benchmarks/alternatives/uv.lock benchmarks/alternatives/pypr
 
 bench: install $(ALT_STAMP)
 	$(BIN)/python benchmarks/run.py $(BENCH)
+
+# Mutation testing of the statistical and contract core ([tool.mutmut] in
+# pyproject.toml says which files and which unit tests). Not in CI: it takes
+# minutes. One worker by default (shared machines); MUTATE_JOBS=n for more,
+# MUTANTS='mlcycle.registry.gate.*' for a subset, MUTATE_TIMEOUT caps the run
+# (seconds). Results are cached in mutants/, so a re-run checks only what
+# changed. The score counts a mutant killed when a test failed or timed out.
+MUTATE_JOBS ?= 1
+MUTATE_TIMEOUT ?= 3600
+MUTANTS ?=
+mutate: install
+	-timeout $(MUTATE_TIMEOUT) $(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTANTS) >/dev/null
+	@$(BIN)/mutmut results --all true | awk -F': ' '/__mutmut_/ { \
+		m = $$1; sub(/^ +/, "", m); sub(/\.x(_|ǁ).*$$/, "", m); \
+		n[m]++; N++; if ($$2 == "killed" || $$2 == "timeout") { k[m]++; K++ } \
+		if ($$2 == "not checked") { u[m]++; U++ } } \
+		END { printf "%-34s %8s %6s %7s %9s\n", "module", "killed", "total", "score", "unchecked"; \
+		for (m in n) printf "%-34s %8d %6d %6.1f%% %9d\n", m, k[m], n[m], 100 * k[m] / n[m], u[m]; \
+		if (N) printf "%-34s %8d %6d %6.1f%% %9d\n", "overall", K, N, 100 * K / N, U }'
+	@echo "survivors: $(BIN)/mutmut results; one diff: $(BIN)/mutmut show <name>"
 
 clean:
 	rm -rf $(VENV) $(ALT) .demo .pytest_cache .mypy_cache .ruff_cache
