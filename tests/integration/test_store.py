@@ -161,7 +161,7 @@ def test_lineage_run_prefixes_treat_like_wildcards_as_characters(store: Store) -
     # `mlcycle lineage RUN_ID_PREFIX` builds its LIKE from user text too.
     from types import SimpleNamespace
 
-    from mlcycle.cli.lineage import _run_row
+    from mlcycle.store.queries import run_by_prefix
 
     with store.engine.begin() as conn:
         conn.execute(
@@ -170,5 +170,5 @@ def test_lineage_run_prefixes_treat_like_wildcards_as_characters(store: Store) -
             )
         )
     project = SimpleNamespace(store=store)
-    assert _run_row(project, "abcdef")["id"] == "abcdef0123"  # type: ignore[index]
-    assert _run_row(project, "a_c%%%") is None
+    assert run_by_prefix(project.store, "abcdef")["id"] == "abcdef0123"  # type: ignore[index]
+    assert run_by_prefix(project.store, "a_c%%%") is None

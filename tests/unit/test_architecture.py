@@ -247,3 +247,17 @@ def test_the_checks_see_a_circle_and_a_crossing_when_there_is_one() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
     assert _area("mlcycle.serve.http.app") == "serve"
+
+
+def test_the_cli_starts_without_the_data_stack() -> None:
+    # `mlcycle --help` must start in a fraction of a second: a command module
+    # imports pandas, SQLAlchemy or scikit-learn inside the command, not on import.
+    code = (
+        "import sys, mlcycle.cli.main\n"
+        "heavy = ('pandas', 'sqlalchemy', 'sklearn', 'pyarrow', 'numpy', 'pydantic')\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == ""

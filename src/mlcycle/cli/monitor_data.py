@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcycle.bundle import Bundle
 from mlcycle.cli.common import err_console, load_project
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlcycle.bundle import Bundle
     from mlcycle.monitor.engine import Monitor
     from mlcycle.schema import Schema
 
@@ -118,6 +118,8 @@ def open_monitor(
 
     project = load_project(spec)
     folder, version, _ = resolve_bundle(model or f"{project.name}@champion", spec)
+    from mlcycle.bundle import Bundle
+
     bundle = Bundle(folder)
     home = project.store.home / "monitor"
     reference = Reference.from_bundle(

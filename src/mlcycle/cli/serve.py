@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 
-from mlcycle.bundle import Bundle
 from mlcycle.cli.common import (
     JsonOption,
     SpecOption,
@@ -32,6 +31,8 @@ def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
         >>> resolve_bundle("models:/flights@champion", Path("mlcycle.yaml"))[1]
         3
     """
+    from mlcycle.bundle import Bundle  # pandas and pydantic: not for `mlcycle --help`
+
     as_path = Path(model)
     if Bundle.looks_like(as_path):
         Bundle(as_path).verify_addressed()
