@@ -158,25 +158,12 @@ def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
                 },
             }
         },
-        f"{model_path}/infer": {
-            "post": {
-                "summary": "Open Inference Protocol v2 inference",
-                "parameters": [_request_id_header()],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/InferRequest"}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _ref_response("output tensors", "InferResponse"),
-                    "404": _ref_response("unknown model", "Error"),
-                    **problems,
-                },
-            }
-        },
+        f"{model_path}/infer": _infer_operation(
+            "Open Inference Protocol v2 inference",
+            [_request_id_header()],
+            problems,
+            _ref_response("unknown model", "Error"),
+        ),
         model_path: {
             "get": {
                 "summary": "Model metadata (inputs, outputs, versions)",
@@ -222,25 +209,12 @@ def _version_paths(model_path: str, problems: dict[str, Any]) -> dict[str, Any]:
                 "responses": {"200": {"description": "ready"}, "404": unknown},
             }
         },
-        f"{path}/infer": {
-            "post": {
-                "summary": "Open Inference Protocol v2 inference on a given version",
-                "parameters": [version, _request_id_header()],
-                "requestBody": {
-                    "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {"$ref": "#/components/schemas/InferRequest"}
-                        }
-                    },
-                },
-                "responses": {
-                    "200": _ref_response("output tensors", "InferResponse"),
-                    **problems,
-                    "404": unknown,
-                },
-            }
-        },
+        f"{path}/infer": _infer_operation(
+            "Open Inference Protocol v2 inference on a given version",
+            [version, _request_id_header()],
+            problems,
+            unknown,
+        ),
     }
 
 
@@ -520,3 +494,29 @@ Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
 <code>Content-Type: application/json</code>) or 422 (bad input).</p>
 </body></html>
 """
+
+
+def _infer_operation(
+    summary: str,
+    parameters: list[dict[str, Any]],
+    problems: dict[str, Any],
+    not_found: dict[str, Any],
+) -> dict[str, Any]:
+    """The v2 infer operation, the same for the model and for one of its versions."""
+    return {
+        "post": {
+            "summary": summary,
+            "parameters": parameters,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/InferRequest"}}
+                },
+            },
+            "responses": {
+                "200": _ref_response("output tensors", "InferResponse"),
+                "404": not_found,
+                **problems,
+            },
+        }
+    }
