@@ -106,7 +106,7 @@ class Project:
         self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
     ) -> RunReport:
         """Run the lifecycle pipeline, reusing every step whose inputs did not change."""
-        from mlcycle.pipeline.catalog import RunLog
+        from mlcycle.pipeline.runlog import RunLog
         from mlcycle.pipeline.runner import Runner
         from mlcycle.pipeline.steps import LIFECYCLE
         from mlcycle.train.tracking import reap_dead_runs

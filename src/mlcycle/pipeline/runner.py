@@ -33,8 +33,9 @@ from importlib import metadata
 from typing import Any
 
 from mlcycle.errors import BadInput, StepFailed
-from mlcycle.pipeline.catalog import Inputs, RunLog
+from mlcycle.pipeline.catalog import Inputs
 from mlcycle.pipeline.context import RunContext
+from mlcycle.pipeline.runlog import RunLog
 from mlcycle.store import now
 from mlcycle.version import __version__
 

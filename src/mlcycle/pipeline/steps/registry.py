@@ -93,4 +93,3 @@ class Promote(Step):
                 },
             )
         return StepResult({}, {"champion": version, "previous": current})
-
