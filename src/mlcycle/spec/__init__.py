@@ -137,6 +137,14 @@ class Features(SpecModel):
     include: list[str] | None = None
     exclude: list[str] = Field(default_factory=list)
     max_categories: int = Field(default=200, ge=2)
+    seasonal: list[str] = Field(
+        default_factory=list,
+        description=(
+            "calendar or seasonal feature columns (month, week, day of year): their values"
+            " move past the training range with time by design, so the time-split range"
+            " warning skips them and monitoring reports their drift without alerting on it"
+        ),
+    )
 
 
 class Transform(SpecModel):
@@ -252,6 +260,13 @@ class Serve(SpecModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     unseen_category: Literal["reject", "unknown"] = "reject"
+    out_of_range: Literal["flag", "reject"] = Field(
+        default="flag",
+        description=(
+            "a numeric input outside its training range: flag = score it and warn"
+            " (response, /metrics, prediction log); reject = refuse the row (422, batch rejects)"
+        ),
+    )
     max_body_bytes: int = Field(default=10_000_000, gt=0)
 
 
