@@ -28,6 +28,7 @@ from pydantic import (
 
 from mlcycle.errors import BadInput
 from mlcycle.spec.base import LOWER_IS_BETTER, METRICS_BY_TASK, SpecModel, Task
+from mlcycle.spec.loop import Loop
 from mlcycle.spec.monitor import AlertRule, AlertSinks, Monitor
 from mlcycle.spec.train import (
     Candidate,
@@ -280,6 +281,7 @@ class Spec(SpecModel):
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     serve: Serve = Field(default_factory=Serve)
     monitor: Monitor = Field(default_factory=Monitor)
+    loop: Loop = Field(default_factory=Loop)
 
     @model_validator(mode="after")
     def _thresholds_fit_task(self) -> Spec:
@@ -403,6 +405,7 @@ __all__ = [
     "Features",
     "Gates",
     "Invariance",
+    "Loop",
     "MinimumCase",
     "ModelTests",
     "Monitor",
