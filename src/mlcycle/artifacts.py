@@ -307,6 +307,16 @@ class BundleMeta(BaseModel):
     mlcycle_version: str
     created_at: str
     unseen_category: Literal["reject", "unknown"] = "reject"
+    out_of_range: Literal["flag", "reject"] = Field(
+        default="flag",
+        description="a numeric input outside its training range (the schema's min/max): "
+        "flag = score it and warn, reject = refuse the row (spec serve.out_of_range)",
+    )
+    seasonal: list[str] = Field(
+        default_factory=list,
+        description="features never range-checked: they move past the training range "
+        "by design (spec data.features.seasonal)",
+    )
     decision_threshold: float | None = Field(
         default=None,
         description="binary: label positive when P(positive) ≥ this (the benefit "

@@ -7,7 +7,10 @@ each file written whole and never appended to. ``root`` is
 another place (any fsspec URL). Columns: ``request_id``, ``ts`` (UTC),
 ``model``, ``model_version``, ``role``, one column per model feature,
 ``row_id``, ``prediction`` (string label, or float for regression),
-``probability`` (P(positive) for binary) and ``proba_<class>`` for multiclass.
+``probability`` (P(positive) for binary), ``proba_<class>`` for multiclass and
+``out_of_range`` (the features whose value lay outside the training range,
+comma-separated; null when none). Files written before ``out_of_range``
+existed read with it null (:data:`OPTIONAL_COLUMNS`).
 
 Example:
     >>> root = predictions_root(store.home)
@@ -21,10 +24,11 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import fsspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,6 +40,30 @@ ENV_URL = "MLCYCLE_PREDICTIONS_URL"
 #: Columns every log file has besides the features and the per-class probabilities.
 BASE_COLUMNS = ("request_id", "ts", "model", "model_version", "role", "row_id", "prediction")
 ROLES = ("champion", "challenger", "shadow", "batch")
+#: The column marking rows scored with a number outside its training range.
+OUT_OF_RANGE = "out_of_range"
+#: Columns added after the first log files were written: read as null from older files.
+OPTIONAL_COLUMNS: dict[str, pa.DataType] = {OUT_OF_RANGE: pa.string()}
+
+
+def out_of_range_column(masks: Mapping[str, np.ndarray], rows: int) -> pa.Array:
+    """The ``out_of_range`` column: per row, the features outside their range joined by
+    ``,`` (in ``masks`` order), null for a row in range.
+
+    ``masks`` maps a feature to the boolean mask of its rows outside the range
+    (features with none may be left out).
+
+    Example:
+        >>> out_of_range_column({"month": np.array([True, False])}, 2).to_pylist()
+        ['month', None]
+    """
+    if not masks:
+        return pa.nulls(rows, pa.string())
+    flagged = np.logical_or.reduce(list(masks.values()))
+    labels = np.full(rows, None, dtype=object)
+    for i in np.flatnonzero(flagged).tolist():  # the rare rows only
+        labels[i] = ",".join(name for name, mask in masks.items() if mask[i])
+    return pa.array(labels, pa.string(), from_pandas=True)
 
 
 def predictions_root(home: Path) -> str:
@@ -75,14 +103,28 @@ def read_files(
     """Read log files into one frame (``columns`` only, when given).
 
     Raises :class:`BadInput` naming the file when one cannot be read or lacks a
-    column asked for.
+    column asked for. A column of :data:`OPTIONAL_COLUMNS` that an older file
+    lacks reads as nulls.
     """
     fs, _ = _fs(root)
     frames = []
     for path in paths:
         try:
             with fs.open(path, "rb") as fh:
-                table = pq.read_table(fh, columns=list(columns) if columns else None)
+                present = set(pq.read_schema(fh).names)
+                fh.seek(0)
+                wanted = list(columns) if columns else None
+                asked = None if wanted is None else [c for c in wanted if c in present]
+                if wanted is not None and len(asked or []) != len(wanted):
+                    missing = [c for c in wanted if c not in present]
+                    if any(c not in OPTIONAL_COLUMNS for c in missing):
+                        raise KeyError(f"no column(s) {', '.join(missing)}")
+                table = pq.read_table(fh, columns=asked)
+            for name, kind in OPTIONAL_COLUMNS.items():
+                if name not in present and (wanted is None or name in wanted):
+                    table = table.append_column(name, pa.nulls(table.num_rows, kind))
+            if wanted is not None:
+                table = table.select(wanted)
         except (OSError, pa.ArrowInvalid, KeyError) as exc:
             raise BadInput(
                 f"prediction log file {path} cannot be read",

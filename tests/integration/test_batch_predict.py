@@ -68,7 +68,14 @@ def test_parquet_in_parquet_out(rt: ModelRuntime, tmp_path: Path) -> None:
     assert result["engine"] == rt.engine
 
     out = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(out.columns) == ["flight_id", "prediction", "probability", "model_version"]
+    # out_of_range: the bundle's default policy is flag (tests/integration/test_out_of_range.py)
+    assert list(out.columns) == [
+        "flight_id",
+        "prediction",
+        "probability",
+        "model_version",
+        "out_of_range",
+    ]
     good = frame.drop(index=[10, 1500, 2400]).reset_index(drop=True)
     assert out["flight_id"].tolist() == good["flight_id"].tolist()
     proba = rt.model.predict_proba(good[FEATURES])
@@ -148,7 +155,12 @@ def test_multiclass_and_regression_columns(
     predict_file(multi, str(tmp_path / "in.parquet"), str(tmp_path / "m.parquet"))
     out = pd.read_parquet(tmp_path / "m.parquet")
     classes = multi.classes or []
-    assert list(out.columns) == ["prediction", *[f"proba_{c}" for c in classes], "model_version"]
+    assert list(out.columns) == [
+        "prediction",
+        *[f"proba_{c}" for c in classes],
+        "model_version",
+        "out_of_range",
+    ]
     np.testing.assert_allclose(
         out[[f"proba_{c}" for c in classes]].to_numpy(),
         multi.model.predict_proba(frame[FEATURES]),
@@ -157,7 +169,7 @@ def test_multiclass_and_regression_columns(
     reg = bundles["regression"]
     predict_file(reg, str(tmp_path / "in.parquet"), str(tmp_path / "r.parquet"))
     out = pd.read_parquet(tmp_path / "r.parquet")
-    assert list(out.columns) == ["prediction", "model_version"]
+    assert list(out.columns) == ["prediction", "model_version", "out_of_range"]
     assert out["model_version"].isna().all()  # an unversioned bundle
     np.testing.assert_allclose(out["prediction"], reg.model.predict(frame[FEATURES]), atol=1e-12)
 

@@ -231,6 +231,7 @@ def test_log_columns_follow_the_contract(bundles: dict[int, Path], tmp_path: Pat
         "row_id",
         "prediction",
         "probability",
+        "out_of_range",  # null here: every value is inside its training range
     ]
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     frame = table.to_pandas().sort_values("ts", kind="stable")

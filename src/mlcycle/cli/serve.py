@@ -18,6 +18,15 @@ from mlcycle.cli.common import (
 )
 from mlcycle.errors import BadInput
 
+OutOfRangeOption = typer.Option(
+    None,
+    "--out-of-range",
+    help="flag|reject: what to do with a number outside its training range (default: the "
+    "bundle's policy, from spec serve.out_of_range). flag scores it and names it (a warning "
+    "on the row; batch: the out_of_range column); reject refuses the row (HTTP 422; batch: "
+    "the rejects file).",
+)
+
 
 def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
     """A model reference (or a bundle folder) → (bundle folder, version, project or None).
@@ -82,7 +91,9 @@ def app_factory() -> Any:
             "MLCYCLE_SERVE_BUNDLE is not set",
             "start the server with `mlcycle serve`",
         )
-    runtime = ModelRuntime.load(settings.bundle, settings.version)
+    runtime = ModelRuntime.load(
+        settings.bundle, settings.version, out_of_range=settings.out_of_range
+    )
     resolver = None
     if settings.spec is not None and settings.alias is not None:
         resolver = make_resolver(settings.spec, runtime.meta.name, settings.alias)
@@ -124,6 +135,7 @@ def serve(
         help="Serve on a non-loopback address without MLCYCLE_PREDICT_TOKEN (anyone who can "
         "reach it can predict and write to the prediction log).",
     ),
+    out_of_range: str | None = OutOfRangeOption,
 ) -> None:
     """Serve a model over REST: /predict and the Open Inference Protocol v2.
 
@@ -139,6 +151,7 @@ def serve(
     from mlcycle.serve.http import check_bind, run_workers
     from mlcycle.serve.http.settings import PREDICT_TOKEN_ENV
 
+    _check_policy(out_of_range)
     if not model:
         from mlcycle.cli.common import load_project
 
@@ -152,13 +165,12 @@ def serve(
         host, predict_token=os.environ.get(PREDICT_TOKEN_ENV) or None, allow_public=allow_public
     )
     # Fail here, clearly, before binding the port (resolve_bundle verified the folder).
-    ModelRuntime.load(folder, version, verify=False)
+    runtime = ModelRuntime.load(folder, version, verify=False, out_of_range=out_of_range)
     alias = _alias_of(model) if project is not None else None
     log_root = None
-    if log and project is not None:
-        log_root = predictions_root(project.store.home)
-    elif log:
-        log_root = os.environ.get(ENV_URL) or None
+    if log:
+        home = project.store.home if project is not None else None
+        log_root = predictions_root(home) if home is not None else os.environ.get(ENV_URL)
     settings = ServeSettings(
         max_body_bytes=spec_serve.max_body_bytes if spec_serve else 10_000_000,
         canary=canary,
@@ -169,14 +181,38 @@ def serve(
         spec=project.spec_path if project is not None and alias is not None else None,
         alias=alias,
         prediction_log=log_root,
+        out_of_range=out_of_range,
     )
     os.environ.update(settings.to_env())  # the workers read their settings from here
     if warning is not None:
         err_console.print(f"[bold yellow]warning:[/] {warning}")
     err_console.print(f"serving {model} (v{version}) on http://{host}:{port}  docs: /docs")
+    err_console.print(_policy_line(runtime, overridden=out_of_range is not None))
     run_workers(
         "mlcycle.cli.serve:app_factory", host, port, workers, factory=True, log_level="warning"
     )
+
+
+def _policy_line(runtime: Any, *, overridden: bool) -> str:
+    """The start-up line stating the out-of-range policy in force, and where it comes from."""
+    source = "--out-of-range" if overridden else "the bundle's policy"
+    seasonal = runtime.meta.seasonal
+    return (
+        f"out-of-range inputs: {runtime.out_of_range} ({source}; "
+        f"{len(runtime.ranges)} feature(s) range-checked"
+        + (f", seasonal not checked: {', '.join(seasonal)}" if seasonal else "")
+        + ")"
+    )
+
+
+def _check_policy(out_of_range: str | None) -> None:
+    """Refuse an unknown ``--out-of-range`` before anything is loaded (exit 2)."""
+    if out_of_range is not None and out_of_range not in ("flag", "reject"):
+        raise BadInput(
+            f"--out-of-range {out_of_range!r} is not a policy",
+            "a number outside its training range is either flagged or rejected",
+            "pass --out-of-range flag or --out-of-range reject (or leave it out: the bundle's)",
+        )
 
 
 def _alias_of(model: str) -> str | None:
@@ -205,6 +241,7 @@ def predict(
         help="auto: ONNX only when it matches scikit-learn within 1e-6; onnx: any checked "
         "export; sklearn: never ONNX.",
     ),
+    out_of_range: str | None = OutOfRangeOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Batch prediction: score a file in chunks; rows that break the contract go to a reject file.
@@ -215,8 +252,9 @@ def predict(
 
     from mlcycle.serve import ModelRuntime, predict_file
 
+    _check_policy(out_of_range)
     folder, version, project = resolve_bundle(model, spec)
-    runtime = ModelRuntime.load(folder, version, verify=False)
+    runtime = ModelRuntime.load(folder, version, verify=False, out_of_range=out_of_range)
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(
             "--output is the same file as --input",
@@ -262,3 +300,10 @@ def predict(
         f" → {result['output']}"
         + (f"; {result['rejected']} rejected → {result['rejects']}" if result["rejected"] else "")
     )
+    flagged = result.get("out_of_range") or {}
+    if flagged:
+        counts = ", ".join(f"{name}: {n}" for name, n in sorted(flagged.items()))
+        err_console.print(
+            f"[bold yellow]warning:[/] values outside the training range were scored ({counts});"
+            " the out_of_range column names them (--out-of-range reject refuses such rows)"
+        )

@@ -35,11 +35,16 @@ def bundle_meta(
     git_sha: str | None,
     created_at: str,
     unseen_category: Any,
+    out_of_range: Any = "flag",
+    seasonal: list[str] | None = None,
 ) -> BundleMeta:
     """``meta.json``: what serving and monitoring need to know about the model.
 
     ``created_at`` is the trained model's timestamp, so the same evidence makes
-    the same bundle.
+    the same bundle. ``out_of_range`` (``spec.serve.out_of_range``) and
+    ``seasonal`` (``spec.data.features.seasonal``) travel with the bundle like
+    ``unseen_category``: serving flags or rejects numeric inputs outside the
+    training range, except the seasonal features (kept only if they are features).
 
     Example:
         >>> bundle_meta(name="flights", problem=p, record=r, evaluation=e, dataset_id=d,
@@ -65,6 +70,8 @@ def bundle_meta(
         mlcycle_version=__version__,
         created_at=created_at,
         unseen_category=unseen_category,
+        out_of_range=out_of_range,
+        seasonal=[c for c in (seasonal or []) if c in record.features],
         decision_threshold=decision_threshold(problem, evaluation),
     )
 
@@ -166,7 +173,8 @@ def model_card(
         "",
         "## Known limitations",
         "- Judged on a single holdout from the training period; monitor drift after deployment.",
-        "- Inputs outside the training ranges or with unseen categories are "
+        _range_line(meta),
+        "- Inputs with unseen categories are "
         + ("rejected." if meta.unseen_category == "reject" else "scored as 'unknown'."),
     ]
     weak = _weak_slices(evaluation)
@@ -179,6 +187,24 @@ def model_card(
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def _range_line(meta: BundleMeta) -> str:
+    """What serving does with a number outside the training range: the bundle's own policy."""
+    if meta.out_of_range == "reject":
+        text = (
+            "- Numeric inputs outside the training ranges are rejected (HTTP 422; batch: "
+            "the rejects file)"
+        )
+    else:
+        text = (
+            "- Numeric inputs outside the training ranges are scored and flagged (a warning "
+            "on the row, `mlcycle_out_of_range_total` in /metrics, `out_of_range` in the "
+            "prediction log), not rejected"
+        )
+    if meta.seasonal:
+        text += f"; seasonal features ({', '.join(meta.seasonal)}) are never range-checked"
+    return text + "."
 
 
 def _decision_lines(meta: BundleMeta) -> list[str]:

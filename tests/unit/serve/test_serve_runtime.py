@@ -178,8 +178,8 @@ def test_a_compiled_plan_that_disagrees_falls_back_to_the_pipeline(
     from mlcycle.serve.model import fastpath
     from mlcycle.serve.model import runtime as runtime_module
 
-    def swapped_plan(model: Any, schema: Any, unseen: str) -> fastpath.Plan | None:
-        plan = fastpath.compile_plan(model, schema, unseen)
+    def swapped_plan(model: Any, schema: Any, unseen: str, *more: Any) -> fastpath.Plan | None:
+        plan = fastpath.compile_plan(model, schema, unseen, *more)
         assert plan is not None
         onehot = next(o for o in plan.outputs if o.how == "onehot" and len(o.codes) > 1)
         names = list(onehot.codes)

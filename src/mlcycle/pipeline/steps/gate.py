@@ -63,7 +63,11 @@ class Gate(Step):
     sections = ("project", "problem", "gates", "evaluate", "serve", "train")
     libraries = (*ML_LIBS, "pyarrow")
     # 7: the outlier model takes the profile's ranges and categories
-    revision = 7  # 6: meta.json carries the decision threshold; 5: the gate writes the bundle
+    revision = 8  # 8: out_of_range, seasonal in meta.json; 6: its decision threshold
+
+    def key_extra(self, ctx: RunContext) -> str:
+        # meta.json records the seasonal columns; the rest of `data` is covered by the inputs.
+        return ",".join(sorted(ctx.spec.data.features.seasonal))
 
     def still_valid(self, ctx: RunContext, result: StepResult) -> bool:
         # The verdict holds while the champion it was judged against still reigns,
@@ -160,6 +164,8 @@ def _write_serving(ctx: RunContext, inputs: Inputs, bundle: Bundle) -> BundleMet
         git_sha=ctx.git_sha,
         created_at=ctx.catalog.created_at(model.id),
         unseen_category=spec.serve.unseen_category,
+        out_of_range=spec.serve.out_of_range,
+        seasonal=spec.data.features.seasonal,
     )
     train = inputs.split("train")
     reference = [c for c in (*model.record.features, spec.problem.target) if c in train.columns]

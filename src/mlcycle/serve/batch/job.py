@@ -2,10 +2,14 @@
 
 The input is read in chunks, each checked like a REST request; rows that break
 the contract (wrong type, null where never null, unseen category under the
+"reject" policy, a number outside its training range under the out-of-range
 "reject" policy) go to ``<output stem>.rejects.parquet`` with a ``reason``
-column instead of failing the job. A missing column fails the job. Output is
-written to a temporary file next to the target and renamed into place, so a
-failed job leaves nothing behind.
+column instead of failing the job. Under the out-of-range "flag" policy such
+rows are scored and the output's ``out_of_range`` column names the features
+outside their range (null for a row in range); the result counts them per
+feature. A missing column fails the job. Output is written to a temporary
+file next to the target and renamed into place, so a failed job leaves
+nothing behind.
 
 The job is a pipeline over bounded queues: a reader thread decodes chunk k+1
 (``io.py``) while chunk k is scored on one worker per core
@@ -37,6 +41,7 @@ import numpy as np
 import pyarrow as pa
 
 from mlcycle.errors import BadInput
+from mlcycle.predlog import OUT_OF_RANGE, out_of_range_column
 from mlcycle.serve.batch.io import (
     ChunkReader,
     Format,
@@ -57,7 +62,7 @@ from mlcycle.serve.batch.score import (
     proba_columns,
 )
 from mlcycle.serve.batch.write import ParquetOrCsvWriter, Sink
-from mlcycle.serve.model import InputError, ModelRuntime, RowCheck
+from mlcycle.serve.model import InputError, ModelRuntime, RowCheck, outside_masks
 from mlcycle.serve.predlog import LogRows, ModelInfo, PredictionLog, now
 
 __all__ = ["predict_file"]
@@ -85,7 +90,8 @@ def predict_file(
     Output columns: the id column (``id_column``, else the model's id column
     when the input has it), ``prediction``, then ``probability`` (positive
     class) for binary models or ``proba_<class>`` per class for multiclass,
-    then ``model_version``. ``progress`` is called after each chunk with the
+    then ``model_version``, then (out-of-range policy ``flag``) ``out_of_range``.
+    ``progress`` is called after each chunk with the
     number of input rows that chunk held; ``on_total`` once, before scoring,
     with the input's row count (from Parquet footers; ``None`` for CSV). The
     result's ``engine`` says what scored the rows (``onnxruntime``,
@@ -213,6 +219,8 @@ class _Job:
     _temps: list[Path] = field(default_factory=list)
     _job_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     _rejects: ParquetOrCsvWriter | None = None
+    # Scored values outside their training range (flag policy), by feature.
+    out_of_range: dict[str, int] = field(default_factory=dict)
 
     @property
     def rejects_path(self) -> Path:
@@ -230,7 +238,9 @@ class _Job:
             f for f in self.runtime.features if f != self.id_column
         ]
         out_schema = self._output_schema()
-        builder = OutputBuilder(self.runtime, out_schema, self.id_column)
+        # The builder makes the scored columns; _finish appends out_of_range (flag policy).
+        scored = pa.schema([f for f in out_schema if f.name != OUT_OF_RANGE])
+        builder = OutputBuilder(self.runtime, scored, self.id_column)
         out_tmp = self._temp(self.output)
         writer: ParquetOrCsvWriter | None = None
         sink = Sink()
@@ -284,6 +294,8 @@ class _Job:
             "seconds": round(time.perf_counter() - started, 3),
             "engine": self.engine,
             "onnx_max_diff": self.runtime.onnx_max_diff,
+            "out_of_range_policy": self.runtime.out_of_range,
+            "out_of_range": dict(self.out_of_range),
         }
 
     def _finish(
@@ -299,6 +311,8 @@ class _Job:
             predicted, proba = np.empty(0, dtype=np.intp), None
         ids = kept.column(self.id_column) if self.id_column else None
         table = builder.table(ids, predicted, proba)
+        if self.runtime.out_of_range == "flag":
+            table = table.append_column(OUT_OF_RANGE, self._flags(check))
         if self.log is not None and len(check.frame):
             self.log.submit(
                 LogRows(
@@ -325,6 +339,13 @@ class _Job:
         self.rejected += n_bad
         if self.progress is not None:
             self.progress(check.rejected.size)
+
+    def _flags(self, check: RowCheck) -> pa.Array:
+        """The ``out_of_range`` column of a chunk's kept rows; counts them per feature."""
+        masks = outside_masks(check.frame, self.runtime.ranges)
+        for name, mask in masks.items():
+            self.out_of_range[name] = self.out_of_range.get(name, 0) + int(mask.sum())
+        return out_of_range_column(masks, len(check.frame))
 
     def _check_output(self) -> None:
         folder = self.output.parent
@@ -377,6 +398,8 @@ class _Job:
         for name in proba_columns(rt):
             fields.append(pa.field(name, pa.float64()))
         fields.append(pa.field("model_version", pa.int64()))
+        if rt.out_of_range == "flag":
+            fields.append(pa.field(OUT_OF_RANGE, pa.string()))
         names = [f.name for f in fields]
         if len(set(names)) != len(names):
             raise BadInput(

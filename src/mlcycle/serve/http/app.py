@@ -80,18 +80,23 @@ def create_app(
         settings.max_batch_rows,
         metrics,
     )
+    policy = settings.out_of_range
     swapper = Swapper(
         deployment,
         resolver=resolver,
         poll_seconds=settings.poll_seconds,
         metrics=metrics,
         max_batch_rows=settings.max_batch_rows,
+        # A version swapped in keeps the server's --out-of-range override, if any.
+        loader=lambda folder, version: ModelRuntime.load(folder, version, out_of_range=policy),
     )
     if resolver is not None and (settings.canary > 0 or settings.shadow) and challenger is None:
         try:
             swapper.check()  # load the challenger now rather than at the first poll
         except Exception as exc:
             logger.warning("cannot load the challenger yet: %s", exc)
+    if prediction_log is not None:
+        prediction_log.attach(metrics)  # its counts, summed over the workers like the rest
     service = Service(swapper, settings=settings, metrics=metrics, prediction_log=prediction_log)
     if settings.request_log:
         _ensure_request_log_visible()

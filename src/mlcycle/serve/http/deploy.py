@@ -101,6 +101,16 @@ class Deployment:
             return self.challenger, "challenger"
         return self.champion, "champion"
 
+    def versions(self) -> dict[str, int | None]:
+        """The version served per role (``challenger``: ``None`` without one).
+
+        Example:
+            >>> deployment.versions()
+            {'champion': 3, 'challenger': None}
+        """
+        challenger = None if self.challenger is None else self.challenger.runtime.version
+        return {"champion": self.champion.runtime.version, "challenger": challenger}
+
     def describe(self) -> dict[str, Any]:
         return {
             "model": self.champion.runtime.meta.name,
@@ -135,6 +145,9 @@ class Swapper:
         self.loader: Loader = loader or (lambda folder, version: ModelRuntime.load(folder, version))
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
+        if metrics is not None:
+            # Every worker says what it serves, so any worker's scrape can tell.
+            metrics.set_versions(deployment.versions())
 
     def start(self) -> None:
         if self.resolver is not None and self.poll_seconds > 0:
@@ -215,6 +228,8 @@ class Swapper:
             new.champion is not current.champion or new.challenger is not current.challenger
         ):
             self.metrics.swaps += 1
+        if self.metrics is not None:
+            self.metrics.set_versions(new.versions())
         logger.info("now serving %s", new.describe())
 
 

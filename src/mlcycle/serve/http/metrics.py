@@ -5,8 +5,11 @@ Exposed at ``GET /metrics``: ``mlcycle_requests_total{route,code}``,
 ``mlcycle_request_duration_seconds`` (histogram by route),
 ``mlcycle_batch_rows`` (histogram of micro-batch sizes),
 ``mlcycle_requests_in_flight``, ``mlcycle_model_version{role}``,
+``mlcycle_model_version_workers{role,version}``,
 ``mlcycle_model_swaps_total``, ``mlcycle_shadow_errors_total``,
-``mlcycle_prediction_log_rows_total``, ``mlcycle_prediction_log_dropped_total``.
+``mlcycle_out_of_range_total{column}``,
+``mlcycle_prediction_log_rows_total``, ``mlcycle_prediction_log_dropped_total``,
+``mlcycle_prediction_log_queued_rows``.
 
 Several workers, one set of numbers: under ``mlcycle serve --workers N`` the
 supervisor points :data:`SHARED_ENV` at a fresh folder before it starts the
@@ -14,6 +17,11 @@ workers. Each worker then keeps its counters and histograms in a memory-mapped
 file there (``<pid>_<n>.bin``, float64 slots, and ``<pid>_<n>.json`` naming them),
 and whichever worker answers a scrape sums every worker's file: each scrape
 shows the server's totals, and a worker that died still counts in them.
+Gauges (requests in flight, rows queued for the log, the version each worker
+serves) count live workers only. ``mlcycle_model_version{role}`` is the
+version every live worker serves; while a promotion is being picked up (each
+worker polls the alias on its own) the workers disagree, the series is left
+out, and ``mlcycle_model_version_workers{role,version}`` shows the split.
 ``prometheus_client``'s multiprocess mode does the same, but measured 8-27 µs
 per request against 4-6 µs here (~10 % of single-row throughput): see
 docs/serving.md.
@@ -48,6 +56,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
 SLOTS = 1 << 16
 
 _SERIAL = itertools.count()
+# Series that describe a live worker now (not a count since start): a dead worker's are dropped.
+GAUGES = frozenset({"in_flight", "log_queued", "serving"})
 
 # A series: its metric name and label pairs; e.g. ("requests", (("route", "/p"), ("code", "200"))).
 Key = tuple[str, tuple[tuple[str, str], ...]]
@@ -114,6 +124,52 @@ class Metrics:
             v[base + len(LATENCY_BUCKETS) + 1] += seconds
             v[base + len(LATENCY_BUCKETS) + 2] += 1
 
+    def count_out_of_range(self, columns: Any) -> None:
+        """Count one value outside its training range per name in ``columns`` (an iterable).
+
+        Example:
+            >>> metrics.count_out_of_range(["month", "distance", "month"])
+        """
+        v = self._values
+        with self._lock:
+            for column in columns:
+                v[self._slot(("out_of_range", (("column", str(column)),)), 1)] += 1
+
+    def add(self, name: str, amount: float) -> None:
+        """Add to the unlabelled counter ``name`` (``log_rows``, ``log_dropped``).
+
+        Example:
+            >>> metrics.add("log_rows", 128)
+        """
+        with self._lock:
+            self._values[self._slot((name, ()), 1)] += amount
+
+    def set(self, name: str, value: float) -> None:
+        """Set the unlabelled gauge ``name`` of this worker (``log_queued``).
+
+        Example:
+            >>> metrics.set("log_queued", 0)
+        """
+        with self._lock:
+            self._values[self._slot((name, ()), 1)] = value
+
+    def set_versions(self, versions: dict[str, int | None]) -> None:
+        """Record the version this worker serves per role (``None``: no such role, or an
+        unversioned bundle), for ``mlcycle_model_version`` and ``..._workers``.
+
+        Example:
+            >>> metrics.set_versions({"champion": 3, "challenger": None})
+        """
+        v = self._values
+        with self._lock:
+            for (name, _labels), base in list(self._slots.items()):
+                if name == "serving":
+                    v[base] = 0
+            for role, version in versions.items():
+                if version is not None:
+                    labels = (("role", role), ("version", str(version)))
+                    v[self._slot(("serving", labels), 1)] = 1
+
     def _route_slots(self, route: str, code: int) -> tuple[int, int, int]:
         """Slots of one (route, code), kept so a request costs one dict look-up."""
         labels = (("route", route), ("code", str(code)))
@@ -157,7 +213,8 @@ class Metrics:
         ``in_flight`` counts live workers only: a dead worker answers nothing.
         """
         if self._folder is None:
-            return _read(self._slots, self._values)
+            with self._lock:  # the log's writer thread may add a slot meanwhile
+                return _read(dict(self._slots), self._values)
         sums: dict[Key, list[float]] = {}
         for table_path in self._folder.glob("*.json"):
             pid = int(table_path.stem.split("_")[0])
@@ -168,16 +225,27 @@ class Metrics:
                 continue  # a worker starting up: it has counted nothing yet
             slots = {(n, tuple(sorted(labels.items()))): base for n, labels, base in table}
             values = memoryview(raw).cast("d")
+            alive = _alive(pid)
             for key, row in _read(slots, values).items():
-                if key[0] == "in_flight" and not _alive(pid):
+                if key[0] in GAUGES and not alive:
                     continue
                 total = sums.setdefault(key, [0.0] * len(row))
                 for i, x in enumerate(row):
                     total[i] += x
         return sums
 
-    def render(self, versions: dict[str, int | None], log: Any) -> str:
-        """The exposition text; ``versions`` maps role → model version, ``log`` a PredictionLog."""
+    def render(self, versions: dict[str, int | None] | None = None, log: Any = None) -> str:
+        """The exposition text, summed over the workers.
+
+        ``versions`` (role → version) is what this worker serves now, recorded
+        first so the scrape is current for the worker answering it; ``log`` is
+        its PredictionLog (``None``: the server writes no log, and its series
+        are left out).
+        """
+        if versions is not None:
+            self.set_versions(versions)
+        if log is not None:
+            self.set("log_queued", log.queued)
         t = self.totals()
         by_name: dict[str, list[tuple[tuple[tuple[str, str], ...], list[float]]]] = defaultdict(
             list
@@ -205,12 +273,14 @@ class Metrics:
             "# HELP mlcycle_requests_in_flight Requests being handled now.",
             "# TYPE mlcycle_requests_in_flight gauge",
             f"mlcycle_requests_in_flight {_num(_one(t, 'in_flight')[0])}",
-            "# HELP mlcycle_model_version Version served, by role.",
-            "# TYPE mlcycle_model_version gauge",
+            *_versions(by_name["serving"]),
+            "# HELP mlcycle_out_of_range_total Input values outside their training range "
+            "(scored and flagged), by column.",
+            "# TYPE mlcycle_out_of_range_total counter",
         ]
-        for role, version in sorted(versions.items()):
-            if version is not None:
-                lines.append(f'mlcycle_model_version{{role="{role}"}} {version}')
+        for labels, row in sorted(by_name["out_of_range"]):
+            column = _label(labels[0][1])
+            lines.append(f'mlcycle_out_of_range_total{{column="{column}"}} {_num(row[0])}')
         lines += [
             "# HELP mlcycle_model_swaps_total Models swapped in without a restart.",
             "# TYPE mlcycle_model_swaps_total counter",
@@ -223,15 +293,45 @@ class Metrics:
             lines += [
                 "# HELP mlcycle_prediction_log_rows_total Rows written to the prediction log.",
                 "# TYPE mlcycle_prediction_log_rows_total counter",
-                f"mlcycle_prediction_log_rows_total {log.written}",
+                f"mlcycle_prediction_log_rows_total {_num(_one(t, 'log_rows')[0])}",
                 "# HELP mlcycle_prediction_log_dropped_total Rows dropped: the log queue was full.",
                 "# TYPE mlcycle_prediction_log_dropped_total counter",
-                f"mlcycle_prediction_log_dropped_total {log.dropped}",
+                f"mlcycle_prediction_log_dropped_total {_num(_one(t, 'log_dropped')[0])}",
                 "# HELP mlcycle_prediction_log_queued_rows Rows waiting to be written.",
                 "# TYPE mlcycle_prediction_log_queued_rows gauge",
-                f"mlcycle_prediction_log_queued_rows {log.queued}",
+                f"mlcycle_prediction_log_queued_rows {_num(_one(t, 'log_queued')[0])}",
             ]
         return "\n".join(lines) + "\n"
+
+
+def _versions(rows: list[tuple[tuple[tuple[str, str], ...], list[float]]]) -> list[str]:
+    """``mlcycle_model_version{role}`` where the live workers agree, and how many serve what."""
+    workers: dict[str, dict[int, int]] = defaultdict(dict)
+    for labels, row in rows:
+        named = dict(labels)
+        if row[0] > 0:
+            workers[named["role"]][int(named["version"])] = int(row[0])
+    lines = [
+        "# HELP mlcycle_model_version Version served by role, when every live worker serves it "
+        "(absent while a promotion is being picked up: see mlcycle_model_version_workers).",
+        "# TYPE mlcycle_model_version gauge",
+    ]
+    for role, counts in sorted(workers.items()):
+        if len(counts) == 1:
+            lines.append(f'mlcycle_model_version{{role="{role}"}} {next(iter(counts))}')
+    lines += [
+        "# HELP mlcycle_model_version_workers Live workers serving each version, by role.",
+        "# TYPE mlcycle_model_version_workers gauge",
+    ]
+    for role, counts in sorted(workers.items()):
+        for version, n in sorted(counts.items()):
+            lines.append(f'mlcycle_model_version_workers{{role="{role}",version="{version}"}} {n}')
+    return lines
+
+
+def _label(value: str) -> str:
+    """A label value escaped as the exposition format wants (backslash, quote, newline)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _shared_folder() -> Path | None:

@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 import orjson
@@ -20,7 +21,11 @@ from mlcycle.serve.model import ModelRuntime
 
 
 def _json_type(
-    kind: str, nullable: bool, categories: list[str] | None, strict: bool
+    kind: str,
+    nullable: bool,
+    categories: list[str] | None,
+    strict: bool,
+    bounds: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     base: dict[str, Any] = {
         "numeric": {"type": "number"},
@@ -29,6 +34,12 @@ def _json_type(
     }.get(kind, {"type": "string"})
     if categories is not None and strict:
         base["enum"] = list(categories)
+    if bounds is not None:  # the out-of-range policy is reject: the range is the contract
+        low, high = bounds
+        if not math.isinf(low):
+            base["minimum"] = low
+        if not math.isinf(high):
+            base["maximum"] = high
     if nullable:
         base = {"anyOf": [base, {"type": "null"}]}
     return base
@@ -65,12 +76,15 @@ def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
 
 def _record_schema(runtime: ModelRuntime) -> dict[str, Any]:
     strict = runtime.meta.unseen_category == "reject"
+    ranges = runtime.ranges if runtime.out_of_range == "reject" else {}
     return {
         "type": "object",
-        "description": "one row; extra keys are ignored",
+        "description": "one row; extra keys are ignored. A number outside its training range "
+        f"is {'refused (422)' if ranges else 'scored with a warning'} "
+        f"(out-of-range policy: {runtime.out_of_range})",
         "required": [c.name for c in runtime.input_schema.columns],
         "properties": {
-            c.name: _json_type(c.kind, c.nullable, c.categories, strict)
+            c.name: _json_type(c.kind, c.nullable, c.categories, strict, ranges.get(c.name))
             for c in runtime.input_schema.columns
         },
     }
@@ -365,6 +379,23 @@ def _response_schemas(runtime: ModelRuntime) -> dict[str, Any]:
                     "items": {"type": "array", "items": {"type": ["number", "null"]}},
                 },
                 "classes": {"type": "array"},
+                "warnings": {
+                    "description": "only when a number lies outside its training range "
+                    "(out-of-range policy flag): one list per row, empty for a row in range",
+                    "type": "array",
+                    "items": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
+                },
+            },
+        },
+        "Warning": {
+            "type": "object",
+            "required": ["column", "value", "message"],
+            "properties": {
+                "column": {"type": "string"},
+                "value": {"type": "number"},
+                "min": {"type": ["number", "null"]},
+                "max": {"type": ["number", "null"]},
+                "message": {"type": "string"},
             },
         },
         "Tensor": _tensor_schema(),
@@ -388,11 +419,21 @@ def _response_schemas(runtime: ModelRuntime) -> dict[str, Any]:
         "InferResponse": {
             "type": "object",
             "required": ["model_name", "outputs"],
+            "description": "outputs: predictions, probabilities (classifiers) and, only when a "
+            "number lies outside its training range (policy flag), warnings: a BYTES tensor "
+            "of one JSON list of Warning objects per row ('[]' in range), with "
+            "parameters.out_of_range_rows counting the rows flagged",
             "properties": {
                 "model_name": {"type": "string"},
                 "model_version": {"type": ["string", "null"]},
                 "id": {"type": "string"},
-                "parameters": {"type": "object"},
+                "parameters": {
+                    "type": "object",
+                    "properties": {
+                        "request_id": {"type": "string"},
+                        "out_of_range_rows": {"type": "integer", "minimum": 1},
+                    },
+                },
                 "outputs": {
                     "type": "array",
                     "items": {"$ref": "#/components/schemas/Tensor"},
@@ -442,6 +483,7 @@ def docs_page(runtime: ModelRuntime) -> str:
     """
     meta = runtime.meta
     e = html.escape
+    outside = "refused with 422" if runtime.out_of_range == "reject" else "scored, with warnings"
     rows = "".join(
         f"<tr><td><code>{e(c.name)}</code></td><td>{e(c.kind)}</td>"
         f"<td>{'yes' if c.nullable else 'no'}</td>"
@@ -480,6 +522,8 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 <h1>Model <code>{e(meta.name)}</code> <small>version {e(str(version))}</small></h1>
 <p>{e(meta.task)} model predicting <code>{e(meta.target)}</code>.
 Unseen categories: <b>{e(meta.unseen_category)}</b>.
+Numbers outside the training range: <b>{e(runtime.out_of_range)}</b>
+({e(outside)}).
 Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
 <h2>Endpoints</h2><ul>{endpoints}</ul>
 <h2>Inputs</h2>

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from itertools import chain
 from typing import Any
 
@@ -289,7 +290,7 @@ def _wanted_outputs(runtime: ModelRuntime, requested: Any) -> set[str] | None:
     """The output names a request asked for (``None``: all of them)."""
     if requested is None:
         return None
-    known = {"predictions"} | ({"probabilities"} if runtime.is_classifier else set())
+    known = {"predictions", "warnings"} | ({"probabilities"} if runtime.is_classifier else set())
     if not isinstance(requested, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
     ):
@@ -406,6 +407,12 @@ def model_metadata(runtime: ModelRuntime) -> dict[str, Any]:
             "classes": runtime.classes,
             "positive_label": runtime.positive_label,
             "unseen_category": runtime.meta.unseen_category,
+            "out_of_range": runtime.out_of_range,
+            "seasonal": list(runtime.meta.seasonal),
+            "ranges": {
+                name: [None if math.isinf(low) else low, None if math.isinf(high) else high]
+                for name, (low, high) in runtime.ranges.items()
+            },
             "columns": [
                 c.model_dump(include={"name", "kind", "nullable", "categories"})
                 for c in runtime.input_schema.columns

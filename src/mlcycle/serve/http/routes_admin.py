@@ -40,11 +40,8 @@ def routes(service: Service) -> list[Route]:
 
 
 async def metrics_text(service: Service, request: Request, rid: str) -> Response:
-    """Prometheus metrics, with the versions served by role."""
-    deployment = service.swapper.deployment
-    versions = {"champion": deployment.champion.runtime.version}
-    if deployment.challenger is not None:
-        versions["challenger"] = deployment.challenger.runtime.version
+    """Prometheus metrics, summed over the workers (see ``metrics.py``)."""
+    versions = service.swapper.deployment.versions()
     text = service.metrics.render(versions, service.log)
     return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

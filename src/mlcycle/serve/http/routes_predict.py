@@ -1,7 +1,8 @@
 """``POST /predict``: a list of records or ``{"columns": [...], "data": [[...]]}``.
 
 Answers predictions, probabilities (with ``classes``), the model version and
-the request id.
+the request id; ``warnings`` (one list per row, empty for a row in range) only
+when a number lies outside its training range under the flag policy.
 
 Example:
     $ curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
@@ -42,7 +43,9 @@ async def predict(service: Service, request: Request, rid: str) -> Response:
     size = len(body)
     payload = await service.off_loop(size, lambda: loads_json(body))
     records = predict_records(runtime, payload)
-    labels, proba, logged = await service.score(served, role, rid, records, body, "predict")
+    labels, proba, logged, warnings = await service.score(
+        served, role, rid, records, body, "predict"
+    )
     out: dict[str, Any] = {
         "model": runtime.meta.name,
         "model_version": runtime.version,
@@ -52,5 +55,7 @@ async def predict(service: Service, request: Request, rid: str) -> Response:
     if proba is not None:
         out["probabilities"] = np.ascontiguousarray(proba)
         out["classes"] = runtime.classes
+    if warnings is not None:
+        out["warnings"] = warnings
     service.after(deployment, role, rid, records, logged)
     return JSONResponse(out)

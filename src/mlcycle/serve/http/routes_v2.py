@@ -3,6 +3,9 @@
 Named columnar inputs (one tensor per feature) so KServe, Triton and MLServer
 clients work unchanged; the response carries ``predictions`` and, for
 classifiers, ``probabilities`` (``parameters.classes`` gives their order).
+When a number lies outside its training range (flag policy) it also carries a
+``warnings`` output (``BYTES``, one JSON text per row: ``[]`` for a row in
+range) and ``parameters.out_of_range_rows``; a request in range looks as before.
 
 Example:
     $ curl -s localhost:8000/v2/models/flights/infer -d '{"inputs": [{"name": "distance",
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -98,7 +102,7 @@ async def infer(service: Service, request: Request, rid: str) -> Response:
         return infer_records(columns, rows), wanted, payload.get("id")
 
     records, wanted, request_id = await service.off_loop(size, parse)
-    labels, proba, logged = await service.score(served, role, rid, records, body, "infer")
+    labels, proba, logged, warnings = await service.score(served, role, rid, records, body, "infer")
     rows = len(labels)
     outputs: list[dict[str, Any]] = [
         {
@@ -118,6 +122,18 @@ async def infer(service: Service, request: Request, rid: str) -> Response:
                 "parameters": {"classes": runtime.classes},
             }
         )
+    parameters: dict[str, Any] = {"request_id": rid}
+    if warnings is not None:
+        # A v2 tensor of text, one JSON list per row: any OIP client can carry it.
+        outputs.append(
+            {
+                "name": "warnings",
+                "shape": [rows],
+                "datatype": "BYTES",
+                "data": [orjson.dumps(w).decode() for w in warnings],
+            }
+        )
+        parameters["out_of_range_rows"] = sum(1 for w in warnings if w)
     if wanted is not None:
         outputs = [o for o in outputs if o["name"] in wanted]
     service.after(deployment, role, rid, records, logged)
@@ -126,7 +142,7 @@ async def infer(service: Service, request: Request, rid: str) -> Response:
             "model_name": runtime.meta.name,
             "model_version": None if runtime.version is None else str(runtime.version),
             "id": request_id if request_id is not None else rid,
-            "parameters": {"request_id": rid},
+            "parameters": parameters,
             "outputs": outputs,
         }
     )

@@ -11,8 +11,13 @@ Every scored request is logged as one :class:`~mlcycle.serve.predlog.LogRows`
 built from what the request already decoded: the encoded matrix and the body
 on the compiled path, the validated frame on the generic path.
 
+Numbers outside their training range (under the flag policy) come back from
+:meth:`Service.score` as warnings per row, and are counted per feature in
+``/metrics``; a request in range gets ``None`` and pays one comparison per number.
+
 Example:
-    >>> labels, proba, logged = await service.score(served, role, rid, records, body, "predict")
+    >>> labels, proba, logged, warnings = await service.score(
+    ...     served, role, rid, records, body, "predict")
     >>> service.after(deployment, role, rid, records, logged)
 """
 
@@ -185,33 +190,42 @@ class Service:
         records: list[dict[str, Any]],
         body: bytes,
         protocol: str,
-    ) -> tuple[list[Any], Any, LogRows | None]:
-        """(labels, probabilities, the rows to log) for records, on the fastest path they allow.
+    ) -> tuple[list[Any], Any, LogRows | None, list[list[dict[str, Any]]] | None]:
+        """(labels, probabilities, the rows to log, warnings) for records, on the fastest path.
 
         Records the compiled path accepts are logged from their encoded
         matrix, with the request ``body`` for what it cannot tell (see
         ``serve/predlog/buffer.py``); the generic path logs its validated frame.
-        The rows to log are ``None`` without a prediction log.
+        The rows to log are ``None`` without a prediction log. ``warnings`` is
+        ``None`` when every number is inside its training range, else one list
+        per row (empty for a row in range); each value outside is counted in
+        ``mlcycle_out_of_range_total{column}``.
         """
         rt = served.runtime
 
-        def prepare() -> tuple[Any, Any]:
-            matrix = rt.encode_records(records)
+        def prepare() -> tuple[Any, Any, list[Any]]:
+            outside: list[Any] = []
+            matrix = rt.encode_records(records, outside)
             if matrix is not None:
-                return matrix, None
-            frame = rt.validate_records(records)
-            return (rt.plan.encode_frame(frame) if rt.plan is not None else frame), frame
+                return matrix, None, outside
+            frame = rt.validate_records(records)  # under reject: a 422 for a value outside
+            item = rt.plan.encode_frame(frame) if rt.plan is not None else frame
+            return item, frame, rt.frame_outside(frame)
 
-        item, frame = await self.off_loop(len(body), prepare)
+        item, frame, outside = await self.off_loop(len(body), prepare)
         labels, proba = await served.batcher.predict(item)
+        warnings = None
+        if outside:  # the rare case: the in-range path pays nothing here
+            warnings = rt.range_warnings(len(records), outside)
+            self.metrics.count_out_of_range(name for _, name, _ in outside)
         if self.log is None:
-            return labels, proba, None
+            return labels, proba, None, warnings
         if frame is not None:
             logged = LogRows(
                 served.info, role, rid, now(), labels, proba, _row_ids(served, records), True
             )
             logged.frame = frame
-            return labels, proba, logged
+            return labels, proba, logged, warnings
         # The compiled path: one constructor call (this runs for every request).
         logged = LogRows(
             served.info,
@@ -228,7 +242,7 @@ class Service:
             body,
             served.decoders[protocol],
         )
-        return labels, proba, logged
+        return labels, proba, logged, warnings
 
     def _shadow(self, deployment: Deployment, rid: str, records: list[dict[str, Any]]) -> None:
         challenger = deployment.challenger

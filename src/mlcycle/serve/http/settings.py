@@ -33,6 +33,8 @@ LOG_ENV = "MLCYCLE_SERVE_LOG"
 CANARY_ENV = "MLCYCLE_SERVE_CANARY"
 SHADOW_ENV = "MLCYCLE_SERVE_SHADOW"
 POLL_ENV = "MLCYCLE_SERVE_POLL"
+OUT_OF_RANGE_ENV = "MLCYCLE_SERVE_OUT_OF_RANGE"
+OUT_OF_RANGE_POLICIES = ("flag", "reject")
 ADMIN_TOKEN_ENV = "MLCYCLE_ADMIN_TOKEN"
 PREDICT_TOKEN_ENV = "MLCYCLE_PREDICT_TOKEN"
 
@@ -47,7 +49,9 @@ class ServeSettings:
     the interval between checks of the followed alias; admin routes need
     ``admin_token`` (off without one), prediction routes ``predict_token``
     when set; ``max_batch_rows`` caps a micro-batch; ``tune_gc`` freezes the
-    heap once the model is warm (``serve/model/gctune.py``).
+    heap once the model is warm (``serve/model/gctune.py``); ``out_of_range``
+    (``flag`` or ``reject``) overrides the policy each bundle carries for
+    numbers outside their training range (``None``: the bundle's own).
 
     What a worker process loads: ``bundle`` (folder) and ``version``, the
     ``spec`` and ``alias`` to follow (both, or neither), and the
@@ -71,8 +75,15 @@ class ServeSettings:
     spec: Path | None = None
     alias: str | None = None
     prediction_log: str | None = None
+    out_of_range: str | None = None
 
     def __post_init__(self) -> None:
+        if self.out_of_range is not None and self.out_of_range not in OUT_OF_RANGE_POLICIES:
+            raise BadInput(
+                f"unknown out-of-range policy '{self.out_of_range}'",
+                "a number outside its training range is either flagged or rejected",
+                f"use one of: {', '.join(OUT_OF_RANGE_POLICIES)}",
+            )
         if self.max_body_bytes <= 0:
             raise BadInput(
                 f"max_body_bytes must be positive, got {self.max_body_bytes}",
@@ -102,6 +113,7 @@ class ServeSettings:
             spec=Path(env[SPEC_ENV]) if env.get(SPEC_ENV) and env.get(ALIAS_ENV) else None,
             alias=env[ALIAS_ENV] if env.get(SPEC_ENV) and env.get(ALIAS_ENV) else None,
             prediction_log=env.get(LOG_ENV) or None,
+            out_of_range=env.get(OUT_OF_RANGE_ENV) or None,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -122,6 +134,7 @@ class ServeSettings:
             SPEC_ENV: "" if self.spec is None else str(self.spec),
             ALIAS_ENV: self.alias or "",
             LOG_ENV: self.prediction_log or "",
+            OUT_OF_RANGE_ENV: self.out_of_range or "",
         }
         return env
 

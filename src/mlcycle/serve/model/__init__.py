@@ -3,7 +3,8 @@
 What is here: loading a bundle (through :class:`mlcycle.bundle.Bundle`) and the
 checks a model passes before it serves (``loading.py``); :class:`ModelRuntime`
 (``runtime.py``); input validation and coercion to the data contract
-(``validation.py``, ``coerce.py``); the compiled fast path that rebuilds the
+(``validation.py``, ``coerce.py``); numbers outside the training range
+(``ranges.py``); the compiled fast path that rebuilds the
 estimator's matrix without pandas (``fastpath.py``); ONNX Runtime
 (``onnx_model.py``); and the garbage-collector settings of a serving process
 (``gctune.py``). The REST app, the batch job and the prediction log use it;
@@ -19,6 +20,7 @@ from mlcycle.serve.model.coerce import InputError
 from mlcycle.serve.model.fastpath import Plan, category_codes, compile_plan, same_matrix
 from mlcycle.serve.model.gctune import GEN0_THRESHOLD, refreeze, settle_heap
 from mlcycle.serve.model.onnx_model import OnnxModel
+from mlcycle.serve.model.ranges import checked_ranges, frame_outside, outside_masks
 from mlcycle.serve.model.runtime import ONNX_TOLERANCE, SINGLE_THREAD_ROWS, ModelRuntime
 from mlcycle.serve.model.validation import RowCheck
 
@@ -32,7 +34,10 @@ __all__ = [
     "Plan",
     "RowCheck",
     "category_codes",
+    "checked_ranges",
     "compile_plan",
+    "frame_outside",
+    "outside_masks",
     "refreeze",
     "same_matrix",
     "settle_heap",

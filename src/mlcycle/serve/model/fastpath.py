@@ -10,11 +10,15 @@ estimator's float matrix in pure Python (a dict lookup per category), and a
 validated frame into the same matrix with a few vectorised calls.
 
 The plan only ever accepts clean input: a record with anything unusual (a
-missing key, a wrong type, an unseen category under the reject policy)
-returns ``None``, and the caller takes the generic path, which explains the
-problem field by field. :func:`compile_plan` returns ``None`` for a pipeline
-it does not understand, and the runtime checks the plan against
-``pipeline[:-1].transform`` on sample rows before trusting it.
+missing key, a wrong type, an unseen category under the reject policy, a
+number outside its training range under the reject policy) returns ``None``,
+and the caller takes the generic path, which explains the problem field by
+field. Under the flag policy a number outside its range is encoded as usual
+and reported in the ``outside`` list the caller passes: one comparison per
+number, on the value already decoded, so a request in range pays nothing else.
+:func:`compile_plan` returns ``None`` for a pipeline it does not understand,
+and the runtime checks the plan against ``pipeline[:-1].transform`` on sample
+rows before trusting it.
 
 Example:
     >>> plan = compile_plan(pipeline, input_schema, unseen="reject")
@@ -49,6 +53,11 @@ class PlanInput:
     kind: str  # numeric | boolean | text
     nullable: bool
     allowed: frozenset[str] | None  # categories a "reject" contract accepts
+    # A numeric feature's training range (±inf: no bound, or never checked); with
+    # ``reject_range`` a value outside it sends the request to the generic path.
+    low: float = -math.inf
+    high: float = math.inf
+    reject_range: bool = False
 
 
 @dataclass
@@ -70,17 +79,31 @@ class Plan:
     outputs: list[PlanOutput]
     width: int
 
+    def __post_init__(self) -> None:
+        # What the record loop reads per input, as one tuple: unpacking it costs less
+        # than the attribute look-ups it replaces, which pays for the range check.
+        self.specs = [
+            (i.name, i.kind, i.nullable, i.allowed, i.low, i.high, i.reject_range)
+            for i in self.inputs
+        ]
+
     # --- records (the REST path) ------------------------------------------------------
 
-    def encode_records(self, rows: Sequence[Any]) -> np.ndarray | None:
-        """The float64 matrix for clean JSON records, or ``None`` to use the generic path."""
+    def encode_records(
+        self, rows: Sequence[Any], outside: list[tuple[int, str, Any]] | None = None
+    ) -> np.ndarray | None:
+        """The float64 matrix for clean JSON records, or ``None`` to use the generic path.
+
+        A number outside its feature's training range makes it ``None`` when the
+        range is enforced (``reject_range``); otherwise, with ``outside`` given,
+        ``(row, feature, value)`` is appended to it and the row is encoded as usual.
+        """
         n = len(rows)
         if n == 0:
             return None
         values: list[list[Any]] = []
-        for inp in self.inputs:
+        for name, kind, nullable, allowed, low, high, reject_range in self.specs:
             column: list[Any] = []
-            name, kind, nullable, allowed = inp.name, inp.kind, inp.nullable, inp.allowed
             for row in rows:
                 if type(row) is not dict:
                     return None
@@ -98,6 +121,11 @@ class Plan:
                             return None
                     else:
                         return None
+                    if not low <= v <= high:  # the only cost a number in range pays
+                        if reject_range:
+                            return None
+                        if outside is not None:
+                            outside.append((len(column), name, v))  # len(column): its row
                 elif kind == "boolean":
                     if t is not bool:
                         return None
@@ -151,13 +179,21 @@ class Plan:
         return out
 
 
-def compile_plan(model: Any, input_schema: Schema, unseen: str) -> Plan | None:
+def compile_plan(
+    model: Any,
+    input_schema: Schema,
+    unseen: str,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    out_of_range: str = "flag",
+) -> Plan | None:
     """Build a :class:`Plan` from a fitted ``Pipeline([ColumnTransformer, estimator])``.
 
     The preprocessing is read once, by :func:`mlcycle.preprocessing.describe_preprocessing`
     (the ONNX export reads the same description). Returns ``None`` when a
     lookup would not reproduce it exactly (custom steps, scalers, imputers,
     sparse output, infrequent or numeric categories): those run the generic path.
+    ``ranges`` maps a numeric feature to its checked ``(low, high)``;
+    ``out_of_range`` is the policy for a value outside it (``flag`` or ``reject``).
 
     Example:
         >>> compile_plan(runtime.model, runtime.input_schema, "reject").width
@@ -183,7 +219,9 @@ def compile_plan(model: Any, input_schema: Schema, unseen: str) -> Plan | None:
             if kind == "text" and unseen == "reject" and col.categories is not None:
                 allowed = frozenset(col.categories)
             index[block.feature] = len(inputs)
-            inputs.append(PlanInput(block.feature, kind, col.nullable, allowed))
+            low, high = (ranges or {}).get(block.feature, (-math.inf, math.inf))
+            reject = out_of_range == "reject"
+            inputs.append(PlanInput(block.feature, kind, col.nullable, allowed, low, high, reject))
         output = _output(block, index[block.feature], col.kind)
         if output is None:
             return None

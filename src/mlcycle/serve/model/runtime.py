@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from mlcycle.artifacts import BundleMeta
+from mlcycle.artifacts import BundleMeta, Profile
 from mlcycle.bundle import META_FILE, SERVING_FILES, Bundle, check_model_name
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.schema import Schema
@@ -55,6 +55,13 @@ from mlcycle.serve.model.loading import (
     read_sample,
 )
 from mlcycle.serve.model.onnx_model import OnnxModel
+from mlcycle.serve.model.ranges import (
+    POLICIES,
+    Outside,
+    checked_ranges,
+    frame_outside,
+    row_warnings,
+)
 from mlcycle.serve.model.validation import InputChecks, RowCheck
 
 __all__ = ["SINGLE_THREAD_ROWS", "InputError", "ModelRuntime", "RowCheck"]
@@ -76,7 +83,11 @@ class ModelRuntime(InputChecks):
     :class:`Schema`), ``input_schema`` (just the model's features, in order),
     ``version``, ``model`` (the fitted pipeline), ``classes`` (labels in
     ``meta.classes`` order; ``None`` for regression), ``order`` (the estimator's
-    ``predict_proba`` columns to take, in ``classes`` order; ``None`` for regression).
+    ``predict_proba`` columns to take, in ``classes`` order; ``None`` for regression),
+    ``out_of_range`` (the policy in force for numbers outside the training range:
+    the bundle's ``meta.out_of_range`` unless ``out_of_range=`` overrides it) and
+    ``ranges`` (the features it checks, ``name → (low, high)``: ``profile``'s
+    ``min``/``max``, else the schema's; see ``ranges.py``).
 
     Example:
         >>> rt = ModelRuntime.load(Path(".mlcycle/bundles/ab12"), version=3)
@@ -91,7 +102,15 @@ class ModelRuntime(InputChecks):
         schema: Schema,
         version: int | None = None,
         bundle_dir: Path | None = None,
+        out_of_range: str | None = None,
+        profile: Profile | None = None,
     ) -> None:
+        if out_of_range is not None and out_of_range not in POLICIES:
+            raise BadInput(
+                f"unknown out-of-range policy '{out_of_range}'",
+                "a number outside its training range is either flagged or rejected",
+                f"use one of: {', '.join(POLICIES)}",
+            )
         if meta.task not in TASKS:
             raise BadInput(
                 f"model '{meta.name}' has unknown task '{meta.task}'",
@@ -105,6 +124,8 @@ class ModelRuntime(InputChecks):
         self.bundle_dir = bundle_dir
         self.input_schema = input_schema_of(meta, schema)
         self.features = [c.name for c in self.input_schema.columns]
+        self.out_of_range: str = out_of_range or meta.out_of_range
+        self.ranges = checked_ranges(self.input_schema, meta.seasonal, profile)
         self.is_classifier = meta.task != "regression"
         self.order: np.ndarray | None = None
         self.classes: list[Any] | None = None
@@ -149,6 +170,7 @@ class ModelRuntime(InputChecks):
         warmup: bool = True,
         bundle_id: str | None = None,
         verify: bool = True,
+        out_of_range: str | None = None,
     ) -> ModelRuntime:
         """Load a bundle folder (its serving parts, see :class:`mlcycle.bundle.Bundle`).
 
@@ -162,6 +184,7 @@ class ModelRuntime(InputChecks):
         name when it is one (every folder in the store is). A folder with any
         other name is trusted as given. ``verify=False`` is for a caller that
         has just verified the same folder (hashing costs tens of ms).
+        ``out_of_range`` (``flag`` or ``reject``) overrides the bundle's policy.
 
         Example:
             >>> rt = ModelRuntime.load("bundle", version=2)
@@ -190,7 +213,17 @@ class ModelRuntime(InputChecks):
         check_model_name(meta.name, str(bundle.meta_path))  # it names the log's folder
         schema = read_json_model(bundle.schema_path, Schema)
         model = read_joblib(bundle.model_path)
-        runtime = cls(model, meta, schema, version=version, bundle_dir=folder)
+        # The profile gives the training ranges (monitoring's too); an old bundle may lack it.
+        profile = bundle.profile() if bundle.profile_path.exists() else None
+        runtime = cls(
+            model,
+            meta,
+            schema,
+            version=version,
+            bundle_dir=folder,
+            out_of_range=out_of_range,
+            profile=profile,
+        )
         runtime.compile(read_sample(bundle.reference_path, runtime.features))
         if warmup:
             runtime.warm_up()
@@ -209,7 +242,13 @@ class ModelRuntime(InputChecks):
             'onnxruntime'
         """
         self.plan, self.estimator, self.onnx, self.onnx_max_diff = None, None, None, None
-        plan = compile_plan(self.model, self.input_schema, self.meta.unseen_category)
+        plan = compile_plan(
+            self.model,
+            self.input_schema,
+            self.meta.unseen_category,
+            self.ranges,
+            self.out_of_range,
+        )
         if plan is None:
             return self.engine
         frames = [self.validate_records([self._synthetic_row()])]
@@ -260,7 +299,10 @@ class ModelRuntime(InputChecks):
         for col in self.input_schema.columns:
             if col.kind == "numeric":
                 low, high = col.min, col.max
-                row[col.name] = (low + high) / 2 if low is not None and high is not None else 0.0
+                if low is not None and high is not None:
+                    row[col.name] = (low + high) / 2
+                else:  # inside a one-sided range too: a reject policy must not refuse it
+                    row[col.name] = low if low is not None else high if high is not None else 0.0
             elif col.kind == "boolean":
                 row[col.name] = False
             elif col.kind == "datetime":
@@ -287,15 +329,43 @@ class ModelRuntime(InputChecks):
 
     # --- prediction -----------------------------------------------------------------
 
-    def encode_records(self, rows: Sequence[Any]) -> np.ndarray | None:
+    def encode_records(
+        self, rows: Sequence[Any], outside: list[Outside] | None = None
+    ) -> np.ndarray | None:
         """The estimator's input matrix for clean records; ``None``: use :meth:`validate_records`.
+
+        Under the flag policy a number outside its training range is encoded and,
+        when ``outside`` is given, reported there as ``(row, feature, value)``;
+        under reject such a row makes it ``None`` (the generic path refuses it).
 
         Example:
             >>> X = rt.encode_records(rows)
             >>> labels, proba = rt.predict_matrix(X) if X is not None else rt.predict_arrays(
             ...     rt.validate_records(rows))
         """
-        return None if self.plan is None else self.plan.encode_records(rows)
+        return None if self.plan is None else self.plan.encode_records(rows, outside)
+
+    def frame_outside(self, frame: pd.DataFrame) -> list[Outside]:
+        """Values of a validated frame outside their training range: ``(row, feature, value)``.
+
+        Empty under the reject policy (validation refused such rows already).
+
+        Example:
+            >>> rt.frame_outside(rt.validate_records([{"month": 99, ...}]))
+            [(0, 'month', 99)]
+        """
+        if not self.ranges or self.out_of_range == "reject":
+            return []
+        return frame_outside(frame, self.ranges)
+
+    def range_warnings(self, rows: int, outside: Sequence[Outside]) -> list[list[dict[str, Any]]]:
+        """One list of warnings per row (empty when in range), naming column, value and range.
+
+        Example:
+            >>> rt.range_warnings(1, [(0, "month", 99)])[0][0]["max"]
+            12.0
+        """
+        return row_warnings(rows, outside, self.ranges)
 
     def predict_matrix(
         self, matrix: np.ndarray, *, onnx: bool = True

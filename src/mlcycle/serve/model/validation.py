@@ -36,6 +36,7 @@ from mlcycle.serve.model.coerce import (
     rows_text,
     show,
 )
+from mlcycle.serve.model.ranges import outside_masks, plain_number, range_text
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,10 @@ class _Problem:
     """One field's bad rows: positions, the offending values, and what was wrong."""
 
     field: str
-    check: Literal["type", "null", "category"]
+    check: Literal["type", "null", "category", "range"]
     rows: np.ndarray
     values: list[Any]
-    expected: str = ""
+    expected: str = ""  # type: the kind expected; range: the training range
 
     def reason(self, i: int) -> str:
         """Short per-row text, for a batch reject file."""
@@ -69,6 +70,8 @@ class _Problem:
             return f"{self.field}: expected {self.expected}, got {value}"
         if self.check == "null":
             return f"{self.field}: null, but the contract says it is never null"
+        if self.check == "range":
+            return f"{self.field}: {value} is outside the training range {self.expected}"
         return f"{self.field}: unseen category {value}"
 
     def message(self, total: int) -> str:
@@ -80,6 +83,12 @@ class _Problem:
             return f"'{self.field}' should be {self.expected} but got {shown} ({where})"
         if self.check == "null":
             return f"'{self.field}' is null in {count} row(s) ({where}) but it may never be null"
+        if self.check == "range":
+            shown = ", ".join(show(v) for v in distinct(self.values))
+            return (
+                f"'{self.field}' is outside the training range {self.expected} ({where}): "
+                f"{shown}; this model refuses such values (serve.out_of_range: reject)"
+            )
         shown = ", ".join(show(v) for v in distinct(self.values))
         noun = "category" if count == 1 else "categories"
         return f"'{self.field}' has {count} unseen {noun} ({where}): {shown}"
@@ -91,6 +100,8 @@ class InputChecks:
     meta: BundleMeta
     input_schema: Schema
     features: list[str]
+    out_of_range: str  # the policy in force: flag or reject
+    ranges: dict[str, tuple[float, float]]  # checked numeric features → (low, high)
 
     def validate_records(self, rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Check JSON-like records and return the model's input frame.
@@ -216,6 +227,7 @@ class InputChecks:
         """Type, null and unseen-category problems of each row, field by field."""
         problems: list[_Problem] = []
         reject_unseen = self.meta.unseen_category == "reject"
+        outside = self._rejected_ranges(frame)
         for col in self.input_schema.columns:
             typed = bad.get(col.name)
             if typed is not None:
@@ -234,12 +246,23 @@ class InputChecks:
                     problems.append(
                         _Problem(col.name, "category", rows, series.iloc[rows].tolist())
                     )
+            if col.name in outside:
+                rows = np.flatnonzero(outside[col.name])
+                low, high = self.ranges[col.name]
+                values = [plain_number(v) for v in series.iloc[rows].tolist()]
+                problems.append(_Problem(col.name, "range", rows, values, range_text(low, high)))
         return problems
+
+    def _rejected_ranges(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Under the reject policy: rows outside the training range, by feature (else none)."""
+        if self.out_of_range != "reject" or not self.ranges:
+            return {}
+        return outside_masks(frame, self.ranges)
 
     def _finish(self, frame: pd.DataFrame, bad: dict[str, _Problem]) -> pd.DataFrame:
         """Let the shared contract decide; on any error explain it row by row."""
         errors = self._contract_errors(frame)
-        if not bad and not errors:
+        if not bad and not errors and not self._rejected_ranges(frame):
             return frame
         by_field: dict[str | None, list[str]] = {}
         for p in self._row_problems(frame, bad):

@@ -32,6 +32,9 @@ class ModelInfo:
     # Where each feature sits in the compiled plan's matrix: the log reads
     # features back from there (see LogRows.matrix).
     matrix_layout: tuple[MatrixColumn, ...] = ()
+    # Range-checked numeric features, (name, low, high): the log's out_of_range
+    # column is computed from the logged values, in the writer thread.
+    ranges: tuple[tuple[str, float, float], ...] = ()
 
     def __post_init__(self) -> None:
         # The name becomes the log's <root>/<model>/ folder: refuse '../x' up front, not
@@ -54,6 +57,9 @@ class ModelInfo:
             classes=None if runtime.classes is None else tuple(runtime.classes),
             positive_index=runtime.positive_index,
             matrix_layout=matrix_layout(getattr(runtime, "plan", None)),
+            ranges=tuple(
+                (name, low, high) for name, (low, high) in getattr(runtime, "ranges", {}).items()
+            ),
         )
 
 

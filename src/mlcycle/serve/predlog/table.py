@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlcycle.predlog import OUT_OF_RANGE, out_of_range_column
 from mlcycle.serve.predlog.matrix import (
     Records,
     arrow_type,
@@ -131,7 +132,23 @@ def assemble(
         for j, label in enumerate(info.classes):
             column = proba[:, j] if proba is not None else np.full(n, np.nan)
             arrays[f"proba_{label}"] = pa.array(column, pa.float64())
+    arrays[OUT_OF_RANGE] = _out_of_range(info, features, n)
     return pa.table(arrays)
+
+
+def _out_of_range(info: ModelInfo, features: dict[str, pa.Array], n: int) -> pa.Array:
+    """The log's ``out_of_range`` column, from the logged values: a few vectorised compares
+    per checked feature (a null is never outside)."""
+    masks: dict[str, np.ndarray] = {}
+    for name, low, high in info.ranges:
+        column = features.get(name)
+        if column is None:
+            continue
+        values = column.to_numpy(zero_copy_only=False)  # nulls become NaN
+        mask = (values < low) | (values > high)
+        if mask.any():
+            masks[name] = mask
+    return out_of_range_column(masks, n)
 
 
 # --- features -----------------------------------------------------------------------------

@@ -20,6 +20,11 @@ or ``flush_rows``. A full queue drops the rows and counts them (``dropped``),
 so logging can never stall predictions. :meth:`PredictionLog.close` writes
 everything still queued: a graceful shutdown loses nothing.
 
+The counts (``written``, ``dropped``, ``queued``) are this process's; a server
+of several workers attaches its shared metrics (:meth:`PredictionLog.attach`,
+a :class:`Tally`), which receive every count as it happens, so ``/metrics``
+shows the server's totals whichever worker answers.
+
 Example:
     >>> log = PredictionLog(predictions_root(store.home))
     >>> log.submit(LogRows(ModelInfo.of(runtime), "champion", rid, now(), labels, proba,
@@ -40,7 +45,7 @@ from collections import deque
 from datetime import date, timedelta
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -58,6 +63,19 @@ logger = logging.getLogger("mlcycle.serve")
 # Rows converted per slice in the writer thread (about 1 ms of GIL each).
 CONVERT_ROWS = 1024
 _EPOCH = date(1970, 1, 1)
+
+
+class Tally(Protocol):
+    """Where the log reports its counts (the REST service's metrics): ``log_rows`` and
+    ``log_dropped`` are added to, ``log_queued`` is set."""
+
+    def add(self, name: str, amount: float) -> None:
+        """Add ``amount`` to the counter ``name``."""
+        ...
+
+    def set(self, name: str, value: float) -> None:
+        """Set the gauge ``name``."""
+        ...
 
 
 class PredictionLog:
@@ -92,6 +110,7 @@ class PredictionLog:
         self.written = 0
         self.files = 0
         self.errors = 0
+        self.tally: Tally | None = None
         self._queue: deque[LogRows] = deque()
         # The compiled path's rows, as columns: (id of ModelInfo, role, id of decoder) → buffer.
         self._buffers: dict[tuple[int, str, int], ColumnBuffer] = {}
@@ -114,6 +133,29 @@ class PredictionLog:
     def queued(self) -> int:
         return self._queued
 
+    def attach(self, tally: Tally) -> None:
+        """Report every count from now on to ``tally`` too (and what was counted so far).
+
+        Example:
+            >>> log.attach(metrics)   # the REST app does this with its Metrics
+        """
+        with self._lock:
+            self.tally = tally
+            written, dropped = self.written, self.dropped
+        tally.add("log_rows", written)
+        tally.add("log_dropped", dropped)
+
+    def _tally(self, name: str, amount: float, *, gauge: bool = False) -> None:
+        tally = self.tally
+        if tally is not None:
+            try:
+                if gauge:
+                    tally.set(name, amount)
+                else:
+                    tally.add(name, amount)
+            except Exception:  # metrics must never stop the log
+                logger.exception("prediction log: could not count %s", name)
+
     def submit(self, rows: LogRows) -> bool:
         """Take ``rows``; ``False`` (and ``dropped`` grows) when the queue is full or closed.
 
@@ -130,6 +172,7 @@ class PredictionLog:
         with self._lock:
             if self._closing or self._queued + n > self.max_queue_rows:
                 self.dropped += n
+                self._tally("log_dropped", n)  # the metrics' own lock: never held with ours
                 return False
             if body is None or decoder is None or rows.matrix is None:
                 self._queue.append(rows)
@@ -188,6 +231,7 @@ class PredictionLog:
             )
             if due:
                 self._write_pending()
+                self._tally("log_queued", self._queued, gauge=True)
             if closing:
                 with self._lock:
                     if not self._queue and not self._buffers:  # nothing new once closing
@@ -260,6 +304,7 @@ class PredictionLog:
                 self._put(table, model.name, day.isoformat())
                 self.written += rows
                 self.files += 1
+                self._tally("log_rows", rows)
             except Exception:
                 self.errors += 1
                 logger.exception("prediction log: could not write %d rows", rows)
