@@ -110,6 +110,12 @@ def test_dataset_version_as_current_and_as_reference(
     back = other.check(load_version(store, same).frame, "dataset version a")
     assert {f["feature"] for f in back["drift_report"] if f["drift"]} == {"x"}
     assert back["reference"] == flipped.label
+    # "Did the reference see this value" is asked of the version's own profile (all its rows).
+    assert flipped.profile is not None and flipped.profile.rows == 3000
+    assert other.known.ranges["x"] == (
+        flipped.profile.column("x").min,
+        flipped.profile.column("x").max,
+    )
 
 
 def test_bad_current_samples_are_refused(store: Store, tmp_path: Path) -> None:

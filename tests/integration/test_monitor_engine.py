@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.artifacts import BundleMeta
+from mlcycle.artifacts import BundleMeta, Evaluation
 from mlcycle.errors import BadInput
 from mlcycle.monitor.alerts import deliver, list_alerts
 from mlcycle.monitor.anomaly import fit_outlier_model
@@ -321,3 +321,35 @@ def test_labels_land_in_the_windows_that_exist_whatever_the_spec_window(
     daily.run()
     (window,) = daily.windows()
     assert window.key == "2013-07" and window.metrics["labels"] == 300
+
+
+@pytest.mark.parametrize("holdout_ci", [None, (0.71, 0.79)])
+def test_the_realized_band_counts_the_holdouts_uncertainty_too(
+    store: Store, tmp_path: Path, holdout_ci: tuple[float, float] | None
+) -> None:
+    # Both the window's AUC and the holdout's are estimates: the band under the holdout
+    # is the half-width of their difference's interval, sqrt(w² + h²), not w alone.
+    folder = make_bundle(tmp_path)
+    if holdout_ci is not None:
+        evaluation = Evaluation(
+            task="binary",
+            primary_metric="roc_auc",
+            rows=1000,
+            metrics={"candidate": {"roc_auc": 0.75}},
+            intervals={"candidate": {"roc_auc": holdout_ci}},
+        )
+        (folder / "evaluation.json").write_text(evaluation.model_dump_json())
+    mon = make_monitor(store, folder, tmp_path, AlertSinks())
+    logged = log_day(mon.root, "2013-07-01", 400, seed=3)
+    mon.run()
+    truth = logged[["row_id", "target"]].rename(columns={"row_id": "id"})
+    ingest_labels(
+        store, "toy", truth, id_column="id", label_column="target", known_ids=set(truth["id"])
+    )
+    mon.run()
+    day = mon.windows()[0].metrics
+    lo, hi = day["realized:roc_auc_ci"]
+    window_half = (hi - lo) / 2
+    half = window_half if holdout_ci is None else float(np.hypot(window_half, 0.04))
+    assert day["band:realized:roc_auc"][0] == pytest.approx(0.75 - half)
+    assert day["band:realized:roc_auc"][1] is None

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 MLCYCLE = str(Path(sys.executable).parent / "mlcycle")
 # The first test pays for `mlcycle run` plus the replay (about a minute on an idle
@@ -34,8 +35,9 @@ def cli(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProces
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """A 2% flights project with a synthetic `control` feature that never changes, trained
-    and replayed July-December with labels one month late."""
+    """A 2% flights project with a synthetic `control` feature that never changes and
+    `month` as a feature marked seasonal, trained and replayed July-December with labels
+    one month late."""
     root = tmp_path_factory.mktemp("monitor")
     cli(root, "init", "proj", "--example", "flights", "--sample", "0.02")
     proj = root / "proj"
@@ -50,7 +52,15 @@ def replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     # A loaded test machine must not fail the latency gate; fewer trees keep the test short.
     text = text.replace("latency_budget_ms: 50", "latency_budget_ms: 100000")
     text = text.replace("max_iter: 200", "max_iter: 40")
-    spec.write_text(text)
+    parsed = yaml.safe_load(text)
+    features = parsed["data"].setdefault("features", {})
+    if features.get("include") is not None:
+        features["include"] = [*features["include"], "control", "month"]
+    else:  # every column but the excluded ones is a feature: month and control are in
+        features["exclude"] = [c for c in features.get("exclude", []) if c != "month"]
+    # Training covers January-June; July-December months are the calendar, not drift.
+    features["seasonal"] = ["month"]
+    spec.write_text(yaml.safe_dump(parsed, sort_keys=False))
     cli(proj, "run")
     out = cli(proj, "monitor", "replay", "--label-delay", "1", "--report", "replay.html", "--json")
     return proj, json.loads(out.stdout)
@@ -63,12 +73,82 @@ def test_replay_alerts_on_the_shifted_feature_and_not_on_the_control(
     months = [s["month"] for s in result["steps"] if s["month"]]
     assert months[:6] == ["2013-07", "2013-08", "2013-09", "2013-10", "2013-11", "2013-12"]
     rules = {a["rule"] for a in result["alerts"]}
-    assert "data_drift:month" in rules  # July-December vs January-June
+    assert "data_drift:month" not in rules  # seasonal: the calendar, reported, not alerted
     assert "data_drift:control" not in rules
+    assert "anomaly_rate" not in rules
+    windows = stored_windows(proj)
+    assert sorted(windows)[:6] == months[:6]
+    for key in months[:6]:
+        m = windows[key]
+        entry = next(f for f in m["drift_report"] if f["feature"] == "month")
+        assert entry["seasonal"] is True and m["drift:month"] == 1.0  # reported
+        assert "control" in {f["feature"] for f in m["drift_report"]}
+        # Without the seasonal marking each of these was 1.0 (issue 13, item 8).
+        assert m["anomaly_rate"] < 0.5 and m["rule_anomaly_rate"] < 0.5, (key, m)
+        assert m["domain_auc"] < 0.9, (key, m["domain_auc"])
     assert all(a["model_version"] == 1 and a["window"] for a in result["alerts"])
     assert sum(s["labels_stored"] or 0 for s in result["steps"]) > 1000
     listed = json.loads(cli(proj, "monitor", "alerts", "--json").stdout)
     assert {a["rule"] for a in listed} == rules
+
+
+def stored_windows(proj: Path) -> dict[str, dict]:
+    """The monitored windows' metrics, read from the project's store."""
+    import sqlalchemy as sa
+
+    from mlcycle.cli.common import load_project
+    from mlcycle.store import tables as t
+
+    store = load_project(proj / "mlcycle.yaml").store
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.monitor_windows.c.window, t.monitor_windows.c.metrics))
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def test_window_profiles_roll_up_from_the_cli(
+    replayed: tuple[Path, dict], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj, _ = replayed
+    monkeypatch.setenv("COLUMNS", "200")  # a wide table: headers on one line
+    months = json.loads(cli(proj, "monitor", "profile", "--by", "month", "--json").stdout)
+    keys = [g["key"] for g in months]
+    assert keys[:6] == ["2013-07", "2013-08", "2013-09", "2013-10", "2013-11", "2013-12"]
+    assert all(g["windows"] == [g["key"]] and g["missing"] == [] for g in months)
+    (whole,) = json.loads(cli(proj, "monitor", "profile", "--by", "all", "--json").stdout)
+    assert whole["rows"] == sum(g["rows"] for g in months) and whole["windows"] == keys
+    figures = {f["feature"]: f for f in whole["features"]}
+    assert figures["dep_delay"]["train_min"] <= figures["dep_delay"]["train_max"]
+    assert "unseen_rows" in figures["carrier"] and "nulls" in figures["dep_delay"]
+    later = json.loads(cli(proj, "monitor", "profile", "--since", "2013-10", "--json").stdout)
+    assert [g["key"] for g in later][:3] == ["2013-10", "2013-11", "2013-12"]
+    shown = cli(proj, "monitor", "profile", "--by", "all").stdout
+    assert "training range" in shown and "dep_delay" in shown
+    none = cli(proj, "monitor", "profile", "--model-version", "99", check=False)
+    assert none.returncode == 2 and "no monitored window" in none.stderr
+
+
+def test_seasonal_features_come_from_the_spec(replayed: tuple[Path, dict]) -> None:
+    proj, _ = replayed
+    future = ("--current", "data/flights_future.parquet")
+    rows = json.loads(cli(proj, "monitor", "drift", *future, "--json").stdout)
+    month = next(r for r in rows if r["feature"] == "month")
+    assert month["drift"] and month["seasonal"] is True
+    assert not any(r.get("seasonal") for r in rows if r["feature"] != "month")
+    shown = cli(proj, "monitor", "drift", *future).stdout
+    assert "seasonal, not counted: month" in shown
+    one_off = cli(proj, "monitor", "run", "--current-version", "latest", "--json")
+    assert json.loads(one_off.stdout)["seasonal"] == ["month"]
+    # The spec decides: without the marking, month is an ordinary feature again.
+    path = proj / "mlcycle.yaml"
+    original = path.read_text()
+    spec = yaml.safe_load(original)
+    spec["data"]["features"]["seasonal"] = []
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    try:
+        rows = json.loads(cli(proj, "monitor", "drift", *future, "--json").stdout)
+        assert not any("seasonal" in r for r in rows)
+    finally:
+        path.write_text(original)
 
 
 def test_report_is_one_self_contained_html_file(replayed: tuple[Path, dict]) -> None:
@@ -82,6 +162,7 @@ def test_report_is_one_self_contained_html_file(replayed: tuple[Path, dict]) -> 
             "Distributions of drifted features",
             "Performance over time",
             "anomal",
+            "Window profile",
             "Alerts (",
         ):
             assert section in html, section
@@ -119,7 +200,8 @@ def test_dataset_versions_on_both_sides(replayed: tuple[Path, dict]) -> None:
         "--json",
     )  # fmt: skip
     rows = json.loads(same.stdout)
-    assert len(rows) >= 12 and not any(r["drift"] for r in rows)
+    assert {"dep_delay", "carrier", "month", "control"} <= {r["feature"] for r in rows}
+    assert not any(r["drift"] for r in rows)
     future = cli(
         proj, "monitor", "drift", "--reference-version", "latest",
         "--current", "data/flights_future.parquet", "--json",

@@ -29,6 +29,7 @@ FOUNDATION = (
     "mlcycle.store",
     "mlcycle.bundle",
     "mlcycle.predlog",
+    "mlcycle.profiles",
     "mlcycle.preprocessing",
     "mlcycle.artifacts",
     "mlcycle.schema",

@@ -1,8 +1,9 @@
 """`mlcycle monitor …`: drift, anomalies, performance and alerts against the training reference.
 
 The group and its log-following commands (run, labels, alerts, report) live here;
-the two bigger commands have modules of their own and are registered on the group
-below: `drift` (:mod:`.monitor_drift`) and `replay` (:mod:`.monitor_replay`).
+the bigger commands have modules of their own and are registered on the group
+below: `drift` (:mod:`.monitor_drift`), `replay` (:mod:`.monitor_replay`) and
+`profile` (:mod:`.monitor_profile`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from mlcycle.cli.common import (
 )
 from mlcycle.cli.monitor_data import Monitored, open_monitor, predict_rows, read_table
 from mlcycle.cli.monitor_drift import drift
+from mlcycle.cli.monitor_profile import profile
 from mlcycle.cli.monitor_replay import replay
 
 app = typer.Typer(
@@ -103,13 +105,24 @@ def _check_version(opened: Monitored, ref: str, as_json: bool) -> None:
     if metrics.get("too_small"):
         console.print(f"{data.label}: {metrics['rows']} rows — too few to compare distributions")
         return
-    drifted = [f["feature"] for f in metrics["drift_report"] if f["drift"]]
+    report = metrics["drift_report"]
+    drifted = [f["feature"] for f in report if f["drift"] and not f.get("seasonal")]
+    seasonal = [f["feature"] for f in report if f["drift"] and f.get("seasonal")]
     table = Table(title=f"{data.label} ({metrics['rows']} rows) vs {mon.reference.label}")
     table.add_column("check")
     table.add_column("value")
     table.add_row("drifted features", ", ".join(drifted) or "none")
+    if seasonal:
+        table.add_row("seasonal drift (expected, not alerted)", ", ".join(seasonal))
     table.add_row("drift share", fmt(metrics["drift_share"]))
-    for key in ("prediction_drift_stat", "domain_auc", "pca_error_ratio", "anomaly_rate"):
+    for key in (
+        "prediction_drift_stat",
+        "domain_auc",
+        "pca_error_ratio",
+        "anomaly_rate",
+        "out_of_range_share",
+        "unseen_share",
+    ):
         if key in metrics:
             table.add_row(key.replace("_", " "), fmt(metrics[key]))
     table.add_row("rule anomaly rate", fmt(metrics["rule_anomaly_rate"]))
@@ -236,5 +249,6 @@ def report(
 
 
 app.command()(replay)
+app.command()(profile)
 
 __all__ = ["app"]

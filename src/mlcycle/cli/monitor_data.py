@@ -156,6 +156,9 @@ def open_monitor(
         primary=project.spec.problem.metric,
         progress=progress,
         calibration=CalibrationFile.for_reference(home, folder.name, reference),
+        # The spec marks calendar columns; the bundle does not record them (yet), so
+        # the project's current spec decides how monitoring treats them.
+        seasonal=list(project.spec.data.features.seasonal),
     )
     return Monitored(project, mon, bundle, version)
 

@@ -100,6 +100,7 @@ def drift(
     reference_df, schema, columns = _reference(reference, reference_version, model, spec)
     if columns_opt:
         columns = [c.strip() for c in columns_opt.split(",") if c.strip()]
+    seasonal = _seasonal(spec)
     if stream:
         report = _streamed(reference_df, current, columns, schema, test, threshold, as_json)
     else:
@@ -109,14 +110,39 @@ def drift(
             else read_data(str(current), spec)
         )
         report = drift_report(
-            reference_df, current_df, columns, schema=schema, test=test, threshold=threshold
+            reference_df,
+            current_df,
+            columns,
+            schema=schema,
+            test=test,
+            threshold=threshold,
+            seasonal=seasonal,
         )
+    _emit(report, seasonal, output, as_json)
+
+
+def _emit(report: DriftReport, seasonal: list[str], output: Path | None, as_json: bool) -> None:
+    """Write the report where asked: a JSON file, JSON on stdout, or a table."""
     if output is not None:
         _write_json(output, report)
     if as_json:
-        print_json([f.model_dump() for f in report.features])
+        print_json(
+            [
+                {**f.model_dump(), **({"seasonal": True} if f.feature in seasonal else {})}
+                for f in report.features
+            ]
+        )
         return
-    _print_report(report)
+    _print_report(report, seasonal)
+
+
+def _seasonal(spec: Path) -> list[str]:
+    """The project's seasonal features (``data.features.seasonal``); none outside a project."""
+    try:
+        project = load_project(spec)
+    except BadInput:
+        return []
+    return list(project.spec.data.features.seasonal)
 
 
 def _write_json(output: Path, report: DriftReport) -> None:
@@ -174,7 +200,7 @@ def _reference(
     return bundle.reference(), bundle.schema(), list(bundle.meta().features)
 
 
-def _print_report(report: DriftReport) -> None:
+def _print_report(report: DriftReport, seasonal: list[str]) -> None:
     table = Table(
         title=f"drift: {report.current_rows} current rows vs {report.reference_rows} reference rows"
     )
@@ -188,12 +214,19 @@ def _print_report(report: DriftReport) -> None:
             fmt(f.statistic),
             "" if f.p_value is None else f"{f.p_value:.3g}",
             fmt(f.threshold),
-            "[red]yes[/]" if f.drift else "no",
+            ("yes" if f.drift else "no") + " (seasonal: expected)"
+            if f.feature in seasonal
+            else ("[red]yes[/]" if f.drift else "no"),
         )
     console.print(table)
+    # Seasonal features drift with the calendar by design: listed, not counted.
+    counted = [f for f in report.features if f.feature not in seasonal]
+    drifted = [f.feature for f in counted if f.drift]
+    marked = [f.feature for f in report.features if f.feature in seasonal]
     console.print(
-        f"{len(report.drifted)} of {len(report.features)} features drifted"
-        + (f": {', '.join(report.drifted)}" if report.drifted else "")
+        f"{len(drifted)} of {len(counted)} features drifted"
+        + (f": {', '.join(drifted)}" if drifted else "")
+        + (f" (seasonal, not counted: {', '.join(marked)})" if marked else "")
     )
 
 

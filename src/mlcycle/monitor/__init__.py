@@ -10,7 +10,11 @@
   window by window (:mod:`.windows`): drift, prediction and target drift,
   multivariate drift (:mod:`.multivariate`), anomalies (:mod:`.anomaly`),
   realized and estimated performance (:mod:`.performance`, :mod:`.labels`),
-  alerts (:mod:`.alerts`) and an HTML report (:mod:`.report`).
+  alerts (:mod:`.alerts`) and an HTML report (:mod:`.report`); it stores each
+  window's profile, checks values against what training saw (the bundle's
+  profile) and rolls window profiles up (:mod:`.profiled`). Features the spec
+  marks seasonal are reported but kept out of drift share, alerts, anomalies
+  and multivariate drift.
 * :class:`~.streaming.BinnedCounts` measures binned drift of windows too big
   for memory.
 * :mod:`.datasets` reads dataset versions (reference or current) through the

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,10 +45,17 @@ class Window:
     metrics: dict[str, Any]
 
 
-def default_rules(settings: MonitorSettings, features: list[str], primary: str) -> list[AlertRule]:
+def default_rules(
+    settings: MonitorSettings,
+    features: list[str],
+    primary: str,
+    *,
+    seasonal: Sequence[str] = (),
+) -> list[AlertRule]:
     """The rules used when the spec lists none.
 
-    One drift rule per feature (persistence from ``monitor.persistence``),
+    One drift rule per feature that is not ``seasonal`` (a seasonal feature's
+    drift is expected and reported, not alerted; persistence from ``monitor.persistence``),
     prediction drift, the anomaly rate against its reference band, the
     realized primary metric against its band (significantly worse than on the
     holdout) and the concept-drift signal.
@@ -56,6 +64,7 @@ def default_rules(settings: MonitorSettings, features: list[str], primary: str) 
     rules = [
         AlertRule(name=f"data_drift:{f}", metric=f"drift:{f}", above=0.5, persistence=k)
         for f in features
+        if f not in set(seasonal)
     ]
     rules += [
         AlertRule(name="prediction_drift", metric="prediction_drift", above=0.5, persistence=k),

@@ -7,11 +7,13 @@
   rows count as anomalous and a window's ``anomaly_rate`` has a known baseline.
   The range and unseen-category parts of a score use the training data's
   ranges and categories from the bundle's profile (:func:`widen_with_profile`),
-  not only the reference sample's.
+  not only the reference sample's. At monitoring time
+  :meth:`OutlierModel.masking` holds seasonal features at their median.
 * :func:`rule_anomalies` counts rows that break the data contract
   (``schema.json``): a number outside the contract's range, a category it does
-  not list, a null where it forbids one. An inferred contract's ranges and
-  categories are those of every row of the version it was frozen from.
+  not list, a null where it forbids one (seasonal features: nulls only). An
+  inferred contract's ranges and categories are those of every row of the
+  version it was frozen from.
 * :func:`robust_z` scores the latest value of a metric series against the
   earlier windows (median and MAD), so a sudden jump in any metric shows.
 
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +146,9 @@ class OutlierModel:
     lows: np.ndarray | None = None
     highs: np.ndarray | None = None
     spreads: np.ndarray | None = None
+    #: Features held at their reference median when scoring (seasonal columns, see
+    #: :meth:`masking`): no range or unseen-category penalty, no say in the forest.
+    masked: list[str] = field(default_factory=list)
 
     def scores(self, frame: pd.DataFrame) -> np.ndarray:
         """Anomaly score per row (higher = more unusual).
@@ -157,6 +162,11 @@ class OutlierModel:
         """
         x = encode(frame, self.features, self.categories)
         x = np.where(np.isnan(x), self.medians, x)
+        held = np.array([f in self.masked for f in self.features], dtype=bool)
+        if held.any():
+            # A held column reads as the typical training value: whatever it holds
+            # (a month training never saw) moves neither the forest nor the penalties.
+            x = np.where(held, self.medians, x)
         score = -np.asarray(self.forest.score_samples(x))
         if self.lows is not None and self.highs is not None and self.spreads is not None:
             below = np.maximum(self.lows - x, 0.0)
@@ -166,6 +176,33 @@ class OutlierModel:
             if name in self.categories:
                 score = score + (x[:, j] == -1.0)
         return score
+
+    def masking(self, columns: Sequence[str], reference: pd.DataFrame) -> OutlierModel:
+        """This model with ``columns`` held at their median, re-thresholded on ``reference``.
+
+        Seasonal columns (``data.features.seasonal``) take values training never
+        saw by design: a July row of a model trained on January–May is no
+        anomaly. Held at the median they add no range or unseen-category
+        penalty and the forest scores the row on its other features. The
+        threshold is recomputed as the 99th percentile of the reference rows
+        scored the same way (at most 20,000 of them, seed 0), so a reference-like
+        window still has a 1% rate. Columns the model does not read are ignored;
+        with none left the model is returned unchanged.
+
+        Example:
+            >>> OutlierModel.load(folder).masking(["month"], ref.frame).rate(july_rows)
+            0.011
+        """
+        held = [c for c in dict.fromkeys(columns) if c in self.features]
+        if not held:
+            return self
+        model = replace(self, masked=held)
+        sample = (
+            reference if len(reference) <= FIT_ROWS else reference.sample(FIT_ROWS, random_state=0)
+        )
+        if len(sample):
+            model.threshold = float(np.quantile(model.scores(sample), 1.0 - CONTAMINATION))
+        return model
 
     def rate(self, frame: pd.DataFrame) -> float:
         """Share of rows scoring above the reference threshold."""
@@ -257,16 +294,25 @@ def anomaly_band(n: int) -> tuple[float, float]:
     return 0.0, p + width
 
 
-def rule_anomalies(frame: pd.DataFrame, schema: Schema, features: Sequence[str]) -> dict[str, int]:
+def rule_anomalies(
+    frame: pd.DataFrame,
+    schema: Schema,
+    features: Sequence[str],
+    seasonal: Sequence[str] = (),
+) -> dict[str, int]:
     """Rows breaking each contract rule: ``{"out_of_range:<col>": n, "unseen:<col>": n, ...}``.
 
     Only non-zero counts are returned; ``"rows"`` counts rows breaking any rule.
+    ``seasonal`` columns get no range or category check (a month the contract's
+    training rows did not hold is the calendar, not a broken row); a null where
+    the contract forbids one still counts for them.
 
     Example:
         >>> rule_anomalies(df, schema, ["distance", "carrier"])
         {'unseen:carrier': 3, 'rows': 3}
     """
     counts: dict[str, int] = {}
+    skip = set(seasonal)
     any_bad = np.zeros(len(frame), dtype=bool)
     for name in features:
         try:
@@ -278,6 +324,8 @@ def rule_anomalies(frame: pd.DataFrame, schema: Schema, features: Sequence[str])
         if not col.nullable and null.any():
             counts[f"null:{name}"] = int(null.sum())
             any_bad |= null
+        if name in skip:
+            continue
         if col.kind == "numeric" and (col.min is not None or col.max is not None):
             num = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
             out = np.zeros(len(frame), dtype=bool)

@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from mlcycle.artifacts import DatasetVersion
+from mlcycle.artifacts import DatasetVersion, Profile
 from mlcycle.errors import BadInput, NotFound
 from mlcycle.schema import Schema
 from mlcycle.store import Store
@@ -38,12 +38,13 @@ SHOWN = 5
 
 @dataclass
 class Version:
-    """One dataset version's rows and frozen contract."""
+    """One dataset version's rows, frozen contract and profile (of every row)."""
 
     id: str
     frame: pd.DataFrame
     schema: Schema
     rows: int
+    profile: Profile | None = None
 
     @property
     def label(self) -> str:
@@ -133,7 +134,7 @@ def load_version(store: Store, ref: str, columns: list[str] | None = None) -> Ve
             )
     path = store.path(artifact_id) / "data.parquet"
     frame = pd.read_parquet(path, columns=columns)
-    return Version(artifact_id, frame, record.schema_, record.rows)
+    return Version(artifact_id, frame, record.schema_, record.rows, record.profile)
 
 
 __all__ = ["LATEST", "Version", "list_versions", "load_version", "resolve_version"]

@@ -81,14 +81,19 @@ def drift_report(
     threshold: float | None = None,
     fdr: float = 0.05,
     null_models: dict[tuple[str, str, int], NullModel] | None = None,
+    seasonal: Sequence[str] = (),
 ) -> DriftReport:
     """Test every column for drift between ``reference`` and ``current``.
 
     See the module docstring for how columns, missing values, kinds and tests
-    are decided. Raises :class:`BadInput` for an empty frame, a column missing on
-    either side, a column whose type changed between the samples ("retyped"),
-    a text column given a numeric-only test, an unknown test name or a bad
-    threshold.
+    are decided. ``seasonal`` columns are tested and decided like the others but
+    kept out of the other columns' Benjamini-Hochberg family (they form one of
+    their own), so an expected calendar drift with a tiny p-value does not
+    change how the other columns' p-values are adjusted.
+
+    Raises :class:`BadInput` for an empty frame, a column missing on either
+    side, a column whose type changed between the samples ("retyped"), a text
+    column given a numeric-only test, an unknown test name or a bad threshold.
 
     Example:
         >>> report = drift_report(train_df, last_week_df, schema=schema)
@@ -123,7 +128,7 @@ def drift_report(
     ]
     features = [r.drift for r in results]
     if test != "evidently" and threshold is None:
-        features = _mlcycle_decision(results, fdr, null_models)
+        features = _mlcycle_decision(results, fdr, null_models, frozenset(seasonal))
     return DriftReport(reference_rows=len(reference), current_rows=len(current), features=features)
 
 
@@ -131,16 +136,21 @@ def _mlcycle_decision(
     results: list[_Result],
     fdr: float,
     cache: dict[tuple[str, str, int], NullModel] | None,
+    seasonal: frozenset[str] = frozenset(),
 ) -> list[FeatureDrift]:
-    """Calibrated effect-size thresholds for distances, Benjamini-Hochberg for p-values."""
+    """Calibrated effect-size thresholds for distances, Benjamini-Hochberg for p-values.
+
+    Two Benjamini-Hochberg families: the seasonal columns, and all the others.
+    """
     out: list[FeatureDrift | None] = [None] * len(results)
     pvals: list[int] = []
+    seasonal_pvals: list[int] = []
     for i, r in enumerate(results):
         f = r.drift
         if f.test == "skipped" or r.ref_args is None:
             out[i] = f
         elif TESTS[f.test].uses_p_value:
-            pvals.append(i)
+            (seasonal_pvals if f.feature in seasonal else pvals).append(i)
         else:
             size = NullModel.bucket(r.n_cur)
             key = (f.feature, f.test, size)
@@ -151,16 +161,17 @@ def _mlcycle_decision(
                     cache[key] = null
             limit = null.threshold(r.n_ref, r.n_cur)
             out[i] = f.model_copy(update={"threshold": limit, "drift": bool(f.statistic >= limit)})
-    adjusted = benjamini_hochberg([results[i].drift.p_value for i in pvals])
-    for i, adj in zip(pvals, adjusted, strict=True):
-        f = results[i].drift
-        out[i] = f.model_copy(
-            update={
-                "threshold": fdr,
-                "p_adjusted": adj,
-                "drift": adj is not None and adj < fdr,
-            }
-        )
+    for family in (pvals, seasonal_pvals):
+        adjusted = benjamini_hochberg([results[i].drift.p_value for i in family])
+        for i, adj in zip(family, adjusted, strict=True):
+            f = results[i].drift
+            out[i] = f.model_copy(
+                update={
+                    "threshold": fdr,
+                    "p_adjusted": adj,
+                    "drift": adj is not None and adj < fdr,
+                }
+            )
     return [f for f in out if f is not None]
 
 

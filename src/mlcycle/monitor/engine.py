@@ -5,8 +5,9 @@ sharing a window with new rows), computes per window: data drift per feature
 (mlcycle's calibrated decision or Evidently's rules), the drift share,
 prediction drift, multivariate drift (domain-classifier AUC, PCA
 reconstruction error), the outlier-model anomaly rate and contract-rule
-anomalies, and the label-free performance estimate. Then, over every window,
-it joins the labels ingested so far and computes realized metrics (per
+anomalies, the window's profile and the values training never saw, and the
+label-free performance estimate (seasonal features: see :mod:`.window_metrics`).
+Then, over every window, it joins the labels ingested so far and computes realized metrics (per
 window, sliding, cumulative, with intervals), target drift, the estimate's
 error and the concept-drift signal; scores each metric series with a robust
 z; evaluates the alert rules and delivers alerts. What one window measures
@@ -67,6 +68,8 @@ class Monitor(WindowMetrics):
     progress: Callable[[str, int | None, int | None], None] | None = None
     #: Where the reference's drift calibrations persist between runs (None: memory only).
     calibration: CalibrationFile | None = None
+    #: Seasonal features (the spec's ``data.features.seasonal``): drift reported, not alerted.
+    seasonal: list[str] = field(default_factory=list)
     _nulls: dict[tuple[str, str, int], NullModel] = field(default_factory=dict)
     _pca: Any = None
     _encoded: np.ndarray | None = None
@@ -101,7 +104,10 @@ class Monitor(WindowMetrics):
         self._update_performance()
         self._say("alerts")
         rules = self.settings.alerts or default_rules(
-            self.settings, self.features, self.primary or PRIMARY[self.reference.meta.task]
+            self.settings,
+            self.features,
+            self.primary or PRIMARY[self.reference.meta.task],
+            seasonal=self.seasonal_features,
         )
         all_windows = self.windows()
         fired = evaluate_rules(rules, all_windows)

@@ -191,7 +191,13 @@ class _Scorer:
                 m[f"{prefix}:{k}"] = v
         ci = res.get(f"{primary}_ci")
         if prefix == "realized" and holdout is not None and ci is not None:
+            # The window's figure and the holdout's are both estimates: the band is the
+            # holdout less the half-width of their difference's interval (independent
+            # samples), not of the window's alone, which alerted on chance (July, flights).
             half = (ci[1] - ci[0]) / 2
+            if ref.holdout_interval is not None:
+                holdout_half = (ref.holdout_interval[1] - ref.holdout_interval[0]) / 2
+                half = float(np.hypot(half, holdout_half))
             if primary in LOWER_IS_BETTER:
                 m[f"band:realized:{primary}"] = [None, holdout + half]
             else:

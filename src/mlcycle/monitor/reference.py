@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlcycle.artifacts import BundleMeta
+from mlcycle.artifacts import BundleMeta, Profile
 from mlcycle.bundle import Bundle
 from mlcycle.errors import BadInput
 from mlcycle.monitor import anomaly, calibrate
@@ -54,12 +54,18 @@ class Reference:
     outliers: anomaly.OutlierModel | None = None
     #: ``bundle`` for the bundle's reference rows, ``dataset:<id>`` for a dataset version.
     label: str = "bundle"
+    #: The profile of every training row (the bundle's ``profile.json``; a dataset
+    #: version's own profile after :meth:`with_dataset`); ``None`` for a bundle without one.
+    profile: Profile | None = None
+    #: The primary metric's holdout confidence interval (the bundle's evaluation.json),
+    #: so a window's realized band counts the holdout's uncertainty as well as its own.
+    holdout_interval: tuple[float, float] | None = None
 
     @classmethod
     def from_bundle(
         cls, folder: Path, version: int | None = None, predictions: pd.DataFrame | None = None
     ) -> Reference:
-        """The bundle's meta, contract, reference sample and outlier model.
+        """The bundle's meta, contract, reference sample, outlier model and profile.
 
         Example:
             >>> Reference.from_bundle(folder, version=3).meta.features
@@ -74,7 +80,15 @@ class Reference:
                 "monitoring compares each feature with its training values",
                 "re-register the model so its bundle holds a complete reference sample",
             )
-        return cls(meta, schema, frame, version, predictions, anomaly.OutlierModel.load(folder))
+        profile = bundle.profile() if bundle.profile_path.is_file() else None
+        outliers = anomaly.OutlierModel.load(folder)
+        interval = None
+        if bundle.evaluation_path.is_file():
+            evaluation = bundle.evaluation()
+            interval = evaluation.intervals.get("candidate", {}).get(evaluation.primary_metric)
+        return cls(
+            meta, schema, frame, version, predictions, outliers, "bundle", profile, interval
+        )
 
     def with_dataset(self, version: Version, predictions: pd.DataFrame | None = None) -> Reference:
         """This reference with a dataset version's rows in place of the bundle's.
@@ -105,7 +119,11 @@ class Reference:
         # The target comes along when the version has it: target drift compares labels.
         keep = [*self.meta.features, *[self.meta.target] * (self.meta.target in version.frame)]
         frame = version.frame[list(dict.fromkeys(keep))].reset_index(drop=True)
-        return replace(self, frame=frame, predictions=predictions, label=version.label)
+        # "Did the reference see this value" is asked of the version's own profile (every
+        # row of it); an old record without one falls back to the sample (profile None).
+        return replace(
+            self, frame=frame, predictions=predictions, label=version.label, profile=version.profile
+        )
 
     @property
     def positive(self) -> str | None:

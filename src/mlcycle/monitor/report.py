@@ -4,7 +4,9 @@ Sections: the drift table of one window (default: the latest with enough
 rows) with each feature's statistic over time, reference-vs-current
 distributions of its drifted features, performance over time (realized with
 its 95% band, the label-free estimate, the holdout value), drift share and
-anomaly rates over time, the window's rule anomalies, and every alert.
+anomaly rates over time, the window's rule anomalies, the window's profile
+(nulls, range against the training range, values training never saw; seasonal
+features marked), and every alert.
 
 Example:
     >>> write_report(monitor, Path("monitor.html"))
@@ -22,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from mlcycle.artifacts import Profile
 from mlcycle.monitor.alerts import list_alerts
+from mlcycle.monitor.profiled import profile_figures
 from mlcycle.monitor.svg import bar_pairs, compact, line_chart, sparkline
 
 if TYPE_CHECKING:
@@ -91,14 +95,15 @@ def render(monitor: Monitor, window: str | None = None) -> str:
         f"generated {datetime.now(UTC).isoformat(timespec='seconds')}</div>",
     ]
     latest = chosen.metrics if chosen else {}
+    # Seasonal features drift by the calendar: shown in the table, not counted here.
+    counted = [f for f in latest.get("drift_report", []) if not f.get("seasonal")]
     parts.append("<div class='cards'>")
     for label, value in (
         ("window", chosen.key if chosen else "none"),
         ("rows", latest.get("rows")),
         (
             "drifted features",
-            f"{sum(1 for f in latest.get('drift_report', []) if f['drift'])}"
-            f" / {len(latest.get('drift_report', []))}",
+            f"{sum(1 for f in counted if f['drift'])} / {len(counted)}",
         ),
         ("anomaly rate", _f(latest.get("anomaly_rate"), 3)),
         ("alerts", len(alerts)),
@@ -108,6 +113,7 @@ def render(monitor: Monitor, window: str | None = None) -> str:
     parts += _drift_section(monitor, chosen, wins)
     parts += _performance_section(wins, keys, primary, meta.metrics.get(primary))
     parts += _anomaly_section(wins, keys, latest)
+    parts += _profile_section(monitor, chosen)
     parts += _alerts_section(alerts)
     parts.append("</body></html>")
     return "".join(parts)
@@ -126,6 +132,8 @@ def _drift_section(monitor: Monitor, chosen: Any, wins: list[Any]) -> list[str]:
         series = [w.metrics.get(f"drift_stat:{f['feature']}") for w in wins]
         spark = sparkline(series)
         flag = "<span class='bad'>yes</span>" if f["drift"] else "<span class='ok'>no</span>"
+        if f.get("seasonal"):
+            flag = ("yes" if f["drift"] else "no") + " (seasonal — expected, not alerted)"
         out.append(
             f"<tr><td>{escape(f['feature'])}</td><td>{escape(f['kind'])}</td>"
             f"<td>{escape(f['test'])}</td><td>{_f(f['statistic'])}</td>"
@@ -145,7 +153,7 @@ def _drift_section(monitor: Monitor, chosen: Any, wins: list[Any]) -> list[str]:
         shown = "" if flag is None else ("<span class='bad'>drift</span>" if flag else "no")
         out.append(f"<tr><td>{name}</td><td>{_f(value)}</td><td>{shown}</td></tr>")
     out.append("</table>")
-    drifted = [f["feature"] for f in m["drift_report"] if f["drift"]]
+    drifted = [f["feature"] for f in m["drift_report"] if f["drift"] and not f.get("seasonal")]
     if drifted:
         out.append("<h2>Distributions of drifted features</h2><div class='grid'>")
         current = monitor.window_rows(chosen.key)
@@ -240,6 +248,8 @@ def _anomaly_section(wins: list[Any], keys: list[str], latest: dict[str, Any]) -
             {
                 "outlier rate": [w.metrics.get("anomaly_rate") for w in wins],
                 "rule breaks": [w.metrics.get("rule_anomaly_rate") for w in wins],
+                "out of training range": [w.metrics.get("out_of_range_share") for w in wins],
+                "unseen in training": [w.metrics.get("unseen_share") for w in wins],
             },
             title="anomaly rates",
             bands={
@@ -275,6 +285,45 @@ def _anomaly_section(wins: list[Any], keys: list[str], latest: dict[str, Any]) -
         for key, name, v in flagged:
             out.append(f"<tr><td>{escape(key)}</td><td>{escape(name)}</td><td>{v:.1f}</td></tr>")
         out.append("</table>")
+    return out
+
+
+def _profile_section(monitor: Monitor, chosen: Any) -> list[str]:
+    """The chosen window's stored profile against what training saw, one row per feature."""
+    out = ["<h2>Window profile</h2>"]
+    stored = chosen.metrics.get("profile") if chosen is not None else None
+    if not stored:
+        return [*out, "<p>No window profile stored for this window.</p>"]
+    figures = profile_figures(
+        Profile.model_validate(stored),
+        monitor.known,
+        chosen.metrics.get("value_checks") or {},
+        monitor.seasonal_features,
+    )
+    out.append(
+        f"<p>Window <b>{escape(chosen.key)}</b>; training ranges and categories from the "
+        "bundle's profile (every training row). <code>mlcycle monitor profile --by month</code> "
+        "merges window profiles.</p>"
+        "<table><tr><th>feature</th><th>nulls</th><th>range</th><th>training range</th>"
+        "<th>rows outside training</th><th>new values (most frequent)</th></tr>"
+    )
+    for f in figures:
+        name = escape(f["feature"]) + (" (seasonal)" if f["seasonal"] else "")
+        nulls = f"{f['nulls']} ({f['null_share']:.1%})"
+        if "train_min" in f:
+            cells = (
+                f"{_f(f['min'])} to {_f(f['max'])}",
+                f"{_f(f['train_min'])} to {_f(f['train_max'])}",
+                str(f["out_of_range_rows"]),
+                "",
+            )
+        elif "unseen_rows" in f:
+            cells = ("", "", str(f["unseen_rows"]), escape(", ".join(f["new_values"][:8])))
+        else:
+            cells = ("", "", "", "")
+        out.append(f"<tr><td>{name}</td><td>{nulls}</td>" + "".join(f"<td>{c}</td>" for c in cells))
+        out.append("</tr>")
+    out.append("</table>")
     return out
 
 
