@@ -21,7 +21,10 @@ from mlcycle.spec import Spec
 from mlcycle.store import Store
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from mlcycle.registry.models import Registry
+    from mlcycle.spec.loop import TrainingWindow
 
 
 @dataclass
@@ -34,10 +37,32 @@ class RunContext:
     store: Store
     git_sha: str | None
     run_id: str | None = None
+    # Set by the loop: train on the most recent data only (the split step restricts it).
+    window: TrainingWindow | None = None
 
     @property
     def name(self) -> str:
         return self.spec.project
+
+    def window_key(self) -> str:
+        """The loop's training window for a cache key ("" when every row is used)."""
+        w = self.window
+        if w is None or (w.last_days is None and w.last_rows is None):
+            return ""
+        return f"window:{w.last_days}:{w.last_rows}"
+
+    def in_window(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The rows of a dataset version the run trains on: the loop's window, else all."""
+        if self.window is None or not self.window_key():
+            return frame
+        from mlcycle.prep import recent_rows
+
+        return recent_rows(
+            frame,
+            timestamp=self.spec.problem.timestamp_column,
+            last_days=self.window.last_days,
+            last_rows=self.window.last_rows,
+        )
 
     @property
     def catalog(self) -> Catalog:

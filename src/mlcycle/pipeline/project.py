@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from mlcycle.pipeline.context import RunContext
     from mlcycle.pipeline.runner import Listener, RunReport
     from mlcycle.registry.models import Registry, ResolvedVersion
+    from mlcycle.spec.loop import TrainingWindow
 
 SPEC_FILE = "mlcycle.yaml"
 
@@ -103,9 +104,18 @@ class Project:
         return f"{sha}-dirty" if dirty else sha
 
     def run(
-        self, *, until: str | None = None, force: bool = False, listener: Listener | None = None
+        self,
+        *,
+        until: str | None = None,
+        force: bool = False,
+        listener: Listener | None = None,
+        window: TrainingWindow | None = None,
     ) -> RunReport:
-        """Run the lifecycle pipeline, reusing every step whose inputs did not change."""
+        """Run the lifecycle pipeline, reusing every step whose inputs did not change.
+
+        ``window`` (the loop's ``loop.window``) restricts the rows split and trained
+        on to the most recent days or rows of the dataset version.
+        """
         from mlcycle.pipeline.runlog import RunLog
         from mlcycle.pipeline.runner import Runner
         from mlcycle.pipeline.steps import LIFECYCLE
@@ -115,6 +125,7 @@ class Project:
         RunLog(self.store).reap()
         reap_dead_runs(self.store)
         ctx = self.context()
+        ctx.window = window
         try:
             return Runner(ctx, LIFECYCLE).run(until=until, force=force, listener=listener)
         finally:

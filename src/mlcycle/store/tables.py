@@ -291,3 +291,74 @@ run_files = Table(
     Column("artifact_id", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
 )
+
+# --- loop (revision 0009): continuous training as a durable state machine -----------
+
+# One row per loop run: a retrain from trigger to done / rejected / rolled_back / failed.
+# Every state change is one transaction that updates this row and appends a loop_events
+# row, so the row always says where the run is and the events how it got there.
+loop_runs = Table(
+    "loop_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("state", String(20), nullable=False),
+    Column("trigger", String(20), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("decision", Text, nullable=False),  # the policy's Decision.details, JSON
+    Column("pipeline_run_id", String(36)),
+    Column("bundle_id", String(64)),
+    Column("blessing_id", String(64)),
+    Column("candidate_version", Integer),
+    Column("previous_champion", Integer),
+    Column("shadow_verdict", Text),  # JSON, the latest one
+    Column("watch_verdict", Text),  # JSON, the latest one
+    Column("state_since", String(40), nullable=False),  # loop clock, when the state began
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+)
+
+loop_events = Table(
+    "loop_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(36), ForeignKey("loop_runs.id"), nullable=False, index=True),
+    Column("from_state", String(20)),
+    Column("to_state", String(20), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("detail", Text, nullable=False),
+)
+
+# `mlcycle loop trigger --reason`: waits here until a loop run takes it (consumed_by).
+loop_triggers = Table(
+    "loop_triggers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(200), nullable=False, index=True),
+    Column("reason", Text, nullable=False),
+    Column("requested_by", String(200), nullable=False),
+    Column("requested_at", String(40), nullable=False),
+    Column("consumed_by", String(36)),
+)
+
+# Which loop process may act for a model: renewed each tick, taken over once expired.
+loop_leases = Table(
+    "loop_leases",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Column("acquired_at", String(40), nullable=False),
+)
+
+# The circuit breaker: a stopped loop stays stopped until `mlcycle loop resume`.
+loop_breakers = Table(
+    "loop_breakers",
+    metadata,
+    Column("model", String(200), primary_key=True),
+    Column("stopped_at", String(40)),
+    Column("reason", Text),
+    Column("resumed_at", String(40)),
+)
