@@ -22,7 +22,7 @@ def test_the_example_spec_loads(tmp_path: Path) -> None:
     path.write_text(SPEC)
     spec = Spec.load(path)
     assert spec.problem.metric == "roc_auc"
-    assert "arr_delay" in spec.data.features.exclude
+    assert spec.data.features.include and "arr_delay" not in spec.data.features.include
 
 
 def test_defaults() -> None:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mlcycle.errors import BadInput
-from mlcycle.prep import split_frame
+from mlcycle.prep import split_frame, split_overlap
 from mlcycle.spec import Split
 
 
@@ -56,3 +56,72 @@ def test_too_few_rows_and_missing_timestamp() -> None:
         split_frame(_frame(20), Split(), timestamp="t", target="y")
     with pytest.raises(BadInput, match="timestamp_column"):
         split_frame(_frame(), Split(strategy="time"), timestamp=None, target="y")
+
+
+def _grouped(n: int = 1200, groups: int = 150) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    # Uneven group sizes (a few large customers, many small ones), and some without a group.
+    customer = rng.zipf(1.6, size=n) % groups
+    frame = pd.DataFrame(
+        {"customer": customer.astype(float), "x": rng.normal(size=n), "y": rng.random(n) < 0.3}
+    )
+    frame.loc[rng.choice(n, 40, replace=False), "customer"] = np.nan
+    return frame
+
+
+def test_group_split_keeps_each_group_in_one_split() -> None:
+    df = _grouped()
+    split = Split(strategy="group", group_column="customer")
+    parts = split_frame(df, split, timestamp=None, target="y", seed=7)
+    assert sum(len(p) for p in parts.values()) == len(df)
+    seen: dict[object, str] = {}
+    for name, part in parts.items():
+        # NaN is one group too: fillna makes it comparable.
+        for value in part["customer"].fillna(-1).unique():
+            assert seen.setdefault(value, name) == name, (
+                f"group {value} in {seen[value]} and {name}"
+            )
+    # Fractions are by rows, so they stay near the spec's despite uneven group sizes
+    # (the largest customer holds over 40% of the rows: it is too big for test or valid).
+    assert df["customer"].value_counts().iloc[0] > 0.4 * len(df)
+    for name in ("test", "valid"):
+        assert 0.15 <= len(parts[name]) / len(df) < 0.3
+
+
+def test_group_split_is_seeded() -> None:
+    df = _grouped()
+    split = Split(strategy="group", group_column="customer")
+    a = split_frame(df, split, timestamp=None, target="y", seed=1)
+    b = split_frame(df, split, timestamp=None, target="y", seed=1)
+    pd.testing.assert_frame_equal(a["test"], b["test"])
+    c = split_frame(df, split, timestamp=None, target="y", seed=2)
+    assert set(a["test"]["customer"].dropna()) != set(c["test"]["customer"].dropna())
+
+
+def test_group_split_needs_a_usable_group_column() -> None:
+    with pytest.raises(ValueError, match="group_column"):
+        Split(strategy="group")
+    df = _grouped()
+    with pytest.raises(BadInput, match="not a column"):
+        split_frame(df, Split(strategy="group", group_column="nope"), timestamp=None, target="y")
+    df["one"] = "a"
+    with pytest.raises(BadInput, match="distinct value"):
+        split_frame(df, Split(strategy="group", group_column="one"), timestamp=None, target="y")
+
+
+def test_split_overlap_reports_ids_and_groups_in_two_splits() -> None:
+    df = _grouped()
+    df["row"] = np.arange(len(df))
+    grouped = split_frame(
+        df, Split(strategy="group", group_column="customer"), timestamp=None, target="y"
+    )
+    assert split_overlap(grouped, ["row", "customer"]) == []
+    # A random split puts the same customers everywhere (group_column then only reports);
+    # a duplicated row id is reported too.
+    random = Split(strategy="random", group_column="customer")
+    parts = split_frame(df, random, timestamp=None, target="y")
+    parts["test"].loc[0, "row"] = parts["train"]["row"].iloc[5]
+    found = split_overlap(parts, ["row", "customer"])
+    assert any(f.startswith("1 row value(s) appear in both train and test") for f in found)
+    assert any("customer value(s) appear in both train and valid" in f for f in found)
+    assert split_overlap(parts, ["missing_column"]) == []

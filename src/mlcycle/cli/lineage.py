@@ -1,12 +1,15 @@
 """`mlcycle lineage REF`: from a model version, alias, run or data version down to the
-data and code that produced it (and, for data, up to the models built on it)."""
+data and code that produced it (and, for data, up to the models built on it); and from
+one logged prediction (``prediction:<request_id>[/<row_id>]``) to the model version,
+bundle, gate, training data version and git commit behind it."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.table import Table
 from rich.tree import Tree
 
 from mlcycle.cli.common import (
@@ -17,9 +20,15 @@ from mlcycle.cli.common import (
     load_project,
     print_json,
 )
-from mlcycle.errors import NotFound
+from mlcycle.errors import BadInput, NotFound
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _MODEL_HINTS = (":", "@", "/")
+PREDICTION_PREFIX = "prediction:"
+_SHOWN_ROWS = 5  # logged rows printed as text (one table each); --json carries up to _JSON_ROWS
+_JSON_ROWS = 1000
 
 
 def _add(node: Tree, entry: dict[str, Any]) -> None:
@@ -32,15 +41,17 @@ def _add(node: Tree, entry: dict[str, Any]) -> None:
 def lineage(
     ref: str = typer.Argument(
         ...,
-        help="A model version or alias (models:/NAME@ALIAS, NAME/3, NAME), a pipeline run id "
-        "or an artifact id such as a dataset version (6+ leading characters).",
+        help="A model version or alias (models:/NAME@ALIAS, NAME/3, NAME), a pipeline run id, "
+        "an artifact id such as a dataset version (6+ leading characters), or a logged "
+        "prediction: prediction:REQUEST_ID or prediction:REQUEST_ID/ROW_ID.",
     ),
     spec: Path = SpecOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Trace a model version, alias, run or data version down to the data and code behind it.
+    """Trace a model version, alias, run, data version or logged prediction to what made it.
 
     Example: mlcycle lineage models:/flights@champion
+    Example: mlcycle lineage prediction:3f2a9c0e4b1d/1042
     """
     _lineage(ref, spec, as_json)
 
@@ -50,6 +61,9 @@ def _lineage(ref: str, spec: Path, as_json: bool) -> None:
     from mlcycle.store import queries  # SQLAlchemy only when the command runs
 
     project = load_project(spec)
+    if ref.startswith(PREDICTION_PREFIX):
+        _prediction_lineage(project, ref.removeprefix(PREDICTION_PREFIX), as_json)
+        return
     if any(h in ref for h in _MODEL_HINTS) or ref in project.registry.models():
         _model_lineage(project, ref, as_json)
         return
@@ -60,21 +74,24 @@ def _lineage(ref: str, spec: Path, as_json: bool) -> None:
     _artifact_lineage(project, ref, as_json)
 
 
-def _model_lineage(project: Any, ref: str, as_json: bool) -> None:
-    """A model version: the artifacts behind its bundle, and the bundle's lineage record."""
+def _model_data(project: Any, ref: str) -> dict[str, Any]:
+    """A model version's lineage: the artifact tree behind its bundle and its lineage record."""
     resolved, bundle = project.registry.bundle(ref)
-    data = project.store.lineage(resolved.bundle_id)
+    data: dict[str, Any] = project.store.lineage(resolved.bundle_id)
     data["model"] = {
         "name": resolved.name,
         "version": resolved.version,
         "blessed": resolved.blessed,
         "bundle_id": resolved.bundle_id,
+        "bundle_path": str(bundle.folder),
     }
     data["lineage"] = bundle.lineage() if bundle.lineage_path.is_file() else None
-    if as_json:
-        print_json(data)
-        return
-    tree = Tree(f"[bold]{resolved.name} v{resolved.version}[/] (blessed={resolved.blessed})")
+    return data
+
+
+def _model_tree(data: dict[str, Any]) -> Tree:
+    model = data["model"]
+    tree = Tree(f"[bold]{model['name']} v{model['version']}[/] (blessed={model['blessed']})")
     record = data["lineage"] or {}
     for key in ("run_id", "git_sha", "spec_hash", "dataset_id", "watermark"):
         if record.get(key):
@@ -82,7 +99,203 @@ def _model_lineage(project: Any, ref: str, as_json: bool) -> None:
     if record.get("partitions"):
         tree.add(f"raw partitions: {len(record['partitions'])}")
     _add(tree, data)
-    console.print(tree)
+    return tree
+
+
+def _model_lineage(project: Any, ref: str, as_json: bool) -> None:
+    """A model version: the artifacts behind its bundle, and the bundle's lineage record."""
+    data = _model_data(project, ref)
+    if as_json:
+        print_json(data)
+        return
+    console.print(_model_tree(data))
+
+
+def _prediction_lineage(project: Any, ref: str, as_json: bool) -> None:
+    """Logged rows of one request (or one row of it) and the model version behind each."""
+    import json
+
+    from mlcycle.predlog import predictions_root
+
+    request_id, _, row_id = ref.partition("/")
+    if not request_id:
+        raise BadInput(
+            "prediction: needs a request id",
+            "a logged prediction is found by the id of the request that made it",
+            "use prediction:REQUEST_ID or prediction:REQUEST_ID/ROW_ID "
+            "(the request_id of the response, or the X-Request-ID you sent)",
+        )
+    root = predictions_root(project.store.home)
+    rows = find_logged_rows(root, request_id, row_id or None)
+    versions = []
+    for (name, version), part in rows.groupby(["model", "model_version"], sort=True):
+        entry = _version_evidence(project, str(name), int(str(version)))
+        entry["roles"] = sorted(str(r) for r in part["role"].unique())
+        versions.append(entry)
+    records = json.loads(rows.head(_JSON_ROWS).to_json(orient="records", date_format="iso"))
+    data = {
+        "request_id": request_id,
+        "row_id": row_id or None,
+        "prediction_log": root,
+        "rows_total": len(rows),
+        "rows": records,
+        "versions": versions,
+    }
+    if as_json:
+        print_json(data)
+        return
+    _print_prediction(data)
+
+
+def _version_evidence(project: Any, name: str, version: int) -> dict[str, Any]:
+    """What made a logged row: the version's bundle, gate verdict, data version and commit."""
+    try:
+        data = _model_data(project, f"{name}/{version}")
+    except NotFound:
+        # Logged by a bundle of another project, or a version since deleted.
+        return {"name": name, "version": version, "registered": False}
+    from mlcycle.bundle import Bundle
+
+    bundle = Bundle.open(data["model"]["bundle_path"])
+    meta = bundle.meta()
+    blessing = bundle.blessing()
+    record = data["lineage"] or {}
+    return {
+        "name": name,
+        "version": version,
+        "registered": True,
+        "bundle_id": data["model"]["bundle_id"],
+        "bundle_path": data["model"]["bundle_path"],
+        "gate": {
+            "blessed": blessing.blessed,
+            "champion_version": blessing.champion_version,
+            "failed_checks": [c.model_dump(mode="json") for c in blessing.failures],
+            "checks": len(blessing.checks),
+        },
+        "dataset_id": record.get("dataset_id") or meta.dataset_id,
+        "git_sha": record.get("git_sha") or meta.git_sha,
+        "run_id": record.get("run_id"),
+        "spec_hash": meta.spec_hash,
+        "tree": data,
+    }
+
+
+def _print_prediction(data: dict[str, Any]) -> None:
+    rows = data["rows"]
+    what = f"row {data['row_id']} of request" if data["row_id"] else "request"
+    console.print(
+        f"[bold]{what} {data['request_id']}[/]: {data['rows_total']:,} logged row(s) in "
+        f"{data['prediction_log']}",
+        highlight=False,
+    )
+    # One row per table, column by column: a log row has every feature, too wide to lay out.
+    for row in rows[:_SHOWN_ROWS]:
+        table = Table(show_header=False, box=None, padding=(0, 1))
+        for key, value in row.items():
+            table.add_row(f"  {key}", "" if value is None else str(value))
+        console.print(table)
+        console.print()
+    if data["rows_total"] > _SHOWN_ROWS:
+        console.print(f"… {data['rows_total'] - _SHOWN_ROWS:,} more rows (--json shows more)")
+    for v in data["versions"]:
+        if not v["registered"]:
+            console.print(
+                f"[yellow]{v['name']} v{v['version']} is not registered in this project[/]"
+            )
+            continue
+        tree = Tree(
+            f"[bold]made by {v['name']} v{v['version']}[/] ({', '.join(v['roles'])})",
+            highlight=False,
+        )
+        tree.add(f"bundle: {v['bundle_id']} ({v['bundle_path']})")
+        gate = v["gate"]
+        verdict = "blessed" if gate["blessed"] else "NOT blessed"
+        failed = "; ".join(c.get("name", "?") for c in gate["failed_checks"])
+        failed = f", failed: {failed}" if failed else ""
+        against = gate["champion_version"]
+        judged = f" against champion v{against}" if against else ""
+        tree.add(f"gate: {verdict}{judged} ({gate['checks']} checks{failed})")
+        tree.add(f"training data version: {v['dataset_id']}")
+        tree.add(f"git commit: {v['git_sha'] or 'n/a (not trained in a git checkout)'}")
+        if v["run_id"]:
+            tree.add(f"pipeline run: {v['run_id']}")
+        tree.add(f"more: mlcycle lineage {v['name']}/{v['version']}")
+        console.print(tree)
+
+
+def find_logged_rows(root: str, request_id: str, row_id: str | None = None) -> pd.DataFrame:
+    """The rows of the prediction log at ``root`` with this request id (and row id).
+
+    Every model's files are searched, newest day first; each file is read with
+    a filter on ``request_id``, so Parquet statistics skip most row groups.
+    Raises :class:`NotFound` (exit 2) when no row matches.
+
+    Example:
+        >>> find_logged_rows(".mlcycle/predictions", "3f2a9c0e4b1d")[["model", "prediction"]]
+    """
+    import fsspec
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from mlcycle.predlog import list_files
+
+    models = _logged_models(root)
+    frames = []
+    # One filesystem for the whole log: list_files gives paths without the URL's scheme.
+    fs, _ = fsspec.core.url_to_fs(root)
+    for model in models:
+        for path in reversed(list_files(root, model)):
+            if "request_id" not in pq.read_schema(path, filesystem=fs).names:
+                continue
+            found = pq.read_table(path, filesystem=fs, filters=[("request_id", "==", request_id)])
+            if found.num_rows:
+                frames.append(found.to_pandas())
+    if not frames:
+        where = f"the log holds models {', '.join(models)}" if models else "the log is empty"
+        raise NotFound(
+            f"no logged prediction has request id {request_id!r}",
+            f"searched {root}: {where}",
+            "use the request_id a response carried (or the X-Request-ID you sent), or the "
+            "batch job's id; set MLCYCLE_PREDICTIONS_URL if the log lives elsewhere",
+        )
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    rows = rows.sort_values("ts", kind="stable").reset_index(drop=True)
+    if row_id is None:
+        return rows
+    picked = rows[rows["row_id"].astype("string") == row_id].reset_index(drop=True)
+    if picked.empty:
+        ids = ", ".join(str(v) for v in rows["row_id"].dropna().head(5))
+        raise NotFound(
+            f"request {request_id!r} has no row with row id {row_id!r}",
+            f"its {len(rows):,} logged row(s) have row ids such as: {ids or 'none (null)'}",
+            f"use one of them, or prediction:{request_id} for every row of the request",
+        )
+    return picked
+
+
+def _logged_models(root: str) -> list[str]:
+    """The model folders of the prediction log (empty when there is no log yet).
+
+    A folder whose name is not a model name (``check_model_name``) is not the log's.
+    """
+    import fsspec
+
+    from mlcycle.bundle import check_model_name
+
+    fs, base = fsspec.core.url_to_fs(root)
+    base = str(base).rstrip("/")
+    if not fs.isdir(base):
+        return []
+    models = []
+    for path in fs.ls(base, detail=False):
+        name = str(path).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            check_model_name(name)
+        except BadInput:
+            continue
+        if fs.isdir(f"{base}/{name}"):
+            models.append(name)
+    return sorted(models)
 
 
 def _run_lineage(project: Any, run: dict[str, Any], as_json: bool) -> None:

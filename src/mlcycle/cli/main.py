@@ -10,11 +10,15 @@ from rich.table import Table
 
 from mlcycle.cli import data as data_cli
 from mlcycle.cli import export as export_cli
+from mlcycle.cli import init as init_cli
 from mlcycle.cli import lineage as lineage_cli
+from mlcycle.cli import loop as loop_cli
+from mlcycle.cli import loop_backtest as loop_backtest_cli
 from mlcycle.cli import models as models_cli
 from mlcycle.cli import monitor as monitor_cli
 from mlcycle.cli import runs as runs_cli
 from mlcycle.cli import serve as serve_cli
+from mlcycle.cli import ui as ui_cli
 from mlcycle.cli.common import (
     JsonOption,
     SpecOption,
@@ -36,12 +40,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data_cli.app, name="data")
+app.add_typer(loop_cli.app, name="loop")
+loop_cli.app.command("backtest")(loop_backtest_cli.backtest)
 app.add_typer(models_cli.app, name="models")
 app.add_typer(monitor_cli.app, name="monitor")
 app.add_typer(runs_cli.app, name="runs")
+app.command("init")(init_cli.init)
 app.command("serve")(serve_cli.serve)
 app.command("predict")(serve_cli.predict)
 app.command("lineage")(lineage_cli.lineage)
+app.command("ui")(ui_cli.ui)
 models_cli.app.command("export")(export_cli.export)
 
 
@@ -55,40 +63,10 @@ _QUIET_SUMMARY_KEYS = frozenset(
         "partitions_hash",
         "quarantined",
         "quarantine",
+        "warnings",
+        "out_of_range",
     }
 )
-
-
-@app.command()
-@handle_errors
-def init(
-    directory: Path = typer.Argument(Path("."), help="Folder to create the project in."),
-    example: str = typer.Option("flights", "--example", "-e", help="Bundled example to copy."),
-    sample: float | None = typer.Option(
-        None, "--sample", min=0.0001, max=1.0, help="Keep only this fraction of the rows."
-    ),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing mlcycle.yaml."),
-) -> None:
-    """Scaffold a project: mlcycle.yaml plus example data.
-
-    Example: mlcycle init demo --example flights
-    """
-    from mlcycle.examples import EXAMPLES
-
-    if example not in EXAMPLES:
-        raise BadInput(f"unknown example '{example}'", "", f"choose one of: {', '.join(EXAMPLES)}")
-    if (directory / "mlcycle.yaml").exists() and not force:
-        raise BadInput(
-            f"{directory / 'mlcycle.yaml'} already exists",
-            "init would overwrite your spec",
-            "pick another folder or pass --force",
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    with console.status(f"writing the {example} example…"):
-        written = EXAMPLES[example](directory, sample=sample)
-    for path in written:
-        console.print(f"  wrote {path}")
-    console.print(f"Next: cd {directory} && mlcycle run")
 
 
 @app.command()
@@ -132,6 +110,8 @@ def run(
             console.print(f"    [yellow]gate:[/] {line}", highlight=False)
         for line in report.summary.get("quarantine", []) or []:
             console.print(f"    [yellow]quarantined:[/] {line}", highlight=False)
+        for line in report.summary.get("warnings", []) or []:
+            console.print(f"    [yellow]warning:[/] {line}", highlight=False)
 
     try:
         report = project.run(until=until, force=force, listener=listener)

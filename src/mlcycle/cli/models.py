@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from mlcycle.cli.common import (
     load_project,
     print_json,
 )
+from mlcycle.errors import BadInput
 
 app = typer.Typer(
     help="Registered models: versions, aliases, promotion and rollback.", no_args_is_help=True
@@ -30,9 +33,7 @@ def list_models(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
 
     Example: mlcycle models list --json
     """
-    project = load_project(spec)
-    registry = project.registry
-    data = {name: [v.model_dump() for v in registry.versions(name)] for name in registry.models()}
+    data = registered_versions(spec)
     if as_json:
         print_json(data)
         return
@@ -50,6 +51,81 @@ def list_models(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
                 v["bundle_id"][:12],
             )
     console.print(table)
+
+
+# One query for every model with its versions, one for the aliases: plain SQL that
+# SQLite and PostgreSQL both run, so the default store is read with the standard
+# library's sqlite3 (no SQLAlchemy, no project load and so no pandas: `models list` is an
+# everyday command and those imports cost two thirds of its time; docs/evaluation.md).
+_VERSIONS_SQL = (
+    "SELECT r.name, v.version, v.bundle_id, v.blessed, v.created_at "
+    "FROM registered_models r LEFT JOIN model_versions v ON v.name = r.name "
+    "ORDER BY r.name, v.version"
+)
+_ALIASES_SQL = "SELECT name, alias, version FROM aliases ORDER BY alias"
+# Where Store.open keeps the default SQLite store, relative to the spec's folder
+# (mlcycle.store.STORE_DIR / mlcycle.db); importing mlcycle.store would import SQLAlchemy.
+_DEFAULT_DB = (".mlcycle", "mlcycle.db")
+
+
+def registered_versions(spec: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every registered model with its versions (name, version, bundle_id, blessed,
+    created_at, aliases), as ``Registry.versions`` gives them, read without loading the
+    project: only the spec's folder matters, so a spec being edited does not block it.
+
+    Example:
+        >>> registered_versions(Path("mlcycle.yaml"))["flights"][0]["aliases"]
+        ['champion']
+    """
+    spec_path = spec / "mlcycle.yaml" if spec.is_dir() else spec
+    if not spec_path.is_file():
+        raise BadInput(
+            f"spec file {spec_path} not found",
+            "mlcycle reads the project from a mlcycle.yaml file",
+            "run `mlcycle init DIR --example flights` or pass --spec PATH",
+        )
+    base = spec_path.resolve().parent
+    if os.environ.get("MLCYCLE_STORE_URL"):
+        from mlcycle.store import Store
+
+        store = Store.open(base)
+        with store.engine.connect() as conn:
+            versions = [tuple(r) for r in conn.exec_driver_sql(_VERSIONS_SQL)]
+            aliases = [tuple(r) for r in conn.exec_driver_sql(_ALIASES_SQL)]
+        store.close()
+    else:
+        db = base.joinpath(*_DEFAULT_DB)
+        if not db.is_file():
+            return {}  # no store yet: nothing registered (Store.open would create it empty)
+        lite = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+        try:
+            versions = lite.execute(_VERSIONS_SQL).fetchall()
+            aliases = lite.execute(_ALIASES_SQL).fetchall()
+        except sqlite3.OperationalError as exc:
+            raise BadInput(
+                f"cannot read the model registry in {db}", str(exc), "run `mlcycle run` once"
+            ) from None
+        finally:
+            lite.close()
+    by_version: dict[tuple[str, int], list[str]] = {}
+    for name, alias, version in aliases:
+        by_version.setdefault((str(name), int(version)), []).append(str(alias))
+    data: dict[str, list[dict[str, Any]]] = {}
+    for name, version, bundle_id, blessed, created_at in versions:
+        rows = data.setdefault(str(name), [])
+        if version is None:
+            continue  # a model registered without versions yet
+        rows.append(
+            {
+                "name": str(name),
+                "version": int(version),
+                "bundle_id": str(bundle_id),
+                "blessed": bool(blessed),
+                "created_at": str(created_at),
+                "aliases": sorted(by_version.get((str(name), int(version)), [])),
+            }
+        )
+    return data
 
 
 def _show_data(project: Any, ref: str) -> dict[str, Any]:

@@ -106,9 +106,14 @@ def _csv_chunks(
     # grows with the block size; blocks are gathered into chunks of chunk_rows.
     options = pcsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK, encoding=encoding)
     parse = pcsv.ParseOptions(invalid_row_handler=on_bad)
+    # An empty text field is a missing value, as pandas (read_source) reads it; else a
+    # missing label would land as '' and count as a class of its own.
+    convert = pcsv.ConvertOptions(strings_can_be_null=True)
     try:
         with fs.open(path, "rb", compression="infer") as fh:
-            reader = pcsv.open_csv(fh, read_options=options, parse_options=parse)
+            reader = pcsv.open_csv(
+                fh, read_options=options, parse_options=parse, convert_options=convert
+            )
             pending: list[pa.RecordBatch] = []
             rows = 0
             for batch in reader:

@@ -15,17 +15,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlcycle.prep.split import split_dataset, split_frame
+from mlcycle.prep.ranges import (
+    RangeFinding,
+    range_findings,
+    range_summary,
+    split_range_findings,
+)
+from mlcycle.prep.split import recent_rows, split_dataset, split_frame, split_overlap
 
 if TYPE_CHECKING:
     from mlcycle.features import TREE_FAMILIES, build_preprocessor, model_features
 
 __all__ = [
     "TREE_FAMILIES",
+    "RangeFinding",
     "build_preprocessor",
     "model_features",
+    "range_findings",
+    "range_summary",
+    "recent_rows",
     "split_dataset",
     "split_frame",
+    "split_overlap",
+    "split_range_findings",
 ]
 
 _FEATURES = ("TREE_FAMILIES", "build_preprocessor", "model_features")

@@ -203,9 +203,35 @@ class Data(SpecModel):
 
 
 class Split(SpecModel):
-    strategy: Literal["time", "random", "stratified"] = "time"
+    """How rows are cut into train / valid / test.
+
+    ``group`` keeps every row of one ``group_column`` value (a customer, a
+    patient, a device) in one split, so a model is judged on entities it never
+    saw, as it will be in production. With another strategy a ``group_column``
+    only makes the split step report the values found in two splits.
+
+    Example:
+        >>> Split(strategy="group", group_column="customer_id").group_column
+        'customer_id'
+    """
+
+    strategy: Literal["time", "random", "stratified", "group"] = "time"
     valid_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    group_column: str | None = Field(
+        default=None,
+        description="rows sharing this column's value share a split (strategy group); with "
+        "another strategy, values found in two splits are reported",
+    )
+
+    @model_validator(mode="after")
+    def _group_needs_column(self) -> Split:
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError(
+                "strategy 'group' needs group_column, the column whose rows must stay "
+                "together (e.g. customer_id)"
+            )
+        return self
 
 
 class Prepare(SpecModel):

@@ -105,6 +105,12 @@ class Split(Step):
     outputs = ("splits",)
     sections = ("problem", "prepare")
     libraries = ("pandas", "numpy")
+    revision = 3  # 2: ids / groups in two splits reported; 3: features leaving their range
+
+    def key_extra(self, ctx: RunContext) -> str:
+        seasonal = ",".join(sorted(ctx.spec.data.features.seasonal))  # not range-checked
+        extra = f"seasonal:{seasonal}" if seasonal else ""
+        return ctx.window_key() + extra  # window "" (all rows): `mlcycle run`'s cache
 
     def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
         spec = ctx.spec
@@ -117,11 +123,17 @@ class Split(Step):
                 "only a version that passed validation is split and trained on",
             )
         record, frames = prep.split_dataset(
-            inputs.dataset_frame(),
+            ctx.in_window(inputs.dataset_frame()),  # the loop's training window, if any
             spec.prepare.split,
             timestamp=spec.problem.timestamp_column,
             target=spec.problem.target,
             seed=spec.train.seed,
         )
         splits_id = ctx.catalog.save_splits(record, frames, dataset_id=dataset_id)
-        return StepResult({"splits": splits_id}, {"rows": record.rows})
+        shared = [spec.problem.id_column, spec.prepare.split.group_column]  # in two splits?
+        found = prep.split_overlap(frames, shared)
+        summary: dict[str, object] = {"rows": record.rows} | ({"overlap": found} if found else {})
+        if spec.prepare.split.strategy == "time":  # later values outside the training range?
+            schema, seasonal = inputs.dataset.schema_, spec.data.features.seasonal
+            summary |= prep.range_summary(frames, schema, spec.problem.timestamp_column, seasonal)
+        return StepResult({"splits": splits_id}, summary)
