@@ -170,6 +170,19 @@ def test_a_stage_never_imports_another_stage() -> None:
     assert crossings == []
 
 
+def test_the_loop_reaches_stages_only_through_the_pipeline() -> None:
+    # cli/ui -> loop -> pipeline -> stages: what the loop asks of a stage is named in
+    # pipeline/stage_ops.py, so the loop's needs from the stages are one short list.
+    crossings = [
+        f"{name} imports {target}"
+        for name, module in modules().items()
+        if _area(name) == "loop"
+        for target in module.imports
+        if _area(target) in STAGES
+    ]
+    assert crossings == []
+
+
 def test_the_foundation_imports_no_stage_and_nothing_above() -> None:
     upward = [
         f"{name} imports {target}"

@@ -283,7 +283,7 @@ class Replay:
         champion bundle, the gate's inputs are all equal, so its bundle and verdict are
         registered under this policy's name instead of judging them again.
         """
-        from mlcycle.registry.models import Registry
+        from mlcycle.pipeline.stage_ops import Registry
 
         path, source_name = self.cut(until)
         seen = self._judged.get((path, champion))
@@ -330,7 +330,7 @@ class Replay:
 
     def load(self, policy: str, version: int, until: int) -> Model:
         """A registered version, its fitted model and its holdout figures."""
-        from mlcycle.registry.models import Registry
+        from mlcycle.pipeline.stage_ops import Registry
 
         resolved, bundle = Registry(self.store).bundle(f"{self.model_name(policy)}/{version}")
         evaluation = bundle.evaluation()
@@ -441,7 +441,7 @@ def _decide(
 
 
 def _promote(replay: Replay, policy: str, state: _State, reason: str) -> None:
-    from mlcycle.registry.models import Registry
+    from mlcycle.pipeline.stage_ops import Registry
 
     assert state.challenger is not None
     Registry(replay.store).promote(
@@ -641,7 +641,7 @@ def _watch(
 ) -> bool:
     """Judge the watched champion once the window's labels are in; roll back if it fails."""
     from mlcycle.loop.verdicts import watch_verdict
-    from mlcycle.registry.models import Registry
+    from mlcycle.pipeline.stage_ops import Registry
 
     spec = replay.spec
     assert state.watching is not None and state.watch_started is not None
@@ -805,7 +805,7 @@ def _replay_policy(replay: Replay, policy: NamedPolicy) -> PolicyResult:
             failed,
             "make `mlcycle run` pass on the project's own data first",
         )
-    from mlcycle.registry.models import Registry
+    from mlcycle.pipeline.stage_ops import Registry
 
     Registry(replay.store).promote(
         replay.model_name(policy.name), version, reason="backtest: the first champion"

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from mlcycle.monitor.svg import PALETTE, line_chart
+from mlcycle.pipeline.stage_ops import PALETTE, line_chart
 
 __all__ = ["render_html"]
 

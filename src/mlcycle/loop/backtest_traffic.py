@@ -39,7 +39,7 @@ class Scored:
 
 def score_rows(spec: Spec, fitted: Any, rows: pd.DataFrame, *, threshold: float | None) -> Scored:
     """Score ``rows`` with a fitted pipeline the way the evaluation does."""
-    from mlcycle.evaluate import scores_for
+    from mlcycle.pipeline.stage_ops import scores_for
 
     problem = spec.problem
     scores = np.asarray(scores_for(problem.task, fitted, rows, problem.positive_label))
@@ -81,8 +81,7 @@ def labels_frame(row_ids: Sequence[str], target: pd.Series) -> pd.DataFrame:
 
 def realized(spec: Spec, target: pd.Series, scored: Scored) -> tuple[float | None, float | None]:
     """The primary metric on these labelled rows, and the benefit per row (binary + matrix)."""
-    from mlcycle.evaluate import compute_metrics, encode_labels
-    from mlcycle.evaluate.benefit import benefit_per_row
+    from mlcycle.pipeline.stage_ops import benefit_per_row, compute_metrics, encode_labels
 
     problem = spec.problem
     if len(target) == 0:
@@ -107,7 +106,7 @@ def realized(spec: Spec, target: pd.Series, scored: Scored) -> tuple[float | Non
 
 def drift_alert(spec: Spec, reference: pd.DataFrame, rows: pd.DataFrame, schema: Any) -> bool:
     """Whether at least half of the features drifted (the monitor's tests and FDR control)."""
-    from mlcycle.monitor.drift import drift_report
+    from mlcycle.pipeline.stage_ops import drift_report
 
     columns = [c.name for c in schema.features if c.name in reference.columns]
     if not columns or len(rows) == 0:

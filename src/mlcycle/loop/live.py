@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
-from mlcycle.data.landing import list_partitions
 from mlcycle.errors import BadInput
 from mlcycle.loop.signals import HoldoutSignal, Signals, WindowSignal
 from mlcycle.loop.state import LoopStore, parse
+from mlcycle.pipeline.stage_ops import list_partitions
 from mlcycle.spec import LOWER_IS_BETTER
 from mlcycle.store import tables as t
 
@@ -130,7 +130,7 @@ def new_valid_rows(project: Project, champion: Champion) -> int:
     it would no longer hold (a file source lands each change as a whole snapshot
     that replaces the last one).
     """
-    from mlcycle.data.build import usable_partitions
+    from mlcycle.pipeline.stage_ops import usable_partitions
 
     trained_on = set(project.catalog.dataset(champion.meta.dataset_id).partitions)
     source = project.spec.data.source

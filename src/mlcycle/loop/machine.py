@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from mlcycle.loop.live import Champion
     from mlcycle.loop.verdicts import Verdict
     from mlcycle.pipeline.project import Project
-    from mlcycle.registry.models import Registry
+    from mlcycle.pipeline.stage_ops import Registry
 
 log = logging.getLogger("mlcycle.loop")
 
@@ -318,7 +318,7 @@ class Engine:
         return self._promote(self.runs.run(run.id), verdict=verdict)
 
     def _promote(self, run: LoopRun, *, verdict: Verdict | None) -> bool:
-        from mlcycle.registry.models import AliasConflict
+        from mlcycle.pipeline.stage_ops import AliasConflict
 
         assert run.candidate_version is not None and run.blessing_id is not None
         evidence = "direct mode, no shadow" if verdict is None else f"shadow: {verdict.reason}"
@@ -411,7 +411,7 @@ class Engine:
     def _verdict(self, run: LoopRun, *, served: int, other: int) -> Verdict:
         from mlcycle.loop.live import read_champion
         from mlcycle.loop.verdicts import shadow_verdict, watch_verdict
-        from mlcycle.monitor.labels import read_labels
+        from mlcycle.pipeline.stage_ops import read_labels
 
         log_rows = self.read_log(parse(run.state_since))
         labels = read_labels(self.project.store, self.name)
@@ -466,7 +466,7 @@ class Engine:
         never sends one twice, nor loses one committed just before a crash), then
         the sinks get whatever is pending.
         """
-        from mlcycle.monitor.alerts import deliver, sink_names, store_alerts
+        from mlcycle.pipeline.stage_ops import deliver, sink_names, store_alerts
 
         alerts = []
         for run in self.runs.runs(self.name, limit=5):
@@ -494,7 +494,7 @@ class Engine:
             log.warning("loop alerts not delivered: %s", exc)
 
     def _raise_alert(self, name: str, severity: str, message: str, version: int | None) -> None:
-        from mlcycle.monitor.alerts import sink_names, store_alerts
+        from mlcycle.pipeline.stage_ops import sink_names, store_alerts
 
         alert = {
             "model_version": version,

@@ -288,7 +288,7 @@ def paired_test(
         'delong'
     """
     from mlcycle.errors import BadInput
-    from mlcycle.evaluate import compare_models
+    from mlcycle.pipeline.stage_ops import compare_models
 
     frame = labelled_pairs(pairs, labels)
     if len(frame) == 0:
