@@ -122,3 +122,33 @@ def test_two_processes_promoting_at_once_exactly_one_wins(
     assert len(events) == 2
     assert events[-1]["from_version"] == v1
     assert reg.resolve("m@champion").version == events[-1]["to_version"]
+
+
+def test_unset_alias_removes_it_with_history_and_keeps_the_champion(store: Store) -> None:
+    registry = Registry(store)
+    bundle_one, bundle_two = _bundle(store, "one"), _bundle(store, "two")
+    registry.register("m", bundle_one, blessed=True)
+    registry.register("m", bundle_two, blessed=True)
+    registry.promote("m", 1, reason="first")
+    registry.set_alias("m", "challenger", 2, reason="shadow", actor="loop")
+    assert registry.unset_alias("m", "challenger", reason="rejected", actor="loop") == 2
+    assert registry.alias_version("m", "challenger") is None
+    last = registry.history("m", "challenger")[-1]
+    assert (last["from_version"], last["to_version"], last["action"]) == (2, None, "unset")
+    assert last["actor"] == "loop"
+    assert registry.unset_alias("m", "challenger", reason="again") is None
+    with pytest.raises(BadInput):
+        registry.unset_alias("m", "champion", reason="no")
+    assert registry.alias_version("m", "champion") == 1
+
+
+def test_promote_and_rollback_record_the_given_actor(store: Store) -> None:
+    registry = Registry(store)
+    for label in ("one", "two"):
+        registry.register("m", _bundle(store, label), blessed=True)
+    registry.promote("m", 1, reason="first", actor="ana@ui")
+    registry.promote("m", 2, reason="second")
+    registry.rollback("m", reason="bad", actor="bob@ui")
+    actors = [e["actor"] for e in registry.history("m", "champion")]
+    assert actors[0] == "ana@ui" and actors[2] == "bob@ui"
+    assert actors[1] not in {"ana@ui", "bob@ui"}

@@ -212,11 +212,11 @@ def trigger(
     Example: mlcycle loop trigger --reason "fares changed on 1 July"
     """
     from mlcycle.loop.state import LoopStore, system_clock
-    from mlcycle.registry.models import actor
+    from mlcycle.registry.models import current_actor
 
     project = load_project(spec)
     request_id = LoopStore(project.store).request(
-        project.name, reason, by=actor(), at=system_clock()
+        project.name, reason, by=current_actor(), at=system_clock()
     )
     if as_json:
         print_json({"id": request_id, "model": project.name, "reason": reason})

@@ -44,7 +44,7 @@ class AliasConflict(MlcycleError):
     exit_code = 2
 
 
-def actor() -> str:
+def current_actor() -> str:
     """Who is acting: ``MLCYCLE_ACTOR`` (e.g. an API token's name) or the OS user."""
     explicit = os.environ.get("MLCYCLE_ACTOR")
     if explicit:
@@ -139,7 +139,7 @@ class Registry:
                             bundle_id=bundle_id,
                             blessed=blessed,
                             created_at=now(),
-                            created_by=actor(),
+                            created_by=current_actor(),
                         )
                     )
                     return version
@@ -262,8 +262,12 @@ class Registry:
         forced: bool = False,
         expected: int | str | None = "any",
         action: str = "promote",
+        actor: str | None = None,
     ) -> int | None:
         """Point ``alias`` at ``version``; return the version it pointed at before.
+
+        ``actor`` names who acted in the alias history (a dashboard user, the
+        loop); by default :func:`actor` (``MLCYCLE_ACTOR`` or the OS user).
 
         ``expected`` makes the move a compare-and-set: if the alias no longer
         points where the caller last saw it (``None``: it did not exist),
@@ -327,7 +331,7 @@ class Registry:
                     alias=alias,
                     from_version=current,
                     to_version=version,
-                    actor=actor(),
+                    actor=actor or current_actor(),
                     reason=reason,
                     forced=forced,
                     at=now(),
@@ -345,6 +349,7 @@ class Registry:
         reason: str = "",
         force: bool = False,
         expected: int | str | None = "read",
+        actor: str | None = None,
     ) -> int | None:
         """Move ``alias`` to ``version``; an unblessed version needs ``force`` and a reason.
 
@@ -380,6 +385,7 @@ class Registry:
             reason=reason or "promoted",
             forced=force and not resolved.blessed,
             expected=expected,
+            actor=actor,
         )
 
     def history(self, name: str, alias: str | None = None) -> list[dict[str, Any]]:
@@ -412,7 +418,14 @@ class Registry:
             f"by {last['actor']}" + (f" ({last['reason']})" if last.get("reason") else "")
         )
 
-    def rollback(self, name: str, *, alias: str = "champion", reason: str = "") -> tuple[int, int]:
+    def rollback(
+        self,
+        name: str,
+        *,
+        alias: str = "champion",
+        reason: str = "",
+        actor: str | None = None,
+    ) -> tuple[int, int]:
         """Point ``alias`` back at the version it held before its current one.
 
         The history is replayed as a stack (a promotion pushes, a rollback pops),
@@ -455,5 +468,75 @@ class Registry:
             reason=reason or f"rollback from v{current}",
             expected=current,
             action="rollback",
+            actor=actor,
         )
         return current, previous
+
+    def unset_alias(
+        self,
+        name: str,
+        alias: str,
+        *,
+        reason: str,
+        expected: int | str | None = "any",
+        actor: str | None = None,
+    ) -> int | None:
+        """Remove ``alias``; return the version it pointed at (``None``: it was not set).
+
+        ``champion`` cannot be unset: serving would have nothing to serve; move
+        it with :meth:`promote` or :meth:`rollback`. Like :meth:`set_alias` the
+        removal and its history row (``to_version`` empty, action ``unset``)
+        are one transaction, and ``expected`` makes it a compare-and-set.
+
+        Example:
+            >>> reg.unset_alias("flights", "challenger", reason="loop run 7 rejected v4")
+            4
+        """
+        check_alias(alias)
+        if alias == "champion":
+            raise BadInput(
+                "the champion alias cannot be unset",
+                "servers resolve it; without it there would be nothing to serve",
+                f"promote another version or run `mlcycle models rollback {name}`",
+            )
+        with self.engine.begin() as conn:
+            # The same model-row lock as set_alias: serialized with other movers.
+            conn.execute(
+                t.registered_models.update()
+                .where(t.registered_models.c.name == name)
+                .values(name=t.registered_models.c.name)
+            )
+            current = conn.execute(
+                sa.select(t.aliases.c.version).where(
+                    t.aliases.c.name == name, t.aliases.c.alias == alias
+                )
+            ).scalar()
+            if expected != "any" and current != expected:
+                raise AliasConflict(
+                    f"alias {name}@{alias} moved meanwhile",
+                    "another process moved it since it was read",
+                    f"look at `mlcycle models history {name}` and try again",
+                )
+            if current is None:
+                return None
+            conn.execute(
+                t.aliases.delete().where(
+                    t.aliases.c.name == name,
+                    t.aliases.c.alias == alias,
+                    t.aliases.c.version == current,
+                )
+            )
+            conn.execute(
+                t.alias_events.insert().values(
+                    name=name,
+                    alias=alias,
+                    from_version=current,
+                    to_version=None,
+                    actor=actor or current_actor(),
+                    reason=reason,
+                    forced=False,
+                    at=now(),
+                    action="unset",
+                )
+            )
+        return int(current)
