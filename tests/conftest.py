@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share two cores: scikit-learn's OpenMP pool would otherwise
+    # spin-wait for a core the other worker holds (a fit ran 8x slower that way).
+    # Set before anything imports scikit-learn; `mlcycle` subprocesses inherit it.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlcycle.store import Store, make_engine
+from s3_fixtures import s3_bucket, s3_env, s3_restricted, s3_server  # noqa: F401
 
 POSTGRES_URL = os.environ.get("MLCYCLE_TEST_POSTGRES_URL")
 
@@ -53,3 +60,28 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(tmp_path, url=store_url, artifacts_url=str(tmp_path / "artifacts"))
     yield opened
     opened.close()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep a module's tests on one xdist worker when they share a costly fixture.
+
+    Under ``--dist loadgroup`` ungrouped tests are spread one by one, so a
+    module- or class-scoped fixture (a trained project, a running server)
+    would be built once per worker. Grouping by module builds it once; tests
+    that use no such fixture still spread freely. Runs before xdist reads the
+    groups (``tryfirst``); an explicit ``xdist_group`` mark wins.
+    """
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = any(
+            definition.scope in ("module", "class", "package")
+            for definitions in info.name2fixturedefs.values()
+            for definition in definitions
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
