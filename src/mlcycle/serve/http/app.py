@@ -8,9 +8,10 @@ Where things are: this module assembles the app (routes, lifespan, GC
 settings) from one :class:`~mlcycle.serve.http.settings.ServeSettings`;
 ``service.py`` holds what every route shares (request ids, errors as JSON,
 metrics, scoring, the prediction log, shadow scoring); ``auth.py`` the
-tokens; ``routes_v2.py``, ``routes_predict.py`` and ``routes_admin.py`` the
-handlers; ``responses.py`` the JSON response and error shapes; ``deploy.py``
-the models served and how they are swapped.
+tokens; ``routes_v2.py``, ``routes_predict.py``, ``routes_invocations.py``
+(MLflow's scoring protocol) and ``routes_admin.py`` the handlers;
+``responses.py`` the JSON response and error shapes; ``deploy.py`` the models
+served and how they are swapped.
 
 Example:
     >>> runtime = ModelRuntime.load(Path("bundle"), version=3)
@@ -29,7 +30,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from mlcycle.serve.http import routes_admin, routes_predict, routes_v2
+from mlcycle.serve.http import routes_admin, routes_invocations, routes_predict, routes_v2
 from mlcycle.serve.http.deploy import Deployment, Resolver, Swapper
 from mlcycle.serve.http.metrics import Metrics
 from mlcycle.serve.http.responses import JSONResponse, http_exception, unhandled
@@ -56,8 +57,9 @@ def create_app(
     Routes: ``GET /v2``, ``/v2/health/live``, ``/v2/health/ready``,
     ``/v2/models/{name}[/versions/{v}]`` (metadata), ``.../ready``,
     ``POST .../infer`` (Open Inference Protocol v2), ``POST /predict``
-    (records or ``{"columns", "data"}``), ``GET /metrics``, ``GET /openapi.json``,
-    ``GET /docs``, ``POST /admin/reload`` and ``GET|POST /admin/traffic``.
+    (records or ``{"columns", "data"}``), ``POST /invocations`` (MLflow's scoring
+    protocol, with ``GET /ping``, ``/health``, ``/version``), ``GET /metrics``,
+    ``GET /openapi.json``, ``GET /docs``, ``POST /admin/reload`` and ``GET|POST /admin/traffic``.
 
     ``resolver(alias)`` returns ``(version, bundle folder)`` or ``None``; with
     it the service polls ``champion`` and ``challenger`` every
@@ -103,6 +105,7 @@ def create_app(
     routes = [
         *routes_v2.routes(service),
         *routes_predict.routes(service),
+        *routes_invocations.routes(service),
         *routes_admin.routes(service),
     ]
     app = Starlette(

@@ -34,6 +34,7 @@ from mlcycle.errors import BadInput
 from mlcycle.serve.http.batching import MicroBatcher
 from mlcycle.serve.http.metrics import Metrics
 from mlcycle.serve.http.parsing import RecordsDecoder
+from mlcycle.serve.http.parsing_mlflow import InvocationsDecoder
 from mlcycle.serve.model import ModelRuntime, refreeze
 from mlcycle.serve.predlog import ModelInfo
 
@@ -65,7 +66,11 @@ class Served:
             'flights'
         """
         on_batch = metrics.observe_batch if metrics is not None else None
-        decoders = {p: RecordsDecoder(runtime, p) for p in ("predict", "infer")}
+        decoders = {
+            "predict": RecordsDecoder(runtime, "predict"),
+            "infer": RecordsDecoder(runtime, "infer"),
+            "invocations": InvocationsDecoder(runtime, "invocations"),
+        }
         batcher = MicroBatcher(runtime, max_rows, on_batch)
         return cls(runtime, batcher, ModelInfo.of(runtime), decoders)
 

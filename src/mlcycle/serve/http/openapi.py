@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from mlcycle.serve.http.parsing import DATATYPE_OF_KIND, DATATYPES
+from mlcycle.serve.http.parsing_mlflow import MLFLOW_FORMATS
 from mlcycle.serve.model import ModelRuntime
 
 # --- OpenAPI and /docs --------------------------------------------------------------
@@ -59,9 +60,10 @@ def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
             "title": f"mlcycle model '{meta.name}'",
             "version": str(runtime.version) if runtime.version is not None else "unversioned",
             "description": f"{meta.task} model predicting '{meta.target}'. "
-            "Open Inference Protocol v2 plus a plain /predict endpoint.",
+            "Open Inference Protocol v2, a plain /predict endpoint and MLflow's scoring "
+            "protocol (/invocations).",
         },
-        "paths": {**_prediction_paths(runtime), **_operation_paths()},
+        "paths": {**_prediction_paths(runtime), **_operation_paths(), **_mlflow_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -69,6 +71,7 @@ def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
                 **_request_schemas(),
                 **_response_schemas(runtime),
                 "Error": _error_schema(),
+                **_mlflow_schemas(runtime),
             },
         },
     }
@@ -172,6 +175,7 @@ def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
                 },
             }
         },
+        "/invocations": _invocations_operation(runtime, example),
         f"{model_path}/infer": _infer_operation(
             "Open Inference Protocol v2 inference",
             [_request_id_header()],
@@ -502,6 +506,7 @@ def docs_page(runtime: ModelRuntime) -> str:
             ]
         }
     ).decode()
+    invocation = orjson.dumps({"dataframe_records": [_example_record(runtime)]}).decode()
     doc = openapi_document(runtime)
     endpoints = "".join(
         f"<li><code>{e(method.upper())} {e(path)}</code> — {e(op.get('summary', ''))}</li>"
@@ -531,6 +536,8 @@ Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
 <h2>Examples</h2>
 <pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
   -d '{e(example)}'</pre>
+<pre>curl -s localhost:8000/invocations -H 'Content-Type: application/json' \\
+  -d '{e(invocation)}'</pre>
 <pre>curl -s localhost:8000/v2/models/{e(meta.name)}/infer -H 'Content-Type: application/json' \\
   -d '{e(infer)}'</pre>
 <p>Errors are JSON: <code>{{"error", "why", "fix", "details": [{{"field", "error"}}],
@@ -563,4 +570,196 @@ def _infer_operation(
                 **problems,
             },
         }
+    }
+
+
+# --- MLflow's scoring protocol ------------------------------------------------------
+
+
+def _invocations_operation(runtime: ModelRuntime, example: dict[str, Any]) -> dict[str, Any]:
+    """``POST /invocations``: what ``routes_invocations.py`` accepts and answers."""
+    error = "MlflowError"
+    predict_fn = {
+        "name": "predict_fn",
+        "in": "query",
+        "required": False,
+        "description": "predict (labels, the default) or predict_proba (class probabilities; "
+        "classifiers only); the same as params.predict_fn, for CSV bodies",
+        "schema": {"type": "string", "enum": _predict_fns(runtime)},
+    }
+    return {
+        "post": {
+            "summary": "Predict with MLflow's scoring protocol (mlflow models serve clients)",
+            "description": "JSON with exactly one of dataframe_split, dataframe_records, "
+            "instances or inputs (and optionally params), or CSV with a header line. "
+            'Answers {"predictions": [...]}: the labels, or with predict_fn=predict_proba '
+            "one list of class probabilities per row (in `classes` order). Errors carry "
+            "MLflow's error_code and message.",
+            "parameters": [_request_id_header(), predict_fn],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"$ref": "#/components/schemas/InvocationsRequest"},
+                        "example": {"dataframe_records": [example]},
+                    },
+                    "text/csv": {"schema": {"type": "string"}},
+                },
+            },
+            "responses": {
+                "200": _ref_response("predictions", "InvocationsResponse"),
+                "400": _ref_response("malformed JSON or CSV", error),
+                "401": _ref_response(
+                    "missing or wrong bearer token (when a predict token is set)", error
+                ),
+                "413": _ref_response("body over the size limit", error),
+                "415": _ref_response("Content-Type is neither JSON nor CSV", error),
+                "422": _ref_response(
+                    "input breaks the data contract or the protocol (details name the fields)",
+                    error,
+                ),
+                "500": _ref_response("internal error (with request id)", error),
+            },
+        }
+    }
+
+
+def _mlflow_paths() -> dict[str, Any]:
+    """MLflow's scoring server's health and version routes."""
+    return {
+        "/ping": {
+            "get": {
+                "summary": "Health check (MLflow's scoring server)",
+                "responses": {"200": {"description": "the model is loaded"}},
+            }
+        },
+        "/health": {
+            "get": {
+                "summary": "Health check, same as /ping (MLflow's scoring server)",
+                "responses": {"200": {"description": "the model is loaded"}},
+            }
+        },
+        "/version": {
+            "get": {
+                "summary": "The server's (mlcycle's) version as plain text, like MLflow's /version",
+                "responses": {
+                    "200": {
+                        "description": "version",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+    }
+
+
+def _predict_fns(runtime: ModelRuntime) -> list[str]:
+    return ["predict", "predict_proba"] if runtime.is_classifier else ["predict"]
+
+
+def _mlflow_schemas(runtime: ModelRuntime) -> dict[str, Any]:
+    record = {"$ref": "#/components/schemas/Record"}
+    rows = {"type": "array", "items": {"type": "array"}}
+    columns = {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": {"type": "array"},
+    }
+    tensor = {
+        "description": "records, rows in the model's column order (see the v2 metadata "
+        "inputs), or an object of columns",
+        "anyOf": [
+            {"type": "array", "items": record},
+            rows,
+            columns,
+        ],
+    }
+    return {
+        "InvocationsRequest": {
+            "type": "object",
+            "description": "exactly one of dataframe_split, dataframe_records, instances, "
+            "inputs; any other key but params is refused",
+            "additionalProperties": False,
+            "oneOf": [{"required": [key]} for key in MLFLOW_FORMATS],
+            "properties": {
+                "dataframe_split": {
+                    "type": "object",
+                    "description": "pandas DataFrame.to_dict(orient='split'); without "
+                    "columns, rows are in the model's column order; index is not used",
+                    "required": ["data"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "data": rows,
+                        "index": {"type": "array"},
+                    },
+                },
+                "dataframe_records": {"type": "array", "items": record},
+                "instances": tensor,
+                "inputs": tensor,
+                "params": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"predict_fn": {"type": "string", "enum": _predict_fns(runtime)}},
+                },
+            },
+        },
+        "InvocationsResponse": _invocations_response(runtime),
+        "MlflowError": _mlflow_error(),
+    }
+
+
+def _invocations_response(runtime: ModelRuntime) -> dict[str, Any]:
+    label: dict[str, Any] = (
+        {"type": "number"} if not runtime.is_classifier else {"enum": runtime.classes}
+    )
+    return {
+        "type": "object",
+        "required": ["predictions"],
+        "properties": {
+            "predictions": {
+                "description": "one label per row; with predict_fn=predict_proba one "
+                "list of probabilities per row, in the order of classes",
+                "type": "array",
+                "items": {
+                    "anyOf": [
+                        label,
+                        {"type": "array", "items": {"type": ["number", "null"]}},
+                    ]
+                },
+            },
+            "classes": {"type": "array", "description": "with predict_proba only"},
+            "warnings": {
+                "description": "only when a number lies outside its training range "
+                "(out-of-range policy flag): one list per row, empty for a row in range",
+                "type": "array",
+                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
+            },
+        },
+    }
+
+
+def _mlflow_error() -> dict[str, Any]:
+    return {
+        "description": "mlcycle's error body plus MLflow's error_code and message",
+        "allOf": [
+            {"$ref": "#/components/schemas/Error"},
+            {
+                "type": "object",
+                "required": ["error_code", "message"],
+                "properties": {
+                    "error_code": {
+                        "type": "string",
+                        "enum": [
+                            "BAD_REQUEST",
+                            "UNAUTHENTICATED",
+                            "PERMISSION_DENIED",
+                            "RESOURCE_DOES_NOT_EXIST",
+                            "INTERNAL_ERROR",
+                        ],
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+        ],
     }

@@ -81,7 +81,7 @@ def loads_json(body: bytes) -> Any:
         ) from None
 
 
-def _shape_error(where: str, problem: str, fix: str) -> InputError:
+def shape_error(where: str, problem: str, fix: str) -> InputError:
     return InputError([{"field": where, "error": problem}], what="malformed request", fix=fix)
 
 
@@ -102,28 +102,28 @@ def predict_records(runtime: ModelRuntime, payload: Any) -> list[dict[str, Any]]
         [{'distance': 700}]
     """
     if isinstance(payload, list):
-        return _records(runtime, payload, "body")
+        return record_list(runtime, payload, "body")
     if not isinstance(payload, dict):
-        raise _shape_error(
-            "body", f"expected a list or an object, got {_kind(payload)}", _PREDICT_FIX
+        raise shape_error(
+            "body", f"expected a list or an object, got {kind_of(payload)}", _PREDICT_FIX
         )
     if "records" in payload:
         records = payload["records"]
         if not isinstance(records, list):
-            raise _shape_error("records", f"expected a list, got {_kind(records)}", _PREDICT_FIX)
-        return _records(runtime, records, "records")
+            raise shape_error("records", f"expected a list, got {kind_of(records)}", _PREDICT_FIX)
+        return record_list(runtime, records, "records")
     if "columns" in payload or "data" in payload:
-        return _columnar(runtime, payload)
+        return columnar_records(runtime, payload)
     if "inputs" in payload:
-        raise _shape_error(
+        raise shape_error(
             "inputs",
             "this looks like an Open Inference Protocol request",
             f"POST it to /v2/models/{runtime.meta.name}/infer",
         )
     if any(name in payload for name in runtime.features):
         # One record on its own, the way people type it into curl.
-        return _records(runtime, [payload], "body")
-    raise _shape_error(
+        return record_list(runtime, [payload], "body")
+    raise shape_error(
         "body",
         f"the object has none of the keys records, columns/data or a feature name "
         f"(got keys: {', '.join(sorted(map(str, payload))[:8]) or 'none'})",
@@ -131,34 +131,41 @@ def predict_records(runtime: ModelRuntime, payload: Any) -> list[dict[str, Any]]
     )
 
 
-def _records(runtime: ModelRuntime, records: list[Any], where: str) -> list[dict[str, Any]]:
+def record_list(
+    runtime: ModelRuntime, records: list[Any], where: str, fix: str = _PREDICT_FIX
+) -> list[dict[str, Any]]:
     for i, record in enumerate(records):
         if not isinstance(record, dict):
-            raise _shape_error(
-                f"{where}[{i}]",
-                f"each record must be an object, got {_kind(record)}",
-                _PREDICT_FIX,
+            raise shape_error(
+                f"{where}[{i}]", f"each record must be an object, got {kind_of(record)}", fix
             )
     return records
 
 
-def _columnar(runtime: ModelRuntime, payload: dict[str, Any]) -> list[dict[str, Any]]:
+def columnar_records(
+    runtime: ModelRuntime, payload: dict[str, Any], prefix: str = ""
+) -> list[dict[str, Any]]:
+    """``{"columns": [...], "data": [[...]]}``; ``prefix`` places the fields in the body."""
     columns, data = payload.get("columns"), payload.get("data")
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise _shape_error("columns", "expected a list of column names", _PREDICT_FIX)
+        raise shape_error(f"{prefix}columns", "expected a list of column names", _PREDICT_FIX)
     if len(set(columns)) != len(columns):
         dupes = sorted({c for c in columns if columns.count(c) > 1})
-        raise _shape_error(
-            "columns", f"duplicate column name(s): {', '.join(dupes)}", "name each column once"
+        raise shape_error(
+            f"{prefix}columns",
+            f"duplicate column name(s): {', '.join(dupes)}",
+            "name each column once",
         )
     if not isinstance(data, list):
-        raise _shape_error("data", f"expected a list of rows, got {_kind(data)}", _PREDICT_FIX)
+        raise shape_error(
+            f"{prefix}data", f"expected a list of rows, got {kind_of(data)}", _PREDICT_FIX
+        )
     width = len(columns)
     for i, row in enumerate(data):
         if not isinstance(row, list) or len(row) != width:
-            got = f"{len(row)} values" if isinstance(row, list) else _kind(row)
-            raise _shape_error(
-                f"data[{i}]",
+            got = f"{len(row)} values" if isinstance(row, list) else kind_of(row)
+            raise shape_error(
+                f"{prefix}data[{i}]",
                 f"expected a list of {width} values (one per column), got {got}",
                 "give every row one value per name in columns, in the same order",
             )
@@ -200,12 +207,12 @@ def parse_infer_body(
         ({'distance': [700], ...}, 1, None)
     """
     if not isinstance(payload, dict):
-        raise _shape_error("body", f"expected an object, got {_kind(payload)}", _INFER_FIX)
+        raise shape_error("body", f"expected an object, got {kind_of(payload)}", _INFER_FIX)
     if "id" in payload and not isinstance(payload["id"], str | None):
-        raise _shape_error("id", f"expected a string, got {_kind(payload['id'])}", _INFER_FIX)
+        raise shape_error("id", f"expected a string, got {kind_of(payload['id'])}", _INFER_FIX)
     inputs = payload.get("inputs")
     if not isinstance(inputs, list) or not inputs:
-        raise _shape_error("inputs", "expected a non-empty list of input tensors", _INFER_FIX)
+        raise shape_error("inputs", "expected a non-empty list of input tensors", _INFER_FIX)
     kinds = {c.name: c.kind for c in runtime.input_schema.columns}
     columns: dict[str, list[Any]] = {}
     lengths: dict[str, int] = {}
@@ -218,7 +225,7 @@ def parse_infer_body(
                 columns[name] = data  # not a feature, but the log's row id
             continue  # not a feature: ignored, like an extra column
         if datatype not in _ACCEPTED_DATATYPES[kind]:
-            raise _shape_error(
+            raise shape_error(
                 name,
                 f"datatype {datatype} does not fit a {kind} column",
                 f"send it as {DATATYPE_OF_KIND[kind]}",
@@ -244,15 +251,15 @@ _INFER_FIX = (
 def _tensor(i: int, tensor: Any, seen: dict[str, int]) -> tuple[str, str, list[Any]]:
     """One input tensor checked for shape: (name, datatype, its values as a flat list)."""
     if not isinstance(tensor, dict):
-        raise _shape_error(f"inputs[{i}]", f"expected an object, got {_kind(tensor)}", _INFER_FIX)
+        raise shape_error(f"inputs[{i}]", f"expected an object, got {kind_of(tensor)}", _INFER_FIX)
     name = tensor.get("name")
     if not isinstance(name, str):
-        raise _shape_error(f"inputs[{i}].name", "missing or not a string", _INFER_FIX)
+        raise shape_error(f"inputs[{i}].name", "missing or not a string", _INFER_FIX)
     if name in seen:
-        raise _shape_error(name, "input given more than once", "send each input once")
+        raise shape_error(name, "input given more than once", "send each input once")
     datatype, shape, data = tensor.get("datatype"), tensor.get("shape"), tensor.get("data")
     if datatype not in DATATYPES:
-        raise _shape_error(
+        raise shape_error(
             name,
             f"unknown datatype {datatype!r}",
             f"use one of: {', '.join(sorted(DATATYPES))}",
@@ -263,22 +270,22 @@ def _tensor(i: int, tensor: Any, seen: dict[str, int]) -> tuple[str, str, list[A
         or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
         or (len(shape) == 2 and shape[1] != 1)
     ):
-        raise _shape_error(
+        raise shape_error(
             name,
-            f"shape must be [n] or [n, 1], got {_short(shape)}",
+            f"shape must be [n] or [n, 1], got {short_value(shape)}",
             "send one tensor per column",
         )
     if not isinstance(data, list):
-        raise _shape_error(name, f"data must be a list, got {_kind(data)}", _INFER_FIX)
+        raise shape_error(name, f"data must be a list, got {kind_of(data)}", _INFER_FIX)
     if data and all(isinstance(v, list) for v in data):
         # Row-major nested form [[v0], [v1], ...] of a [n, 1] tensor.
         if not all(len(v) == 1 for v in data):
-            raise _shape_error(
+            raise shape_error(
                 name, "nested data rows must hold one value each", "send one tensor per column"
             )
         data = [v[0] for v in data]
     if len(data) != shape[0]:
-        raise _shape_error(
+        raise shape_error(
             name,
             f"shape says {shape[0]} value(s) but data has {len(data)}",
             "make shape[0] equal the number of values",
@@ -294,11 +301,11 @@ def _wanted_outputs(runtime: ModelRuntime, requested: Any) -> set[str] | None:
     if not isinstance(requested, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in requested
     ):
-        raise _shape_error("outputs", 'expected a list of {"name": ...} objects', _INFER_FIX)
+        raise shape_error("outputs", 'expected a list of {"name": ...} objects', _INFER_FIX)
     wanted = {o["name"] for o in requested}
     unknown = wanted - known
     if unknown:
-        raise _shape_error(
+        raise shape_error(
             "outputs",
             f"unknown output(s): {', '.join(sorted(unknown))}",
             f"ask for: {', '.join(sorted(known))}",
@@ -312,7 +319,9 @@ class RecordsDecoder:
     The prediction log keeps a compiled-path request's body instead of its
     parsed records (cheaper for the request) and asks this for the records
     of the rows its encoded matrix cannot tell. Same functions as the request
-    path, so the same records. ``protocol`` is ``"predict"`` or ``"infer"``.
+    path, so the same records. ``protocol`` is ``"predict"`` or ``"infer"``;
+    :class:`~mlcycle.serve.http.parsing_mlflow.InvocationsDecoder` reads
+    MLflow's ``/invocations`` bodies.
 
     Example:
         >>> RecordsDecoder(runtime, "predict").decode(b'[{"distance": 700, ...}]')
@@ -341,7 +350,7 @@ class RecordsDecoder:
         return list(chain.from_iterable(map(self.decode, bodies)))
 
 
-def _kind(value: Any) -> str:
+def kind_of(value: Any) -> str:
     names = {
         dict: "an object",
         list: "a list",
@@ -354,7 +363,7 @@ def _kind(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     text = orjson.dumps(value, default=str).decode()
     return text if len(text) <= 40 else text[:37] + "..."
 
