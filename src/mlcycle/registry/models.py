@@ -278,28 +278,7 @@ class Registry:
         check_alias(alias)
         self.resolve(ModelRef(name, version=version))
         with self.engine.begin() as conn:
-            # Take the model's write lock *before* reading the alias: a no-op update
-            # of its registry row (a row lock on PostgreSQL, the database write lock
-            # on SQLite). Two movers of the same model's aliases are serialized, so
-            # the loser reads the winner's move instead of a stale snapshot.
-            conn.execute(
-                t.registered_models.update()
-                .where(t.registered_models.c.name == name)
-                .values(name=t.registered_models.c.name)
-            )
-            current = conn.execute(
-                sa.select(t.aliases.c.version).where(
-                    t.aliases.c.name == name, t.aliases.c.alias == alias
-                )
-            ).scalar()
-            if expected != "any" and current != expected:
-                shown = "nothing" if expected is None else f"v{expected}"
-                raise AliasConflict(
-                    f"alias {name}@{alias} moved meanwhile (now "
-                    f"{'unset' if current is None else f'v{current}'}, expected {shown})",
-                    "another promotion or rollback happened at the same time",
-                    f"look at `mlcycle models history {name}` and try again",
-                )
+            current = _locked_alias(conn, name, alias, expected)
             if current is None:
                 try:
                     conn.execute(t.aliases.insert().values(name=name, alias=alias, version=version))
@@ -325,19 +304,7 @@ class Registry:
                         "another promotion or rollback happened at the same time",
                         f"look at `mlcycle models history {name}` and try again",
                     )
-            conn.execute(
-                t.alias_events.insert().values(
-                    name=name,
-                    alias=alias,
-                    from_version=current,
-                    to_version=version,
-                    actor=actor or current_actor(),
-                    reason=reason,
-                    forced=forced,
-                    at=now(),
-                    action=action,
-                )
-            )
+            _record_move(conn, name, alias, current, version, reason, forced, action, actor)
         return None if current is None else int(current)
 
     def promote(
@@ -500,23 +467,7 @@ class Registry:
                 f"promote another version or run `mlcycle models rollback {name}`",
             )
         with self.engine.begin() as conn:
-            # The same model-row lock as set_alias: serialized with other movers.
-            conn.execute(
-                t.registered_models.update()
-                .where(t.registered_models.c.name == name)
-                .values(name=t.registered_models.c.name)
-            )
-            current = conn.execute(
-                sa.select(t.aliases.c.version).where(
-                    t.aliases.c.name == name, t.aliases.c.alias == alias
-                )
-            ).scalar()
-            if expected != "any" and current != expected:
-                raise AliasConflict(
-                    f"alias {name}@{alias} moved meanwhile",
-                    "another process moved it since it was read",
-                    f"look at `mlcycle models history {name}` and try again",
-                )
+            current = _locked_alias(conn, name, alias, expected)
             if current is None:
                 return None
             conn.execute(
@@ -526,17 +477,61 @@ class Registry:
                     t.aliases.c.version == current,
                 )
             )
-            conn.execute(
-                t.alias_events.insert().values(
-                    name=name,
-                    alias=alias,
-                    from_version=current,
-                    to_version=None,
-                    actor=actor or current_actor(),
-                    reason=reason,
-                    forced=False,
-                    at=now(),
-                    action="unset",
-                )
-            )
+            _record_move(conn, name, alias, current, None, reason, False, "unset", actor)
         return int(current)
+
+
+def _locked_alias(
+    conn: sa.Connection, name: str, alias: str, expected: int | str | None
+) -> int | None:
+    """Where ``alias`` points, read under the model's write lock; checked against ``expected``.
+
+    The lock is taken *before* the read: a no-op update of the model's
+    registry row (a row lock on PostgreSQL, the database write lock on
+    SQLite). Two movers of the same model's aliases are serialized, so the
+    loser reads the winner's move instead of a stale snapshot.
+    """
+    conn.execute(
+        t.registered_models.update()
+        .where(t.registered_models.c.name == name)
+        .values(name=t.registered_models.c.name)
+    )
+    current = conn.execute(
+        sa.select(t.aliases.c.version).where(t.aliases.c.name == name, t.aliases.c.alias == alias)
+    ).scalar()
+    if expected != "any" and current != expected:
+        shown = "nothing" if expected is None else f"v{expected}"
+        raise AliasConflict(
+            f"alias {name}@{alias} moved meanwhile (now "
+            f"{'unset' if current is None else f'v{current}'}, expected {shown})",
+            "another promotion or rollback happened at the same time",
+            f"look at `mlcycle models history {name}` and try again",
+        )
+    return None if current is None else int(current)
+
+
+def _record_move(
+    conn: sa.Connection,
+    name: str,
+    alias: str,
+    from_version: int | None,
+    to_version: int | None,
+    reason: str,
+    forced: bool,
+    action: str,
+    actor: str | None,
+) -> None:
+    """The alias history row of a move, in the move's own transaction."""
+    conn.execute(
+        t.alias_events.insert().values(
+            name=name,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            actor=actor or current_actor(),
+            reason=reason,
+            forced=forced,
+            at=now(),
+            action=action,
+        )
+    )
