@@ -3,7 +3,10 @@ trained, registered, promoted and monitored by the `mlcycle` command.
 
 Every page must show the project's data, load nothing but 127.0.0.1 and log no
 script error; the runs table filters and sorts; promote with a reason moves the
-alias and shows in the history; the lineage graph's nodes lead to live pages.
+alias and shows in the history under the browser user's name; the lineage
+graphs (of a model version and of a logged prediction) lead to live pages; a
+second dataset version diffs against the first; the loop page shows rollbacks
+and the backtest report.
 Screenshots of each page at 1280 and 390 px go to /tmp/ui-shots/.
 """
 
@@ -27,6 +30,10 @@ import pytest
 import yaml
 
 MLCYCLE = str(Path(sys.executable).parent / "mlcycle")
+# Who the server acts as (loopback, no token): what the alias history must show.
+ACTOR = "browser-user"
+# `mlcycle monitor replay` logs each row as its own request: replay-<month>-<n>.
+REQUEST = "replay-2013-07-0"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SHOTS = Path("/tmp/ui-shots")
 
@@ -74,6 +81,7 @@ def free_port() -> int:
 def server(project: Path) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
+    env["MLCYCLE_ACTOR"] = ACTOR
     proc = subprocess.Popen(
         [MLCYCLE, "ui", "--port", str(port)],
         cwd=project,
@@ -135,12 +143,21 @@ class Watched:
         self.context.close()
 
 
+def shot_name(path: str) -> str:
+    """A screenshot's file name for a page: ids cut to 8 characters, so two pages of one
+    dataset version (its page and its report) do not share a name."""
+    short = re.sub(r"[0-9a-f]{12,}", lambda m: m.group()[:8], path.strip("/"))
+    return re.sub(r"[^a-z0-9]+", "_", short)[:60] or "overview"
+
+
 def facts(project: Path) -> dict[str, Any]:
     """What the CLI says about the project, to find on the pages."""
     shown = json.loads(cli(project, "models", "show", "flights@champion", "--json"))
     versions = json.loads(cli(project, "data", "versions", "--json"))
     runs = json.loads(cli(project, "runs", "list", "--json"))
-    return {"model": shown, "dataset": versions[0]["id"], "runs": runs}
+    # The champion's data version (newer versions may be ingested by a test).
+    assert shown["dataset_id"] in {v["id"] for v in versions}
+    return {"model": shown, "dataset": shown["dataset_id"], "runs": runs}
 
 
 def test_every_view_shows_the_projects_data(project: Path, server: str, browser: Any) -> None:
@@ -162,10 +179,17 @@ def test_every_view_shows_the_projects_data(project: Path, server: str, browser:
         "/runs": ["hgb", "baseline", "valid_roc_auc"],
         f"/runs/{known['runs'][0]['id']}": [known["runs"][0]["name"], "Params"],
         "/data": [known["dataset"][:12], "valid"],
-        f"/data/{known['dataset']}": ["Columns", "dep_delay", "Models trained on it"],
+        f"/data/{known['dataset']}": [
+            "Columns",
+            "dep_delay",
+            "Models trained on it",
+            "Data report",
+        ],
+        f"/data/{known['dataset']}/report": ["Distributions", "Missing values"],
         "/monitor": ["2013-07", "Drift per feature", "drift of dep_delay", "Alerts"],
         "/lineage/flights/1": ["dataset", "splits", "evaluation", "champion (promote)"],
-        "/loop": ["Continuous training: flights", "Loop runs"],
+        "/loop": ["Continuous training: flights", "Loop runs", "Rollbacks", "Backtest"],
+        f"/lineage/prediction:{REQUEST}": ["Made by", "flights v1 (batch)", "Logged rows"],
     }
     SHOTS.mkdir(exist_ok=True)
     for width in (1280, 390):
@@ -173,10 +197,10 @@ def test_every_view_shows_the_projects_data(project: Path, server: str, browser:
         for path, needles in expect.items():
             response = watched.page.goto(server + path)
             assert response is not None and response.status == 200, path
-            text = watched.page.inner_text("main")
+            text = watched.page.inner_text("main" if not path.endswith("/report") else "body")
             for needle in needles:
                 assert needle in text, (path, needle)
-            name = re.sub(r"[^a-z0-9]+", "_", path.strip("/"))[:40] or "overview"
+            name = shot_name(path)
             watched.page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
         assert watched.errors == [] and watched.remote == [], (watched.errors, watched.remote)
         watched.close()
@@ -246,9 +270,10 @@ def test_promote_with_a_reason_moves_the_alias(project: Path, server: str, brows
     assert "challenger → v1" in page.inner_text(".notice")
     first = page.locator("#history-table tbody tr").first.inner_text()
     assert "challenger" in first and "browser test: shadow it" in first and "promote" in first
+    assert ACTOR in first  # the browser's user (here MLCYCLE_ACTOR of the server), not "ui"
     history = json.loads(cli(project, "models", "history", "flights", "--json"))
     assert history[-1]["alias"] == "challenger" and history[-1]["to_version"] == 1
-    assert history[-1]["reason"] == "browser test: shadow it"
+    assert history[-1]["reason"] == "browser test: shadow it" and history[-1]["actor"] == ACTOR
     page.goto(server + "/")
     assert "challenger: v1" in page.inner_text("main")
     # A stale page: the alias moved since it was loaded, so the move is refused.
@@ -285,6 +310,67 @@ def test_lineage_nodes_link_to_their_pages(project: Path, server: str, browser: 
     page.wait_for_load_state()
     assert page.url == f"{server}/data/{known['dataset']}"
     assert "Dataset version" in page.inner_text("h1")
+    # A logged prediction: the same chain as `mlcycle lineage prediction:REQ/ROW`.
+    cli_view = json.loads(cli(project, "lineage", f"prediction:{REQUEST}", "--json"))
+    row_id = cli_view["rows"][0]["row_id"]
+    page.goto(f"{server}/lineage/prediction:{REQUEST}")
+    page.click(f"#logged-rows ~ div a[href$='/{row_id}']")
+    page.wait_for_load_state()
+    assert page.url == f"{server}/lineage/prediction:{REQUEST}/{row_id}"
+    nodes = page.locator("svg.lineage a.node")
+    hrefs = {
+        nodes.nth(i).get_attribute("data-node"): nodes.nth(i).get_attribute("href")
+        for i in range(nodes.count())
+    }
+    version = cli_view["versions"][0]
+    assert hrefs["model:flights/1"] == "/models/flights/1"
+    assert hrefs[version["bundle_id"]] == "/models/flights/1"
+    assert hrefs[version["dataset_id"]] == f"/data/{version['dataset_id']}"
+    assert f"run:{version['run_id']}" in hrefs
+    made_by = page.inner_text("#prediction-versions")
+    assert "flights v1" in made_by and version["dataset_id"][:12] in made_by
+    for href in set(hrefs.values()):
+        assert page.request.get(server + href).status == 200, href
+    page.click("svg.lineage a.node[data-node='model:flights/1']")
+    page.wait_for_load_state()
+    assert page.url == f"{server}/models/flights/1"
+    assert watched.errors == [] and watched.remote == []
+    watched.close()
+
+
+def test_a_new_dataset_version_diffs_against_the_last(
+    project: Path, server: str, browser: Any
+) -> None:
+    import pandas as pd
+
+    source = project / "data" / "flights.parquet"
+    rows = pd.read_parquet(source)
+    rows.iloc[30:].to_parquet(source, index=False)  # 30 rows gone, nothing else changed
+    try:
+        cli(project, "data", "ingest")
+    finally:
+        rows.to_parquet(source, index=False)
+    latest = json.loads(cli(project, "data", "versions", "--json"))[0]
+    newest = latest["id"]
+    watched = Watched(browser, 390)
+    page = watched.page
+    page.goto(server + "/data")
+    page.click(f"a[href$='/{newest}'][href^='/data/diff/']")
+    page.wait_for_load_state()
+    assert page.url.endswith(f"/{newest}") and "/data/diff/" in page.url
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "data_diff-390.png"), full_page=True)
+    assert "0 added · 30 removed" in page.inner_text("#diff-rows")
+    assert "The schema did not change." in page.inner_text("main")
+    assert page.locator("#diff-columns tbody tr").count() >= 20
+    page.goto(f"{server}/data/{newest}")
+    page.locator("iframe.report").scroll_into_view_if_needed()  # a lazy frame: load it
+    report = page.frame_locator("iframe.report")
+    assert f"{latest['rows']:,} rows" in report.locator(".meta").inner_text()
+    assert report.locator("h2", has_text="Distributions").count() == 1
+    page.click("#compare-version button")  # the previous version is preselected
+    page.wait_for_load_state()
+    assert "/data/diff/" in page.url and "30 removed" in page.inner_text("#diff-rows")
     assert watched.errors == [] and watched.remote == []
     watched.close()
 
@@ -316,4 +402,43 @@ def test_loop_page_shows_a_run_and_its_transitions(
     missing = page.goto(server + "/loop?model=flights&run=ffffffff")
     assert missing is not None and missing.status == 404
     assert watched.remote == []
+    watched.close()
+
+
+def test_loop_page_shows_rollbacks_and_the_backtest_report(
+    project: Path, server: str, browser: Any
+) -> None:
+    from mlcycle.loop.backtest_report import render_html
+    from mlcycle.registry.models import Registry
+    from mlcycle.store import Store
+
+    store = Store.open(project)
+    Registry(store).set_alias(
+        "flights", "canary", 1, reason="watch: p99 latency over budget", action="rollback",
+        actor="loop",
+    )  # fmt: skip
+    store.close()
+    windows = [
+        {"window": w, "metric": m, "events": []} for w, m in (("2013-07", 0.7), ("2013-08", 0.68))
+    ]
+    windows[1]["events"] = [{"kind": "retrain", "version": 2, "blessed": True}]
+    doc = {
+        "project": "flights", "metric": "roc_auc", "window": "month", "default": "auto",
+        "score_units": "metric × rows", "retrain_cost": 0.0, "seconds": 1.0, "pipeline": {},
+        "policies": [{"name": "auto", "description": "the spec's policy", "score": 12.5,
+                      "retrains": 1, "promotions": 0, "rollbacks": 0, "mean_metric": 0.69,
+                      "windows": windows}],
+    }  # fmt: skip
+    (project / "backtest.html").write_text(render_html(doc), encoding="utf-8")
+    watched = Watched(browser)
+    page = watched.page
+    page.goto(server + "/loop")
+    row = page.locator("#loop-rollbacks tbody tr").first.inner_text()
+    assert "canary" in row and "loop" in row and "p99 latency" in row
+    frame = page.frame_locator("iframe.report")
+    assert "Loop backtest — flights" in frame.locator("h1").inner_text()
+    assert frame.locator("svg").count() >= 1
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / "loop_backtest-1280.png"), full_page=True)
+    assert watched.errors == [] and watched.remote == []
     watched.close()

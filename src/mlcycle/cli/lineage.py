@@ -226,76 +226,15 @@ def _print_prediction(data: dict[str, Any]) -> None:
 def find_logged_rows(root: str, request_id: str, row_id: str | None = None) -> pd.DataFrame:
     """The rows of the prediction log at ``root`` with this request id (and row id).
 
-    Every model's files are searched, newest day first; each file is read with
-    a filter on ``request_id``, so Parquet statistics skip most row groups.
-    Raises :class:`NotFound` (exit 2) when no row matches.
+    :func:`mlcycle.store.prediction_rows.find_logged_rows`, which the dashboard
+    shares; imported when called so the CLI starts without the data stack.
 
     Example:
         >>> find_logged_rows(".mlcycle/predictions", "3f2a9c0e4b1d")[["model", "prediction"]]
     """
-    import fsspec
-    import pandas as pd
-    import pyarrow.parquet as pq
+    from mlcycle.store.prediction_rows import find_logged_rows as find
 
-    from mlcycle.predlog import list_files
-
-    models = _logged_models(root)
-    frames = []
-    # One filesystem for the whole log: list_files gives paths without the URL's scheme.
-    fs, _ = fsspec.core.url_to_fs(root)
-    for model in models:
-        for path in reversed(list_files(root, model)):
-            if "request_id" not in pq.read_schema(path, filesystem=fs).names:
-                continue
-            found = pq.read_table(path, filesystem=fs, filters=[("request_id", "==", request_id)])
-            if found.num_rows:
-                frames.append(found.to_pandas())
-    if not frames:
-        where = f"the log holds models {', '.join(models)}" if models else "the log is empty"
-        raise NotFound(
-            f"no logged prediction has request id {request_id!r}",
-            f"searched {root}: {where}",
-            "use the request_id a response carried (or the X-Request-ID you sent), or the "
-            "batch job's id; set MLCYCLE_PREDICTIONS_URL if the log lives elsewhere",
-        )
-    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    rows = rows.sort_values("ts", kind="stable").reset_index(drop=True)
-    if row_id is None:
-        return rows
-    picked = rows[rows["row_id"].astype("string") == row_id].reset_index(drop=True)
-    if picked.empty:
-        ids = ", ".join(str(v) for v in rows["row_id"].dropna().head(5))
-        raise NotFound(
-            f"request {request_id!r} has no row with row id {row_id!r}",
-            f"its {len(rows):,} logged row(s) have row ids such as: {ids or 'none (null)'}",
-            f"use one of them, or prediction:{request_id} for every row of the request",
-        )
-    return picked
-
-
-def _logged_models(root: str) -> list[str]:
-    """The model folders of the prediction log (empty when there is no log yet).
-
-    A folder whose name is not a model name (``check_model_name``) is not the log's.
-    """
-    import fsspec
-
-    from mlcycle.bundle import check_model_name
-
-    fs, base = fsspec.core.url_to_fs(root)
-    base = str(base).rstrip("/")
-    if not fs.isdir(base):
-        return []
-    models = []
-    for path in fs.ls(base, detail=False):
-        name = str(path).rstrip("/").rsplit("/", 1)[-1]
-        try:
-            check_model_name(name)
-        except BadInput:
-            continue
-        if fs.isdir(f"{base}/{name}"):
-            models.append(name)
-    return sorted(models)
+    return find(root, request_id, row_id)
 
 
 def _run_lineage(project: Any, run: dict[str, Any], as_json: bool) -> None:

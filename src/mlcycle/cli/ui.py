@@ -27,6 +27,13 @@ def ui(
         envvar="MLCYCLE_UI_READ_TOKEN",
         help="Optional read-only token for viewers. Env: MLCYCLE_UI_READ_TOKEN.",
     ),
+    token_name: str = typer.Option(
+        "ui-token",
+        "--token-name",
+        envvar="MLCYCLE_UI_TOKEN_NAME",
+        help="Who promotions and rollbacks made with the write token are recorded as "
+        "in the alias history. Env: MLCYCLE_UI_TOKEN_NAME.",
+    ),
     spec: Path = SpecOption,
 ) -> None:
     """Serve the dashboard: runs, models, lineage, data and monitoring, in a browser.
@@ -40,7 +47,9 @@ def ui(
     check_binding(host, token, read_token)
     project = load_project(spec)
     project.store  # noqa: B018 - open (and migrate) the store before the first request
-    app = create_app(project, AccessPolicy(write_token=token, read_token=read_token))
+    app = create_app(
+        project, AccessPolicy(write_token=token, read_token=read_token, token_name=token_name)
+    )
     shown = f"[{host}]" if ":" in host else host
     console.print(
         f"mlcycle ui for {project.name} on http://{shown}:{port}"

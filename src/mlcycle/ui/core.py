@@ -30,6 +30,11 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 
+# mlcycle's own self-contained reports (evaluation, data, backtest: inline style and
+# SVG, no script) are served with a policy that lets them style themselves and
+# nothing else (no scripts, no fetches).
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'"
+
 Form = dict[str, list[str]]
 Handler = Callable[["Ui", Request, Form | None], Response]
 
@@ -109,6 +114,15 @@ class Ui:
         if fresh:
             response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", path="/")
         return response
+
+    def actor(self, request: Request) -> str:
+        """Who the request acts as in the alias history (only write requests act).
+
+        Example:
+            >>> ui.actor(request)
+            'ana'
+        """
+        return self.policy.actor()
 
     def error(
         self, request: Request, status: int, what: str, why: str = "", fix: str = ""

@@ -1,10 +1,13 @@
-"""The lineage graph of a model version or an artifact, laid out and drawn as inline SVG.
+"""The lineage graph of a model version, an artifact or a logged prediction, laid out
+and drawn as inline SVG.
 
 Backwards from the root: the store's lineage edges (bundle → evaluation,
 model, splits → dataset version), then the bundle's lineage record (raw
 partitions, spec hash, git commit, pipeline run). Forwards: the alias moves
 that deployed a model version, or the artifacts and model versions built on a
-dataset version. Every node links to its page.
+dataset version. A logged prediction (``prediction:REQ[/ROW]``) is the chain
+``mlcycle lineage prediction:…`` prints: the logged rows, the model version of
+each, and that version's graph. Every node links to its page.
 
 Example:
     >>> graph = model_graph(store, "flights", 2)
@@ -20,8 +23,12 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from mlcycle.errors import BadInput, NotFound
 from mlcycle.registry.models import ModelRef, Registry
 from mlcycle.store import Store, queries
+
+PREDICTION_PREFIX = "prediction:"
+SHOWN_ROWS = 5  # logged rows listed under the graph, as the CLI prints them
 
 NODE_W, NODE_H, GAP_X, GAP_Y, PAD = 184, 46, 44, 14, 12
 MAX_FORWARD = 24
@@ -179,6 +186,100 @@ def artifact_graph(store: Store, ref: str) -> Graph:
         graph.edges.add((v["bundle_id"], node.id, "registered"))
     _relayer_forward(graph)
     return graph
+
+
+@dataclass
+class PredictionLineage:
+    """A logged prediction's graph, its first logged rows and each model version's evidence."""
+
+    graph: Graph
+    request_id: str
+    row_id: str | None
+    rows_total: int
+    rows: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+
+
+def _evidence(store: Store, name: str, version: int, roles: list[str]) -> dict[str, Any]:
+    """What made a logged row, as the CLI lists it: bundle, gate verdict, data, commit."""
+    from mlcycle.ui.readers import open_bundle
+
+    try:
+        resolved = Registry(store).resolve(ModelRef(name, version=version))
+    except NotFound:
+        # Logged by a bundle of another project, or a version since deleted.
+        return {"name": name, "version": version, "roles": roles, "registered": False}
+    bundle = open_bundle(store, resolved.bundle_id)
+    meta, blessing = bundle.meta(), bundle.blessing()
+    record = bundle.lineage() if bundle.lineage_path.is_file() else {}
+    return {
+        "name": name,
+        "version": version,
+        "roles": roles,
+        "registered": True,
+        "bundle_id": resolved.bundle_id,
+        "blessed": blessing.blessed,
+        "champion_version": blessing.champion_version,
+        "failed_checks": [c.name for c in blessing.failures],
+        "checks": len(blessing.checks),
+        "dataset_id": record.get("dataset_id") or meta.dataset_id,
+        "git_sha": record.get("git_sha") or meta.git_sha,
+        "run_id": record.get("run_id"),
+    }
+
+
+def prediction_graph(store: Store, ref: str) -> PredictionLineage:
+    """``REQ`` or ``REQ/ROW`` (after ``prediction:``): the logged rows of that request
+    (or row), and for each model version that made them, its graph up to the data
+    and the commit. Raises :class:`NotFound` for an id the log does not hold.
+
+    Example:
+        >>> found = prediction_graph(store, "replay-2013-07-0")
+        >>> [n.kind for n in found.graph.nodes.values()][:2]
+        ['prediction', 'model']
+    """
+    import json
+
+    from mlcycle.predlog import predictions_root
+    from mlcycle.store.prediction_rows import find_logged_rows
+
+    request_id, _, row_id = ref.partition("/")
+    if not request_id:
+        raise BadInput(
+            "prediction: needs a request id",
+            "a logged prediction is found by the id of the request that made it",
+            "use /lineage/prediction:REQUEST_ID or /lineage/prediction:REQUEST_ID/ROW_ID",
+        )
+    rows = find_logged_rows(predictions_root(store.home), request_id, row_id or None)
+    root = f"{PREDICTION_PREFIX}{ref}"
+    label = f"row {row_id} of {request_id}" if row_id else f"request {request_id}"
+    graph = Graph(root)
+    graph.add(
+        Node(root, "prediction", label, f"/lineage/{quote(root, safe=':/')}",
+             f"{len(rows):,} logged row(s)", 0)
+    )  # fmt: skip
+    versions = []
+    for (name, version), part in rows.groupby(["model", "model_version"], sort=True):
+        roles = sorted(str(r) for r in part["role"].unique())
+        evidence = _evidence(store, str(name), int(str(version)), roles)
+        versions.append(evidence)
+        if not evidence["registered"]:
+            node = graph.add(
+                Node(f"model:{name}/{version}", "model", f"{name} v{version}", "/models",
+                     "not registered here", 1)
+            )  # fmt: skip
+            graph.edges.add((node.id, root, ", ".join(roles)))
+            continue
+        sub = model_graph(store, str(name), int(str(version)))
+        # The versions' deployments are the model's story, not this prediction's.
+        kept = {i for i, n in sub.nodes.items() if n.kind != "deployment"}
+        for node_id in kept:
+            node = sub.nodes[node_id]
+            graph.add(Node(node.id, node.kind, node.label, node.href, node.detail, node.depth + 1))
+        graph.edges |= {e for e in sub.edges if e[0] in kept and e[1] in kept}
+        graph.edges.add((sub.root, root, ", ".join(roles)))
+    shown = json.loads(rows.head(SHOWN_ROWS).to_json(orient="records", date_format="iso"))
+    return PredictionLineage(graph, request_id, row_id or None, len(rows), shown, versions)
 
 
 def _relayer_forward(graph: Graph) -> None:

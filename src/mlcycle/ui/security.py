@@ -81,18 +81,41 @@ def check_binding(host: str, write_token: str | None, read_token: str | None) ->
         )
 
 
+DEFAULT_TOKEN_NAME = "ui-token"
+
+
 @dataclass
 class AccessPolicy:
-    """The tokens a UI server was started with and the secret that signs its cookies."""
+    """The tokens a UI server was started with and the secret that signs its cookies.
+
+    ``token_name`` names the write token's holder in the alias history (who
+    promoted or rolled back from the page); without a token the actor is
+    ``MLCYCLE_ACTOR`` or the OS user running the server (:meth:`actor`).
+    """
 
     write_token: str | None = None
     read_token: str | None = None
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    token_name: str = DEFAULT_TOKEN_NAME
 
     @property
     def open(self) -> bool:
         """No token set: every request gets the ``write`` scope (loopback only)."""
         return not self.write_token
+
+    def actor(self) -> str:
+        """Who a write from the browser is recorded as: the write token's name, or,
+        open on loopback, ``MLCYCLE_ACTOR`` / the OS user (the registry's default).
+
+        Example:
+            >>> AccessPolicy(write_token="w", token_name="ana").actor()
+            'ana'
+        """
+        if self.open:
+            from mlcycle.registry.models import current_actor
+
+            return current_actor()
+        return self.token_name
 
     def scope_of_token(self, given: str) -> str | None:
         """The scope a presented token grants, if any (constant-time comparisons)."""

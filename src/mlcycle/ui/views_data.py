@@ -1,42 +1,66 @@
-"""Pages: dataset versions and one version; monitoring windows, charts and alerts.
+"""Pages: dataset versions, one version (with its full data report), the diff between
+two versions; monitoring windows, charts and alerts.
 
 Example:
-    >>> [p.path for p in pages()]
-    ['/data', '/data/{dataset_id}', '/monitor']
+    >>> [p.path for p in pages()][:3]
+    ['/data', '/data/diff/{old}/{new}', '/data/{dataset_id}']
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mlcycle.errors import MlcycleError
 from mlcycle.monitor.svg import line_chart
 from mlcycle.registry.models import Registry
-from mlcycle.ui import readers
-from mlcycle.ui.core import Form, Page, Ui
+from mlcycle.ui import readers, readers_data
+from mlcycle.ui.core import REPORT_CSP, Form, Page, Ui
 
 MAX_FEATURE_CHARTS = 24
 
 
 def data(ui: Ui, request: Request, form: Form | None) -> Response:
-    return ui.page(request, "data.html", versions=readers.dataset_versions(ui.store))
+    return ui.page(request, "data.html", versions=readers_data.dataset_versions(ui.store))
 
 
 def dataset(ui: Ui, request: Request, form: Form | None) -> Response:
-    detail = readers.dataset_detail(ui.store, request.path_params["dataset_id"])
+    ref = request.path_params["dataset_id"]
+    other = request.query_params.get("vs", "").strip()
+    if other:
+        # The compare form on a version's page: the diff from the chosen version to this one.
+        return RedirectResponse(f"/data/diff/{quote(other, safe='')}/{quote(ref, safe='')}", 303)
+    detail = readers_data.dataset_detail(ui.store, ref)
     return ui.page(request, "dataset.html", d=detail)
+
+
+def dataset_report(ui: Ui, request: Request, form: Form | None) -> Response:
+    started = request.scope.get("state", {}).get("started", time.perf_counter())
+    html = readers_data.data_report_html(ui.project, request.path_params["dataset_id"])
+    spent = f"app;dur={(time.perf_counter() - started) * 1e3:.1f}"
+    return HTMLResponse(
+        html, headers={"content-security-policy": REPORT_CSP, "server-timing": spent}
+    )
+
+
+def dataset_diff(ui: Ui, request: Request, form: Form | None) -> Response:
+    diff = readers_data.dataset_diff(
+        ui.project, request.path_params["old"], request.path_params["new"]
+    )
+    return ui.page(request, "dataset_diff.html", diff=diff)
 
 
 def _pairs(wins: list[dict[str, Any]], key: str) -> tuple[list[float | None], list[float | None]]:
     bands = [w["metrics"].get(key) or [None, None] for w in wins]
-    return [readers.finite(b[0]) for b in bands], [readers.finite(b[1]) for b in bands]
+    return [readers_data.finite(b[0]) for b in bands], [readers_data.finite(b[1]) for b in bands]
 
 
 def _series(wins: list[dict[str, Any]], key: str) -> list[float | None]:
-    return [readers.finite(w["metrics"].get(key)) for w in wins]
+    return [readers_data.finite(w["metrics"].get(key)) for w in wins]
 
 
 def _holdout(ui: Ui, model: str, primary: str) -> float | None:
@@ -83,7 +107,7 @@ def _charts(ui: Ui, model: str, wins: list[dict[str, Any]]) -> dict[str, Any]:
     features: dict[str, float | None] = {}
     for w in wins:
         for f in w["metrics"].get("drift_report") or []:
-            features[f["feature"]] = readers.finite(f.get("threshold"))
+            features[f["feature"]] = readers_data.finite(f.get("threshold"))
     per_feature = [
         line_chart(
             keys,
@@ -102,13 +126,13 @@ def _charts(ui: Ui, model: str, wins: list[dict[str, Any]]) -> dict[str, Any]:
 
 def monitor(ui: Ui, request: Request, form: Form | None) -> Response:
     store = ui.store
-    models = readers.monitored_models(store)
+    models = readers_data.monitored_models(store)
     chosen = request.query_params.get("model") or (models[0] if models else None)
     if chosen is not None and chosen not in models:
         return ui.error(
             request, 404, f"no monitoring data for model '{chosen}'", "", "pick a model on /monitor"
         )
-    wins = readers.monitor_windows(store, chosen) if chosen else []
+    wins = readers_data.monitor_windows(store, chosen) if chosen else []
     latest = next((w for w in reversed(wins) if w["metrics"].get("drift_report")), None)
     return ui.page(
         request,
@@ -118,7 +142,7 @@ def monitor(ui: Ui, request: Request, form: Form | None) -> Response:
         windows=wins,
         latest=latest,
         charts=_charts(ui, chosen, wins) if chosen and wins else None,
-        alerts=readers.alerts(store, [chosen]) if chosen else [],
+        alerts=readers_data.alerts(store, [chosen]) if chosen else [],
         primary=ui.project.spec.problem.primary_metric or "roc_auc",
     )
 
@@ -126,6 +150,8 @@ def monitor(ui: Ui, request: Request, form: Form | None) -> Response:
 def pages() -> list[Page]:
     return [
         Page("/data", data, "read"),
+        Page("/data/diff/{old}/{new}", dataset_diff, "read"),
         Page("/data/{dataset_id}", dataset, "read"),
+        Page("/data/{dataset_id}/report", dataset_report, "read"),
         Page("/monitor", monitor, "read"),
     ]

@@ -15,27 +15,23 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from mlcycle.errors import BadInput
 from mlcycle.registry.models import Registry, parse_model_ref
 from mlcycle.store import queries
-from mlcycle.ui import lineage, readers
-from mlcycle.ui.core import Form, Page, Ui
+from mlcycle.ui import lineage, readers, readers_data, readers_loop
+from mlcycle.ui.core import REPORT_CSP, Form, Page, Ui
 from mlcycle.ui.security import SESSION_COOKIE, SESSION_SECONDS
-
-# The evaluation report is mlcycle's own self-contained HTML; served with a policy
-# that lets it style itself and nothing else (no scripts, no fetches).
-REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def overview(ui: Ui, request: Request, form: Form | None) -> Response:
     store = ui.store
     models = readers.models_overview(store)
     for m in models:
-        m["loop"] = readers.loop_summary(store, m["name"])
+        m["loop"] = readers_loop.loop_summary(store, m["name"])
     return ui.page(
         request,
         "overview.html",
         models=models,
         runs=readers.pipeline_runs(store, 5),
-        alerts=readers.alerts(store)[:10],
-        datasets=readers.dataset_versions(store)[:3],
+        alerts=readers_data.alerts(store)[:10],
+        datasets=readers_data.dataset_versions(store)[:3],
     )
 
 
@@ -96,6 +92,7 @@ def promote(ui: Ui, request: Request, form: Form | None) -> Response:
         reason=reason,
         force=_field(form, "force") == "on",
         expected=expected,
+        actor=ui.actor(request),
     )
     notice = f"{alias} → v{raw_version}"
     return RedirectResponse(f"/models/{quote(name)}?notice={quote(notice)}#history", 303)
@@ -104,7 +101,9 @@ def promote(ui: Ui, request: Request, form: Form | None) -> Response:
 def rollback(ui: Ui, request: Request, form: Form | None) -> Response:
     name = request.path_params["name"]
     alias = _field(form, "alias") or "champion"
-    current, previous = Registry(ui.store).rollback(name, alias=alias, reason=_reason(form))
+    current, previous = Registry(ui.store).rollback(
+        name, alias=alias, reason=_reason(form), actor=ui.actor(request)
+    )
     notice = f"{alias}: v{current} → v{previous} (rolled back)"
     return RedirectResponse(f"/models/{quote(name)}?notice={quote(notice)}#history", 303)
 
@@ -112,6 +111,8 @@ def rollback(ui: Ui, request: Request, form: Form | None) -> Response:
 def lineage_page(ui: Ui, request: Request, form: Form | None) -> Response:
     ref = request.path_params["ref"]
     store = ui.store
+    if ref.startswith(lineage.PREDICTION_PREFIX):
+        return _prediction_page(ui, request, ref.removeprefix(lineage.PREDICTION_PREFIX))
     registry = Registry(store)
     if any(h in ref for h in (":", "@", "/")) or ref in registry.models():
         resolved = registry.resolve(parse_model_ref(ref))
@@ -124,7 +125,30 @@ def lineage_page(ui: Ui, request: Request, form: Form | None) -> Response:
         graph = lineage.artifact_graph(store, ref)
         title = f"{store.kind(graph.root)} {graph.root[:12]}"
     nodes = sorted(graph.nodes.values(), key=lambda n: (-n.depth, n.kind, n.label))
-    return ui.page(request, "lineage.html", title=title, svg=lineage.render(graph), nodes=nodes)
+    return ui.page(
+        request, "lineage.html", title=title, svg=lineage.render(graph), nodes=nodes,
+        prediction=None,
+    )  # fmt: skip
+
+
+def _prediction_page(ui: Ui, request: Request, ref: str) -> Response:
+    """A logged prediction: the graph to its model version, data and commit; its rows."""
+    found = lineage.prediction_graph(ui.store, ref)
+    graph = found.graph
+    nodes = sorted(graph.nodes.values(), key=lambda n: (-n.depth, n.kind, n.label))
+    title = (
+        f"row {found.row_id} of request {found.request_id}"
+        if found.row_id
+        else f"request {found.request_id}"
+    )
+    return ui.page(
+        request,
+        "lineage.html",
+        title=title,
+        svg=lineage.render(graph),
+        nodes=nodes,
+        prediction=found,
+    )
 
 
 def login(ui: Ui, request: Request, form: Form | None) -> Response:

@@ -8,15 +8,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from mlcycle.errors import BadInput
+from mlcycle.errors import BadInput, StepFailed
 from mlcycle.examples import EXAMPLES
 from mlcycle.pipeline.project import Project
 from mlcycle.train.tracking import Tracker
-from mlcycle.ui import AccessPolicy, check_binding, create_app, route_scope
+from mlcycle.ui import AccessPolicy, check_binding, create_app, readers, route_scope
 from mlcycle.ui.app import all_pages
 from mlcycle.ui.security import CSRF_COOKIE, SCOPES, SESSION_COOKIE, allows
 
@@ -25,10 +26,21 @@ RUNS = 30
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A flights project (1% sample, never trained) whose store holds 30 tracked runs."""
+    """A flights project (1% sample, never trained) whose store holds 30 tracked runs and
+    two dataset versions: a valid one, then one with 100 rows gone and 50 new ones, one
+    of them with an unknown `dest` (quarantined). About a second in all."""
     folder = tmp_path_factory.mktemp("ui") / "proj"
     EXAMPLES["flights"](folder, sample=0.01)
     loaded = Project.load(folder)
+    loaded.run(until="validate")
+    data = folder / "data"
+    rows, future = (
+        pd.read_parquet(data / "flights.parquet"),
+        pd.read_parquet(data / "flights_future.parquet"),
+    )
+    pd.concat([rows.iloc[100:], future.iloc[:50]]).to_parquet(data / "flights.parquet", index=False)
+    with pytest.raises(StepFailed, match="quarantined"):
+        loaded.run(until="validate")
     tracker = Tracker(loaded.store, flush_interval=60)
     for i in range(RUNS):
         name = "<script>alert(1)</script>" if i == 7 else f"run-{i:02d}"
@@ -297,3 +309,171 @@ def test_the_command_refuses_an_open_ui_beyond_loopback(monkeypatch: pytest.Monk
     result = CliRunner().invoke(app, ["ui", "--host", "0.0.0.0", "--port", "0"])
     assert result.exit_code == 2
     assert "refusing to serve the UI on 0.0.0.0 without a token" in result.output
+
+
+# --- data: diffs and the report ----------------------------------------------------------
+
+
+def versions_of(c: TestClient) -> tuple[str, str]:
+    """(the first dataset version, the second), from the diff link on /data."""
+    found = re.findall(r'href="/data/diff/([0-9a-f]{64})/([0-9a-f]{64})"', c.get("/data").text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_data_diff_counts_rows_and_marks_moved_columns(project: Project) -> None:
+    c = client(project)
+    old, new = versions_of(c)
+    page = c.get(f"/data/diff/{old[:10]}/{new[:10]}")
+    assert page.status_code == 200, page.text[:400]
+    rows = re.sub(r"<[^>]+>", "", re.search(r'<p id="diff-rows">(.*?)</p>', page.text, re.S)[1])
+    assert "50 added · 100 removed · 1492 kept" in rows and "flight_id" in rows
+    assert "The schema did not change." in page.text
+    changed = set(re.findall(r'<tr class="changed"><td>([a-z_]+)', page.text))
+    # The 50 new rows are August's: month moved, year (2013 throughout) did not.
+    assert "month" in changed and "year" not in changed
+    assert "invalid" in page.text and "MVY" in page.text  # the quarantined side, and why
+    swapped = c.get(f"/data/diff/{new}/{old}").text
+    assert "100 added · 50 removed · 1492 kept" in re.sub(r"<[^>]+>", "", swapped)
+    compare = c.get(f"/data/{new}", params={"vs": old[:12]})
+    assert compare.status_code == 303
+    assert compare.headers["location"] == f"/data/diff/{old[:12]}/{new}"
+    same = c.get(f"/data/diff/{old}/{old[:8]}")
+    assert same.status_code == 400 and "compared with itself" in same.text
+    assert c.get(f"/data/diff/{old}/abcdef0123").status_code == 404
+
+
+def test_a_versions_page_offers_the_diff_and_its_full_report(project: Project) -> None:
+    c = client(project)
+    old, new = versions_of(c)
+    page = c.get(f"/data/{new}").text
+    assert f'<option value="{old}" selected>' in page  # the previous version, preselected
+    assert f'<iframe class="report" src="/data/{new}/report"' in page and 'sandbox=""' in page
+    report = c.get(f"/data/{new}/report")
+    assert report.status_code == 200 and report.text.startswith("<!doctype html>")
+    assert "default-src 'none'" in report.headers["content-security-policy"]
+    assert "Distributions" in report.text and "MVY" in report.text  # with its validation
+    assert "<script" not in report.text
+    assert c.get("/data/abcdef0123/report").status_code == 404
+
+
+# --- the typed readers ---------------------------------------------------------------------
+
+
+def test_the_listings_are_typed_and_read_what_the_pages_show(project: Project) -> None:
+    from mlcycle.store import listings
+
+    store = project.store
+    versions = listings.dataset_versions(store)
+    assert [(v.rows, v.status) for v in versions] == [(1542, "invalid"), (1592, "valid")]
+    assert "MVY" in (versions[0].reason or "") and versions[1].reason is None
+    assert listings.dataset_versions(store, [versions[1].id]) == [versions[1]]
+    report = listings.validation_of(store, versions[0].id)
+    assert report == versions[0].validation_id and store.kind(report) == "validation"
+    runs = listings.pipeline_runs(store, 5)
+    assert [r.status for r in runs] == ["failed", "succeeded"]
+    assert [s.step for s in runs[0].steps] == ["ingest", "validate"]
+    failed = runs[0].steps[-1]
+    assert failed.status == "failed" and "quarantined" in (failed.error or "")
+    assert runs[1].steps[0].artifacts["dataset"] == versions[1].id
+    assert listings.experiments(store) == ["grid", "other"]
+    some = [r["id"] for r in readers.runs_page(store, readers.RunQuery(limit=25)).rows[:2]]
+    values = listings.run_values(store, some)
+    assert set(values) == set(some) and all(v.tags["role"] == "trial" for v in values.values())
+    assert all(set(v.metrics) == {"auc"} and "family" in v.params for v in values.values())
+    assert listings.run_values(store, []) == {}
+    assert listings.monitored_models(store) == [] and listings.monitor_windows(store, "x") == []
+
+
+# --- prediction lineage ---------------------------------------------------------------------
+
+
+def test_prediction_lineage_shows_the_logged_rows_and_who_made_them(project: Project) -> None:
+    from mlcycle.predlog import predictions_root, write_predictions
+
+    rows = pd.DataFrame(
+        {
+            "request_id": ["req-ui-1", "req-ui-1", "req-ui-2"],
+            "ts": pd.to_datetime(["2026-01-01", "2026-01-01", "2026-01-02"], utc=True),
+            "model": "elsewhere",
+            "model_version": 4,
+            "role": "champion",
+            "dep_delay": [3.0, 250.0, 1.0],
+            "row_id": ["a", "b", "c"],
+            "prediction": ["False", "True", "False"],
+        }
+    )
+    write_predictions(predictions_root(project.store.home), "elsewhere", rows)
+    c = client(project)
+    page = c.get("/lineage/prediction:req-ui-1")
+    assert page.status_code == 200, page.text[:400]
+    assert "Lineage of request req-ui-1" in page.text and "2 logged row(s)" in page.text
+    assert "elsewhere v4 (champion)" in page.text and "not registered in this project" in page.text
+    assert 'href="/lineage/prediction:req-ui-1/b"' in page.text  # each row traced on its own
+    assert (
+        'data-node="prediction:req-ui-1"' in page.text
+        and 'data-node="model:elsewhere/4"' in page.text
+    )
+    one = c.get("/lineage/prediction:req-ui-1/b")
+    assert one.status_code == 200 and "row b of request req-ui-1" in one.text
+    assert "1 logged row(s)" in one.text and "250" in one.text and ">3<" not in one.text
+    missing_row = c.get("/lineage/prediction:req-ui-1/zz")
+    assert missing_row.status_code == 404 and "no row with row id" in missing_row.text
+    assert c.get("/lineage/prediction:no-such-request").status_code == 404
+    empty = c.get("/lineage/prediction:")
+    assert empty.status_code == 400 and "needs a request id" in empty.text
+
+
+# --- who acted ------------------------------------------------------------------------------
+
+
+def test_the_actor_is_the_tokens_name_or_the_local_user(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlcycle.registry.models import Registry
+
+    monkeypatch.setenv("MLCYCLE_ACTOR", "local-ana")
+    assert AccessPolicy().actor() == "local-ana"
+    assert AccessPolicy(write_token="w", token_name="team-bot").actor() == "team-bot"
+    seen: list[tuple[str, str | None]] = []
+    monkeypatch.setattr(
+        Registry, "promote", lambda self, *a, **kw: seen.append(("promote", kw.get("actor")))
+    )
+    monkeypatch.setattr(
+        Registry,
+        "rollback",
+        lambda self, *a, **kw: seen.append(("rollback", kw.get("actor"))) or (2, 1),
+    )
+    form = {"version": "1", "reason": "why not"}
+    shared = client(project, write_token="w", token_name="team-bot")
+    shared.headers["authorization"] = "Bearer w"
+    token = csrf_of(shared)
+    assert shared.post("/models/m/promote", data={**form, "csrf_token": token}).status_code == 303
+    assert shared.post("/models/m/rollback", data={**form, "csrf_token": token}).status_code == 303
+    local = client(project)
+    token = csrf_of(local)
+    assert local.post("/models/m/promote", data={**form, "csrf_token": token}).status_code == 303
+    assert seen == [("promote", "team-bot"), ("rollback", "team-bot"), ("promote", "local-ana")]
+
+
+# --- the loop's backtest ----------------------------------------------------------------------
+
+
+def test_the_loop_page_shows_the_latest_backtest_or_how_to_make_one(project: Project) -> None:
+    c = client(project)
+    page = c.get("/loop")
+    assert page.status_code == 200 and 'id="no-backtest"' in page.text
+    assert "mlcycle loop backtest" in page.text
+    missing = c.get("/loop/backtest")
+    assert missing.status_code == 404 and "no backtest report yet" in missing.text
+    written = project.base_dir / "backtest.html"
+    written.write_text("<!doctype html><h1>Loop backtest — flights</h1>", encoding="utf-8")
+    try:
+        page = c.get("/loop")
+        assert '<iframe class="report" src="/loop/backtest"' in page.text
+        assert str(written) in page.text
+        report = c.get("/loop/backtest")
+        assert report.status_code == 200 and "Loop backtest — flights" in report.text
+        assert "default-src 'none'" in report.headers["content-security-policy"]
+    finally:
+        written.unlink()
