@@ -23,6 +23,7 @@ from mlcycle.errors import BadInput
 from mlcycle.evaluate.benefit import benefit_per_row, best_threshold
 from mlcycle.evaluate.bootstrap import bootstrap_intervals, paired_bootstrap, resample_counts
 from mlcycle.evaluate.core import Scores
+from mlcycle.evaluate.learning import CurveOptions
 from mlcycle.evaluate.metrics import confusion, curves, encode_labels, reliability_curve
 
 
@@ -37,6 +38,9 @@ class Options:
     min_slice_rows: int = 200
     max_slice_values: int = 50
     bins: int = 10
+    # Off unless the spec turns it on (options_from): it refits, and only the Evaluate
+    # step has the training rows to refit on.
+    learning_curve: CurveOptions = field(default_factory=lambda: CurveOptions(enabled=False))
 
 
 def evaluate_holdout(

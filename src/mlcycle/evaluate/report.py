@@ -3,7 +3,8 @@
 It shows the gate's verdict and checks, every metric with its interval for the
 candidate, the baseline and the champion, ROC and precision–recall curves, the
 reliability curve, the confusion matrix, the comparison with the champion, the
-slice table and the benefit score. ``report.json`` next to it holds the same data.
+slice table, the benefit score and the learning curve with its reading.
+``report.json`` next to it holds the same data.
 
 Example:
     >>> Path("report.html").write_text(render_html(report_data))
@@ -185,6 +186,14 @@ def render_html(data: dict[str, Any]) -> str:
     figures = _figures(ev, details)
     if figures:
         out.append("<h2>Curves</h2><div class='grid'>" + "".join(figures) + "</div>")
+    curve = data.get("details", {}).get("learning_curve")
+    if curve:
+        out.append(_learning_curve(curve))
+    elif data.get("details", {}).get("learning_curve_error"):
+        out.append(
+            "<h2>Learning curve</h2><p class='muted'>Not drawn: "
+            f"{_e(data['details']['learning_curve_error'])}</p>"
+        )
     if champion and champion.get("comparison"):
         out.append(_versus_champion(champion, ev, level))
     if ev.get("slices"):
@@ -396,3 +405,115 @@ def _versus_champion_cell(cmp_: dict[str, Any] | None) -> str:
         f"<br><span class='ci'>{cmp_['ci_low']:+.4f} … {cmp_['ci_high']:+.4f}"
         "</span></td>"
     )
+
+
+CURVE_COLORS = {"train": "#1a7f37", "validation": "#1f6feb"}
+
+
+def _learning_curve(curve: dict[str, Any]) -> str:
+    """Train and validation score by training rows (log scale), and the reading's line."""
+    metric = curve["metric"]
+    reading = curve["reading"]
+    series = [
+        (name, [(r, v) for r, v in zip(curve["rows"], values, strict=True) if v is not None])
+        for name, values in (("train", curve["train"]), ("validation", curve["valid"]))
+    ]
+    legend = "".join(
+        f'<span><i class="sw" style="background:{CURVE_COLORS[n]}"></i>{n}</span>'
+        for n, _ in series
+    )
+    rows = "".join(
+        f"<tr><td>{r:,}</td><td>{_num(t)}</td><td>{_num(v)}</td>"
+        f"<td>{'refit' if refit else 'the trained model'}</td></tr>"
+        for r, t, v, refit in zip(
+            curve["rows"], curve["train"], curve["valid"], curve["refit"], strict=True
+        )
+    )
+    figures = reading.get("figures") or {}
+    shown = ", ".join(f"{_e(k)} {_num(v, 3)}" for k, v in figures.items())
+    return (
+        f"<h2>Learning curve ({_e(metric)})</h2>"
+        f"<p><b>{_e(reading['text'])}</b></p>"
+        "<div class='grid'><figure><figcaption>Score by training rows</figcaption>"
+        + _curve_svg(series, baseline=curve.get("baseline"), ylabel=metric)
+        + f"<div class='legend'>{legend}</div></figure>"
+        "<div><table><tr><th>training rows</th><th>train</th><th>validation</th><th>fit</th>"
+        f"</tr>{rows}</table>"
+        f"<p class='muted'>Scored on {int(curve['valid_rows']):,} validation rows; "
+        f"subsets of the {int(curve['train_rows']):,} training rows: {_e(curve['order'])}. "
+        f"Rule: {_e(reading['rule'])}."
+        + (f" Figures: {shown}." if shown else "")
+        + "</p></div></div>"
+    )
+
+
+def _curve_svg(
+    series: list[tuple[str, list[tuple[int, float]]]],
+    *,
+    baseline: float | None,
+    ylabel: str,
+    width: int = 360,
+    height: int = 260,
+) -> str:
+    """Lines over a log-scaled row axis; the y range fits the scores (and the baseline)."""
+    import math
+
+    pad_l, pad_b, top, right = 46, 34, 10, 12
+    w, h = width - pad_l - right, height - pad_b - top
+    xs = [r for _, pts in series for r, _ in pts]
+    ys = [v for _, pts in series for _, v in pts]
+    if not xs:
+        return ""
+    # The scores set the y range (a far-off baseline would flatten them); points are
+    # kept off the frame so their markers and row labels stay whole.
+    lx0, lx1 = math.log10(min(xs)), math.log10(max(xs))
+    edge = max((lx1 - lx0) * 0.08, 0.1)
+    lx0, lx1 = lx0 - edge, lx1 + edge
+    y0, y1 = min(ys), max(ys)
+    margin = max((y1 - y0) * 0.08, 0.005)
+    y0, y1 = y0 - margin, y1 + margin
+
+    def px(r: float) -> float:
+        return pad_l + (math.log10(r) - lx0) / (lx1 - lx0) * w
+
+    def py(v: float) -> float:
+        return top + (1 - (v - y0) / (y1 - y0)) * h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">',
+        f'<rect x="{pad_l}" y="{top}" width="{w}" height="{h}" fill="#fff" stroke="#d0d7de"/>',
+    ]
+    for i in range(5):
+        v = y0 + (y1 - y0) * i / 4
+        parts.append(
+            f'<line x1="{pad_l}" y1="{py(v):.1f}" x2="{pad_l + w}" y2="{py(v):.1f}" '
+            f'stroke="#f0f2f4"/><text x="{pad_l - 4}" y="{py(v) + 3:.1f}" font-size="10" '
+            f'text-anchor="end" fill="#656d76">{v:.3g}</text>'
+        )
+    for r in sorted(set(xs)):
+        parts.append(
+            f'<text x="{px(r):.1f}" y="{top + h + 13}" font-size="10" text-anchor="middle" '
+            f'fill="#656d76">{r:,}</text>'
+        )
+    if baseline is not None and y0 <= baseline <= y1:
+        parts.append(
+            f'<line x1="{pad_l}" y1="{py(baseline):.1f}" x2="{pad_l + w}" y2="{py(baseline):.1f}" '
+            'stroke="#8b949e" stroke-dasharray="4 3"/>'
+            f'<text x="{pad_l + w - 4}" y="{py(baseline) - 4:.1f}" font-size="10" '
+            'text-anchor="end" fill="#656d76">baseline</text>'
+        )
+    for name, pts in series:
+        colour = CURVE_COLORS.get(name, "#333")
+        path = " ".join(f"{px(r):.1f},{py(v):.1f}" for r, v in pts)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+        parts += [
+            f'<circle cx="{px(r):.1f}" cy="{py(v):.1f}" r="3" fill="{colour}"/>' for r, v in pts
+        ]
+    parts.append(
+        f'<text x="{pad_l + w / 2:.0f}" y="{height - 4}" font-size="11" text-anchor="middle">'
+        "training rows (log scale)</text>"
+        f'<text x="11" y="{top + h / 2:.0f}" font-size="11" text-anchor="middle" '
+        f'transform="rotate(-90 11 {top + h / 2:.0f})">{_e(ylabel)}</text></svg>'
+    )
+    return "".join(parts)

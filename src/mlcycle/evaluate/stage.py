@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,8 +44,11 @@ from mlcycle.evaluate.holdout import (
     evaluate_holdout,
     slice_masks,
 )
+from mlcycle.evaluate.learning import CurveOptions, LearningCurveResult, learning_curve
 from mlcycle.evaluate.metrics import compute_metrics, scores_for
 from mlcycle.spec import EvaluateSection, Problem
+
+logger = logging.getLogger("mlcycle.evaluate")
 
 #: A fitted model (a scikit-learn pipeline) and its record.
 Scored = tuple[Any, TrainedModel]
@@ -52,11 +56,16 @@ Scored = tuple[Any, TrainedModel]
 
 @dataclass
 class HoldoutResult:
-    """The evaluation, what its report draws, and each role's scores on the test rows."""
+    """The evaluation, what its report draws, and each role's scores on the test rows.
+
+    ``learning_curve`` is the candidate's learning curve when it was drawn (it is
+    also in ``details["learning_curve"]``, which the report reads).
+    """
 
     evaluation: Evaluation
     details: dict[str, Any]
     scores: dict[str, np.ndarray]
+    learning_curve: LearningCurveResult | None = None
 
 
 def options_from(section: EvaluateSection, seed: int) -> Options:
@@ -74,6 +83,11 @@ def options_from(section: EvaluateSection, seed: int) -> Options:
         min_slice_rows=section.min_slice_rows,
         max_slice_values=section.max_slice_values,
         bins=section.calibration_bins,
+        learning_curve=CurveOptions(
+            enabled=section.learning_curve.enabled,
+            sizes=tuple(section.learning_curve.sizes),
+            max_rows=section.learning_curve.max_rows,
+        ),
     )
 
 
@@ -84,12 +98,17 @@ def evaluate(
     *,
     problem: Problem,
     options: Options,
+    train: pd.DataFrame | None = None,
+    time_ordered: bool = False,
 ) -> HoldoutResult:
     """Holdout metrics with intervals, slices, calibration and benefit for every role.
 
     ``models`` maps a role (``candidate``, ``baseline``) to its fitted model and
     record; the candidate's record gives the class order. The validation rows
-    are scored only when the benefit threshold is to be chosen on them.
+    are scored only when the benefit threshold is to be chosen on them. With the
+    ``train`` rows and ``options.learning_curve.enabled``, the candidate's
+    learning curve is drawn too (:mod:`mlcycle.evaluate.learning`;
+    ``time_ordered``: the split is by time, so subsets are the most recent rows).
 
     Example:
         >>> result = evaluate(test, valid, {"candidate": (m, rec), "baseline": (b, brec)},
@@ -119,7 +138,26 @@ def evaluate(
         benefit=problem.benefit.model_dump() if problem.benefit else None,
         valid=(valid[problem.target].to_numpy(), valid_scores) if valid_scores else None,
     )
-    return HoldoutResult(evaluation, details, scores)
+    curve = None
+    if train is not None and options.learning_curve.enabled:
+        fitted, record = models["candidate"]
+        try:
+            curve = learning_curve(
+                train,
+                valid,
+                fitted,
+                record,
+                problem=problem,
+                baseline=models["baseline"][0] if "baseline" in models else None,
+                options=options.learning_curve,
+                seed=options.seed,
+                time_ordered=time_ordered,
+            )
+            details["learning_curve"] = curve.to_dict()
+        except Exception as exc:  # a diagnostic: a model that cannot be refitted keeps its verdict
+            logger.warning("no learning curve: %s: %s", type(exc).__name__, exc)
+            details["learning_curve_error"] = f"{type(exc).__name__}: {exc}"
+    return HoldoutResult(evaluation, details, scores, curve)
 
 
 def compare_with_champion(

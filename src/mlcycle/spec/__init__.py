@@ -28,6 +28,7 @@ from pydantic import (
 
 from mlcycle.errors import BadInput
 from mlcycle.spec.base import LOWER_IS_BETTER, METRICS_BY_TASK, SpecModel, Task
+from mlcycle.spec.evaluate import LearningCurve
 from mlcycle.spec.loop import Loop
 from mlcycle.spec.monitor import AlertRule, AlertSinks, Monitor
 from mlcycle.spec.train import (
@@ -281,6 +282,10 @@ class EvaluateSection(SpecModel):
     min_slice_rows: int = Field(default=200, ge=1)
     max_slice_values: int = Field(default=50, ge=1)
     calibration_bins: int = Field(default=10, ge=2, le=100)
+    learning_curve: LearningCurve = Field(
+        default_factory=LearningCurve,
+        description="train and validation score by training-set size, in the report",
+    )
 
 
 class Serve(SpecModel):
@@ -431,6 +436,7 @@ __all__ = [
     "Features",
     "Gates",
     "Invariance",
+    "LearningCurve",
     "Loop",
     "MinimumCase",
     "ModelTests",

@@ -20,7 +20,7 @@ class Evaluate(Step):
     outputs = ("evaluation",)
     sections = ("problem", "evaluate", "train")
     libraries = ML_LIBS
-    revision = 3  # 3: the test scores are stored with the evaluation
+    revision = 4  # 4: the learning curve; 3: the test scores are stored with the evaluation
 
     def run(self, ctx: RunContext, inputs: Inputs) -> StepResult:
         from mlcycle import evaluate  # here: a cached step must not pay for SciPy
@@ -36,6 +36,9 @@ class Evaluate(Step):
             },
             problem=problem,
             options=evaluate.options_from(ctx.spec.evaluate, seed=ctx.spec.train.seed),
+            # the learning curve refits on the training rows (in time order under a time split)
+            train=inputs.split("train") if ctx.spec.evaluate.learning_curve.enabled else None,
+            time_ordered=ctx.catalog.splits(inputs.id("splits")).strategy == "time",
         )
         evaluation = result.evaluation
         evaluation_id = ctx.catalog.save_evaluation(
@@ -53,4 +56,6 @@ class Evaluate(Step):
             summary[f"{m}_ci"] = [round(cand_ci[0], 4), round(cand_ci[1], 4)]
         if evaluation.slices:
             summary["slices"] = len(evaluation.slices)
+        if result.learning_curve is not None:
+            summary["learning_curve"] = result.learning_curve.reading.code
         return StepResult({"evaluation": evaluation_id}, summary)
