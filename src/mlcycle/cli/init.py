@@ -5,6 +5,10 @@
 a SQL URL with ``--query``), infers the task, the special columns, the split
 and the metric (:mod:`mlcycle.data.scaffold`) and writes a commented
 ``mlcycle.yaml`` that points at the data where it is.
+
+``--ci github`` also writes a GitHub Actions workflow and a serving Dockerfile
+(:mod:`mlcycle.templates_ci`); on a folder that already has ``mlcycle.yaml``
+(and no ``--example``/``--data``) it writes only those files.
 """
 
 from __future__ import annotations
@@ -49,13 +53,35 @@ def init(
     sample: float | None = typer.Option(
         None, "--sample", min=0.0001, max=1.0, help="Example only: keep this fraction of rows."
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing mlcycle.yaml."),
+    ci: str | None = typer.Option(
+        None,
+        "--ci",
+        help="Also write CI for this provider (github): a workflow (tests → run → gate → "
+        "serving image for a blessed champion) and deploy/Dockerfile. On a folder that has "
+        "mlcycle.yaml, writes only these.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Overwrite an existing mlcycle.yaml (and, with --ci, CI files)."
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Scaffold a project: a bundled example, or a spec inferred from your own data.
 
-    Example: mlcycle init churn --data customers.csv --target churned
+    Example: mlcycle init churn --data customers.csv --target churned --ci github
     """
+    if ci is not None:
+        # Checked before anything is written: a refusal leaves the folder as it was.
+        _ci_targets(directory, ci, force)
+        existing = (directory / "mlcycle.yaml").is_file()
+        if existing and data is None and example is None and sample is None:
+            if target is not None or query is not None:
+                raise BadInput(
+                    "--target and --query go with --data",
+                    "they describe your own data",
+                    "add --data FILE, or drop them to add only the CI files",
+                )
+            _finish_ci(directory, ci, as_json)
+            return
     if data is None:
         if target is not None or query is not None:
             raise BadInput(
@@ -65,6 +91,8 @@ def init(
             )
         _check_free(directory, force)
         _write_example(directory, example or "flights", sample)
+        if ci is not None:
+            _finish_ci(directory, ci, as_json)
         return
     if example is not None or sample is not None:
         raise BadInput(
@@ -79,7 +107,7 @@ def init(
             "add --target COLUMN (e.g. --target churned)",
         )
     _check_free(directory, force)
-    _write_from_data(directory, data, target, query, as_json)
+    _write_from_data(directory, data, target, query, as_json, ci)
 
 
 def _check_free(directory: Path, force: bool) -> None:
@@ -105,7 +133,7 @@ def _write_example(directory: Path, example: str, sample: float | None) -> None:
 
 
 def _write_from_data(
-    directory: Path, data: str, target: str, query: str | None, as_json: bool
+    directory: Path, data: str, target: str, query: str | None, as_json: bool, ci: str | None
 ) -> None:
     """Read, propose, check the spec loads, then write it (nothing is written on error)."""
     import yaml
@@ -136,10 +164,13 @@ def _write_from_data(
     tmp = spec_path.with_suffix(".yaml.tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(spec_path)
+    written = _write_ci(directory, ci) if ci is not None else None
     if as_json:
-        print_json(_as_dict(proposal) | {"spec": str(spec_path)})
+        print_json(_as_dict(proposal) | {"spec": str(spec_path)} | _ci_json(ci, written))
         return
     _print_summary(proposal, spec_path, directory)
+    if ci is not None and written is not None:
+        _print_ci(directory, written)
 
 
 def _source(directory: Path, data: str, query: str | None) -> Any:
@@ -216,3 +247,90 @@ def _print_summary(p: Any, spec_path: Path, directory: Path) -> None:
     here = Path(os.path.abspath(directory)) == Path.cwd()
     then = "mlcycle run" if here else f"cd {directory} && mlcycle run"
     console.print(f"wrote {spec_path} — read its comments, then: {then}", highlight=False)
+
+
+# --- --ci: the CI workflow and the serving Dockerfile ------------------------------------
+
+
+def _ci_targets(directory: Path, ci: str, force: bool) -> list[Path]:
+    """The files ``--ci`` writes; refuses an unknown provider and, unless forced, existing ones."""
+    from mlcycle.templates_ci import PROVIDERS, ci_files
+
+    if ci not in PROVIDERS:
+        ci_files(ci, project="")  # raises the one error that names the providers
+    targets = [directory / rel for rel in PROVIDERS[ci]]
+    present = [str(path) for path in targets if path.exists()]
+    if present and not force:
+        raise BadInput(
+            f"{', '.join(present)} already exist{'s' if len(present) == 1 else ''}",
+            "init --ci would overwrite your CI files",
+            "move them away, or pass --force to overwrite them",
+        )
+    return targets
+
+
+def _write_ci(directory: Path, ci: str) -> list[Path]:
+    """Render and write the CI files (each atomically); the image is named after the project."""
+    from mlcycle.templates_ci import ci_files
+
+    rendered = ci_files(ci, project=_spec_project(directory))
+    written = []
+    for rel, text in rendered.items():
+        path = directory / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def _finish_ci(directory: Path, ci: str, as_json: bool) -> None:
+    written = _write_ci(directory, ci)
+    if as_json:
+        print_json(_ci_json(ci, written))
+        return
+    _print_ci(directory, written)
+
+
+def _ci_json(ci: str | None, written: list[Path] | None) -> dict[str, Any]:
+    return {} if ci is None else {"ci": ci, "ci_files": [str(p) for p in written or []]}
+
+
+def _spec_project(directory: Path) -> str:
+    """The spec's project name (it names the image); the folder's name if the spec has none."""
+    import yaml
+
+    try:
+        raw = yaml.safe_load((directory / "mlcycle.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        raw = None
+    project = raw.get("project") if isinstance(raw, dict) else None
+    if isinstance(project, dict):
+        project = project.get("name")
+    return str(project) if project else Path(os.path.abspath(directory)).name
+
+
+def _print_ci(directory: Path, written: list[Path]) -> None:
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+    console.print(
+        "CI: push to main runs tests → mlcycle run → gate, and pushes the serving image to "
+        "ghcr.io only for a blessed champion (docs/deploy.md). Set the secrets "
+        "MLCYCLE_STORE_URL and MLCYCLE_ARTIFACTS_URL so the gate sees the reigning champion.",
+        highlight=False,
+    )
+    root = _git_root(Path(os.path.abspath(directory)))
+    if root is not None and root != Path(os.path.abspath(directory)):
+        console.print(
+            f"[yellow]note:[/] GitHub reads workflows only at the repository root ({root}): "
+            "move .github/ there and set the jobs' working-directory to this folder",
+            highlight=False,
+        )
+
+
+def _git_root(folder: Path) -> Path | None:
+    for candidate in (folder, *folder.parents):
+        if (candidate / ".git").exists():
+            return candidate
+    return None
