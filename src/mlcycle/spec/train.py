@@ -63,13 +63,25 @@ class CrossValidation(SpecModel):
 
 
 class Tuning(SpecModel):
-    """The Optuna budget: ``trials`` and/or ``seconds`` per candidate with a search space."""
+    """The Optuna budget: ``trials`` and/or ``seconds`` per candidate with a search space,
+    and where the trials run (``backend``)."""
 
     trials: int | None = Field(default=20, ge=0)
     seconds: float | None = Field(default=None, ge=0)
     pruning: bool = True
     sampler: Literal["tpe", "random"] = "tpe"
-    n_jobs: int = Field(default=1, ge=1, le=64)
+    n_jobs: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="trials at once: threads (local), or Ray tasks (ray; default: the "
+        "cluster's CPUs)",
+    )
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description="local: trials in this process; ray: trials as Ray tasks on the cluster "
+        "(RAY_ADDRESS, else a local one; needs mlcycle[ray]) sharing the stored study",
+    )
 
     @model_validator(mode="after")
     def _budget(self) -> Tuning:

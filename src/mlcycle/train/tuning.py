@@ -6,6 +6,16 @@ A trial's score is the mean over the cross-validation folds when ``train.cv`` is
 set (reported fold by fold so the median pruner can stop a poor trial early),
 else the score on the validation rows.
 
+``tuning.backend: ray`` runs the trials as Ray tasks (see :func:`_optimize_on_ray`):
+this process keeps the one sampler and asks it for each trial's parameters, as
+``study.optimize`` does; a task loads the same stored study, runs the trial
+(its fold reports and pruning go through the study storage, as they do
+locally), and this process records the outcome. Optuna trials as Ray tasks
+rather than Ray Tune with ``OptunaSearch``: the study stays the one in the
+store (an interrupted tuning resumes from it, whichever backend ran it), the
+median pruner and the trial tracking work unchanged, and with one worker the
+trials are those of the local backend, one for one.
+
 Example:
     >>> result = tune(train_df, candidate, schema=schema, problem=problem, seed=42,
     ...               metric=auc, greater_is_better=True, tuning=Tuning(trials=30),
@@ -16,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -234,15 +245,21 @@ def tune(
     )
     if remaining != 0:
         with display:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=tuning.seconds,
-                n_jobs=tuning.n_jobs,
-                # A parameter combination the estimator rejects fails that trial only.
-                catch=(ValueError, ArithmeticError),
-            )
+            if tuning.backend == "ray":
+                _optimize_on_ray(study, objective, storage, tuning, remaining)
+            else:
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    timeout=tuning.seconds,
+                    n_jobs=tuning.n_jobs,
+                    catch=_CATCH,
+                )
     return _result(study, objective, resumed)
+
+
+# A parameter combination the estimator rejects fails that trial only.
+_CATCH = (ValueError, ArithmeticError)
 
 
 def _open_study(
@@ -319,7 +336,7 @@ class _Objective:
     split: list[tuple[np.ndarray, np.ndarray]] | None
     valid: pd.DataFrame | None
     y_valid: np.ndarray | None
-    display: TuningProgress
+    display: TuningProgress | None
     on_trial: TrialCallback | None
     prepared: PreparedFolds = field(default_factory=PreparedFolds)
     best_value: float | None = None
@@ -362,9 +379,30 @@ class _Objective:
                 list(fold_scores),
                 time.perf_counter() - started,
             )
+            self.finished(report)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipped to Ray workers: without this process's display, callback and fold
+        # cache (it holds a lock); a worker starts with an empty cache.
+        state = dict(self.__dict__)
+        state.update(display=None, on_trial=None, prepared=None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, prepared=PreparedFolds())
+
+    def finished(self, report: TrialReport) -> None:
+        """Show and hand on a finished trial (a Ray trial: here, once its task returned)."""
+        if self.display is not None:
             self.display.trial(report)
-            if self.on_trial is not None:
-                self.on_trial(report)
+        if self.on_trial is not None:
+            self.on_trial(report)
+
+    def keep_if_best(self, value: float, oof: np.ndarray | None) -> None:
+        """Keep the out-of-fold predictions of the best trial so far."""
+        best = self.best_value
+        if best is None or (value > best if self.greater_is_better else value < best):
+            self.best_value, self.best_oof = value, oof
 
     def _cross_validate(
         self, trial: Any, pipeline: Any, cv: CrossValidation, fold_scores: list[float]
@@ -391,11 +429,8 @@ class _Objective:
             prepared=self.prepared,
         )
         fold_scores[:] = result.fold_scores
-        value = result.mean
-        best = self.best_value
-        if best is None or (value > best if self.greater_is_better else value < best):
-            self.best_value, self.best_oof = value, result.oof
-        return value
+        self.keep_if_best(result.mean, result.oof)
+        return result.mean
 
     def _score_on_valid(self, pipeline: Any) -> float:
         """The score on the validation rows of the pipeline fitted on all training rows."""
@@ -443,3 +478,117 @@ def _result(study: Any, objective: _Objective, resumed: int) -> TuningResult:
         resumed=resumed,
         best_oof=objective.best_oof,
     )
+
+
+# --- the Ray backend -------------------------------------------------------------------
+
+
+@dataclass
+class _RayOutcome:
+    """What a trial's Ray task sends back: how it ended, its report and its predictions."""
+
+    state: str  # complete | pruned | fail
+    value: float | None
+    report: TrialReport | None
+    oof: np.ndarray | None
+    error: BaseException | None = None  # anything but a caught error: re-raised here
+
+
+def _optimize_on_ray(
+    study: Any, objective: _Objective, storage: str | None, tuning: Tuning, n_trials: int | None
+) -> None:
+    """``study.optimize`` with each trial's objective in a Ray task, ``workers`` at once.
+
+    The sampler stays here: each trial is asked for and its parameters suggested
+    in this process, in the order ``study.optimize`` would (so one worker gives
+    the local backend's trials), then a task runs it against the stored study.
+    """
+    import optuna
+
+    from mlcycle.ray_cluster import cluster_cpus, connected
+
+    if storage is None:
+        raise BadInput(
+            "train.tuning.backend ray needs a stored study",
+            "Ray tasks share the trials through the study storage",
+            "tune inside a project (its store keeps the studies), or pass storage=",
+        )
+    with connected() as ray:
+        _check_storage_reachable(ray, storage)
+        # n_jobs set in the spec caps the trials at once; else every CPU of the cluster.
+        workers = tuning.n_jobs if "n_jobs" in tuning.model_fields_set else cluster_cpus(ray)
+        shipped = ray.put(objective)  # once, for every trial (see _Objective.__getstate__)
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_trial)
+        started = time.monotonic()
+        asked = 0
+        in_flight: dict[Any, int] = {}
+        while True:
+            while len(in_flight) < workers and (n_trials is None or asked < n_trials):
+                if tuning.seconds is not None and time.monotonic() - started > tuning.seconds:
+                    break
+                trial = study.ask()
+                for name, space in objective.candidate.search.items():
+                    suggest(trial, name, space)
+                ref = task.remote(shipped, storage, study.study_name, study.pruner, trial._trial_id)
+                in_flight[ref] = trial.number
+                asked += 1
+            if not in_flight:
+                return
+            ready, _ = ray.wait(list(in_flight), num_returns=1)
+            number = in_flight.pop(ready[0])
+            outcome: _RayOutcome = ray.get(ready[0])
+            if outcome.state == "complete":
+                assert outcome.value is not None
+                study.tell(number, outcome.value)
+                objective.keep_if_best(outcome.value, outcome.oof)
+            else:
+                state = optuna.trial.TrialState.PRUNED if outcome.state == "pruned" else None
+                study.tell(number, state=state or optuna.trial.TrialState.FAIL)
+            if outcome.report is not None:
+                objective.finished(outcome.report)
+            if outcome.error is not None:
+                for pending in in_flight:
+                    ray.cancel(pending)
+                raise outcome.error
+
+
+def _ray_trial(
+    objective: _Objective, storage: str, study_name: str, pruner: Any, trial_id: int
+) -> _RayOutcome:
+    """Run one asked trial in a Ray worker against the stored study (reports, pruning)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The parameters were suggested by the caller: this sampler is never asked.
+    study = optuna.load_study(
+        study_name=study_name,
+        storage=_storage(storage),
+        sampler=optuna.samplers.RandomSampler(),
+        pruner=pruner,
+    )
+    trial = optuna.trial.Trial(study, trial_id)
+    trial.set_user_attr("worker_pid", os.getpid())
+    reports: list[TrialReport] = []
+    objective.on_trial = reports.append  # the objective reports every trial, however it ends
+    state, value, error = "complete", None, None
+    try:
+        value = objective(trial)
+    except optuna.TrialPruned:
+        state = "pruned"
+    except _CATCH:
+        state = "fail"
+    except Exception as exc:  # not a trial's failure: the caller stops the tuning with it
+        state, error = "fail", exc
+    oof = objective.best_oof if state == "complete" else None
+    return _RayOutcome(state, value, reports[0] if reports else None, oof, error)
+
+
+def _check_storage_reachable(ray: Any, storage: str) -> None:
+    """Refuse a SQLite study on a cluster of several nodes: the others cannot open the file."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    if storage.startswith("sqlite") and len(nodes) > 1:
+        raise BadInput(
+            f"the Ray cluster has {len(nodes)} nodes but the study is a SQLite file on this one",
+            "every trial's task reads and writes the study storage",
+            "use a PostgreSQL store (MLCYCLE_STORE_URL=postgresql://…) for a multi-node cluster",
+        )

@@ -31,17 +31,15 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 
 from mlcycle.errors import BadInput
-from mlcycle.predlog import OUT_OF_RANGE, out_of_range_column
+from mlcycle.predlog import OUT_OF_RANGE
 from mlcycle.serve.batch.io import (
     ChunkReader,
     Format,
@@ -56,13 +54,17 @@ from mlcycle.serve.batch.io import (
 from mlcycle.serve.batch.remote import is_remote, publish, staged
 from mlcycle.serve.batch.score import (
     OutputBuilder,
+    PendingChunk,
+    ScoredChunk,
     Scorer,
     check_engine,
-    label_type,
-    proba_columns,
+    finish_chunk,
+    output_schema,
+    ray_engine_name,
+    submit_chunk,
 )
 from mlcycle.serve.batch.write import ParquetOrCsvWriter, Sink
-from mlcycle.serve.model import InputError, ModelRuntime, RowCheck, outside_masks
+from mlcycle.serve.model import InputError, ModelRuntime
 from mlcycle.serve.predlog import LogRows, ModelInfo, PredictionLog, now
 
 __all__ = ["predict_file"]
@@ -99,7 +101,9 @@ def predict_file(
     far the export was from scikit-learn at load. ``engine`` chooses:
     ``auto`` scores through ONNX only within ``BATCH_ONNX_TOLERANCE`` (1e-6)
     of scikit-learn, ``onnx`` through any export that passed its check,
-    ``sklearn`` never through ONNX.
+    ``sklearn`` never through ONNX; ``ray`` scores the chunks on the actors of
+    a Ray cluster (``RAY_ADDRESS``, else a local one; see ``ray_engine.py``),
+    each as ``auto`` would, with the same checks, rejects and output.
 
     Raises :class:`NotFound` for a missing input and :class:`BadInput` for an
     unreadable input, a missing column or an unwritable output.
@@ -110,6 +114,12 @@ def predict_file(
     """
     started = time.perf_counter()
     check_engine(runtime, engine)  # a bad choice fails before any file is touched
+    if engine == "ray" and prediction_log is not None:
+        raise BadInput(
+            "--log is not supported with --engine ray",
+            "the prediction log is written by one process; Ray actors score elsewhere",
+            "score with --engine auto to log the predictions, or drop --log",
+        )
     if is_remote(output_path):
         return _predict_remote(
             input_path,
@@ -193,15 +203,6 @@ def _id_column(
 
 
 @dataclass
-class _Chunk:
-    """One chunk between checking and writing: its kept rows and their pending scores."""
-
-    original: pa.Table
-    check: RowCheck
-    scores: Future[tuple[np.ndarray, np.ndarray | None]] | None
-
-
-@dataclass
 class _Job:
     runtime: ModelRuntime
     files: list[InputFile]
@@ -246,22 +247,9 @@ class _Job:
         sink = Sink()
         try:
             writer = ParquetOrCsvWriter(out_tmp, self.out_fmt, out_schema, plain=columns[:1])
-            pending: deque[_Chunk] = deque()
-            with (
-                Scorer(self.runtime, engine=self.engine_choice) as scorer,
-                ChunkReader(self.files, self.fmt, columns, self.chunk_rows) as reader,
-            ):
-                self.engine = scorer.engine
-                for original, frame in reader:
-                    check = self.runtime.check_rows(frame, from_text=self.fmt == "csv")
-                    scores = scorer.submit(check.frame) if len(check.frame) else None
-                    pending.append(_Chunk(original, check, scores))
-                    # One chunk in flight behind the one just submitted keeps every
-                    # core busy without holding more than two chunks' scores.
-                    while len(pending) > 1:
-                        self._finish(pending.popleft(), builder, writer, sink)
-                while pending:
-                    self._finish(pending.popleft(), builder, writer, sink)
+            with contextlib.closing(self._scored(builder, columns)) as chunks:
+                for done in chunks:
+                    self.take(done, writer, sink)
             sink.finish()
             writer.close()
             if self._rejects is not None:
@@ -298,54 +286,60 @@ class _Job:
             "out_of_range": dict(self.out_of_range),
         }
 
-    def _finish(
-        self, chunk: _Chunk, builder: OutputBuilder, writer: ParquetOrCsvWriter, sink: Sink
-    ) -> None:
-        """Wait for a chunk's scores, then queue its output and rejects for writing."""
-        check, original = chunk.check, chunk.original
-        n_bad = int(check.rejected.sum())
-        kept = original.filter(pa.array(~check.rejected)) if n_bad else original
-        if chunk.scores is not None:
-            predicted, proba = chunk.scores.result()
-        else:
-            predicted, proba = np.empty(0, dtype=np.intp), None
-        ids = kept.column(self.id_column) if self.id_column else None
-        table = builder.table(ids, predicted, proba)
-        if self.runtime.out_of_range == "flag":
-            table = table.append_column(OUT_OF_RANGE, self._flags(check))
-        if self.log is not None and len(check.frame):
+    def _scored(self, builder: OutputBuilder, columns: list[str]) -> Generator[ScoredChunk]:
+        """The scored chunks in input order: on this machine's cores, or on Ray actors."""
+        if self.engine_choice == "ray":
+            from mlcycle.serve.batch.ray_engine import scored_on_ray  # the optional extra
+
+            self.engine = ray_engine_name(self.runtime)
+            yield from scored_on_ray(
+                self.runtime, self.files, self.fmt, columns, self.chunk_rows, builder
+            )
+            return
+        pending: deque[PendingChunk] = deque()
+        with (
+            Scorer(self.runtime, engine=self.engine_choice) as scorer,
+            ChunkReader(self.files, self.fmt, columns, self.chunk_rows) as reader,
+        ):
+            self.engine = scorer.engine
+            for original, frame in reader:
+                csv = self.fmt == "csv"
+                pending.append(submit_chunk(self.runtime, scorer, original, frame, from_text=csv))
+                # One chunk in flight behind the one just submitted keeps every
+                # core busy without holding more than two chunks' scores.
+                while len(pending) > 1:
+                    yield finish_chunk(pending.popleft(), builder)
+            while pending:
+                yield finish_chunk(pending.popleft(), builder)
+
+    def take(self, done: ScoredChunk, writer: ParquetOrCsvWriter, sink: Sink) -> None:
+        """Queue a scored chunk's output and rejects for writing; log it; count it."""
+        if self.log is not None and done.frame is not None and len(done.frame):
             self.log.submit(
                 LogRows(
                     ModelInfo.of(self.runtime),
                     "batch",
                     self._job_id,
                     now(),
-                    table.column("prediction").to_pylist(),
-                    proba,
-                    ids.to_pylist() if ids is not None else None,
-                    frame=check.frame,
+                    done.table.column("prediction").to_pylist(),
+                    done.proba,
+                    done.ids.to_pylist() if done.ids is not None else None,
+                    frame=done.frame,
                 )
             )
-        sink.write(writer, table)
-        if n_bad:
-            bad = original.filter(pa.array(check.rejected))
-            bad = bad.append_column("reason", pa.array(check.reasons, pa.string()))
+        sink.write(writer, done.table)
+        if done.rejects is not None:
             if self._rejects is None:
                 self._rejects = ParquetOrCsvWriter(
-                    self._temp(self.rejects_path), "parquet", bad.schema
+                    self._temp(self.rejects_path), "parquet", done.rejects.schema
                 )
-            sink.write(self._rejects, bad)
-        self.rows += check.rejected.size
-        self.rejected += n_bad
+            sink.write(self._rejects, done.rejects)
+        for name, count in done.out_of_range.items():
+            self.out_of_range[name] = self.out_of_range.get(name, 0) + count
+        self.rows += done.rows
+        self.rejected += done.rejected
         if self.progress is not None:
-            self.progress(check.rejected.size)
-
-    def _flags(self, check: RowCheck) -> pa.Array:
-        """The ``out_of_range`` column of a chunk's kept rows; counts them per feature."""
-        masks = outside_masks(check.frame, self.runtime.ranges)
-        for name, mask in masks.items():
-            self.out_of_range[name] = self.out_of_range.get(name, 0) + int(mask.sum())
-        return out_of_range_column(masks, len(check.frame))
+            self.progress(done.rows)
 
     def _check_output(self) -> None:
         folder = self.output.parent
@@ -390,21 +384,5 @@ class _Job:
                 path.unlink(missing_ok=True)
 
     def _output_schema(self) -> pa.Schema:
-        fields: list[pa.Field] = []
-        if self.id_column:
-            fields.append(pa.field(self.id_column, id_type(self.files, self.fmt, self.id_column)))
-        rt = self.runtime
-        fields.append(pa.field("prediction", label_type(rt)))
-        for name in proba_columns(rt):
-            fields.append(pa.field(name, pa.float64()))
-        fields.append(pa.field("model_version", pa.int64()))
-        if rt.out_of_range == "flag":
-            fields.append(pa.field(OUT_OF_RANGE, pa.string()))
-        names = [f.name for f in fields]
-        if len(set(names)) != len(names):
-            raise BadInput(
-                f"id column '{self.id_column}' clashes with an output column",
-                f"the output has columns {', '.join(names[1:])}",
-                "rename the id column in the input",
-            )
-        return pa.schema(fields)
+        dtype = id_type(self.files, self.fmt, self.id_column) if self.id_column else None
+        return output_schema(self.runtime, self.id_column, dtype)

@@ -31,6 +31,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
@@ -40,7 +41,8 @@ import pyarrow as pa
 
 from mlcycle.bundle import Bundle
 from mlcycle.errors import BadInput
-from mlcycle.serve.model import ModelRuntime
+from mlcycle.predlog import OUT_OF_RANGE, out_of_range_column
+from mlcycle.serve.model import ModelRuntime, RowCheck, outside_masks
 
 logger = logging.getLogger("mlcycle.serve")
 
@@ -50,7 +52,8 @@ MIN_SLICE_ROWS = 4096
 # scikit-learn this closely at load: batch outputs are kept and compared, so they
 # are held to a tighter bound than the REST service's ONNX_TOLERANCE.
 BATCH_ONNX_TOLERANCE = 1e-6
-ENGINES = ("auto", "onnx", "sklearn")
+# "ray" scores on the actors of a Ray cluster (``ray_engine.py``), each as "auto".
+ENGINES = ("auto", "onnx", "sklearn", "ray")
 
 
 class Scorer:
@@ -243,6 +246,114 @@ class OutputBuilder:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
+def output_schema(
+    rt: ModelRuntime, id_column: str | None, id_dtype: pa.DataType | None
+) -> pa.Schema:
+    """The output file's schema: id, prediction, probabilities, model_version (, out_of_range).
+
+    Example:
+        >>> output_schema(runtime, "flight_id", pa.string()).names
+        ['flight_id', 'prediction', 'probability', 'model_version']
+    """
+    fields: list[pa.Field] = []
+    if id_column:
+        assert id_dtype is not None
+        fields.append(pa.field(id_column, id_dtype))
+    fields.append(pa.field("prediction", label_type(rt)))
+    for name in proba_columns(rt):
+        fields.append(pa.field(name, pa.float64()))
+    fields.append(pa.field("model_version", pa.int64()))
+    if rt.out_of_range == "flag":
+        fields.append(pa.field(OUT_OF_RANGE, pa.string()))
+    names = [f.name for f in fields]
+    if len(set(names)) != len(names):
+        raise BadInput(
+            f"id column '{id_column}' clashes with an output column",
+            f"the output has columns {', '.join(names[1:])}",
+            "rename the id column in the input",
+        )
+    return pa.schema(fields)
+
+
+# --- one chunk, start to finish: shared by the local job and the Ray engine ---------------
+
+
+@dataclass
+class PendingChunk:
+    """One chunk between checking and writing: its input rows, check and pending scores."""
+
+    original: pa.Table
+    check: RowCheck
+    scores: Future[tuple[np.ndarray, np.ndarray | None]] | None
+
+
+@dataclass
+class ScoredChunk:
+    """One chunk's output rows, its rejects (input columns + ``reason``) and counts.
+
+    ``frame`` (the checked feature rows), ``proba`` and ``ids`` feed the
+    prediction log; a chunk scored elsewhere (on a Ray actor) comes back
+    without them.
+    """
+
+    table: pa.Table
+    rejects: pa.Table | None
+    rows: int
+    rejected: int
+    out_of_range: dict[str, int] = field(default_factory=dict)
+    frame: pd.DataFrame | None = None
+    proba: np.ndarray | None = None
+    ids: pa.ChunkedArray | None = None
+
+
+def submit_chunk(
+    rt: ModelRuntime, scorer: Scorer, original: pa.Table, frame: pd.DataFrame, *, from_text: bool
+) -> PendingChunk:
+    """Check a chunk against the contract and start scoring its valid rows.
+
+    Example:
+        >>> pending = submit_chunk(runtime, scorer, table, table.to_pandas(), from_text=False)
+    """
+    check = rt.check_rows(frame, from_text=from_text)
+    scores = scorer.submit(check.frame) if len(check.frame) else None
+    return PendingChunk(original, check, scores)
+
+
+def finish_chunk(chunk: PendingChunk, builder: OutputBuilder) -> ScoredChunk:
+    """Wait for a chunk's scores; build its output table and its rejects table.
+
+    The output has the builder's columns, plus ``out_of_range`` under the
+    bundle's "flag" policy; rejected rows keep their input columns and gain a
+    ``reason``.
+
+    Example:
+        >>> done = finish_chunk(submit_chunk(runtime, scorer, table, frame, from_text=False), b)
+        >>> done.table.num_rows + done.rejected == done.rows
+        True
+    """
+    rt, check, original = builder.rt, chunk.check, chunk.original
+    n_bad = int(check.rejected.sum())
+    kept = original.filter(pa.array(~check.rejected)) if n_bad else original
+    if chunk.scores is not None:
+        predicted, proba = chunk.scores.result()
+    else:
+        predicted, proba = np.empty(0, dtype=np.intp), None
+    ids = kept.column(builder.id_column) if builder.id_column else None
+    table = builder.table(ids, predicted, proba)
+    counts: dict[str, int] = {}
+    if rt.out_of_range == "flag":
+        masks = outside_masks(check.frame, rt.ranges)
+        counts = {name: int(mask.sum()) for name, mask in masks.items()}
+        table = table.append_column(OUT_OF_RANGE, out_of_range_column(masks, len(check.frame)))
+    rejects = None
+    if n_bad:
+        rejects = original.filter(pa.array(check.rejected))
+        rejects = rejects.append_column("reason", pa.array(check.reasons, pa.string()))
+    return ScoredChunk(
+        table, rejects, int(check.rejected.size), n_bad, counts, check.frame, proba, ids
+    )
+
+
 def _cast_ids(values: pa.ChunkedArray, dtype: pa.DataType, name: str) -> pa.ChunkedArray:
     if values.type == dtype:
         return values
@@ -266,7 +377,7 @@ def check_engine(runtime: ModelRuntime, engine: str) -> None:
         raise BadInput(
             f"unknown engine '{engine}'",
             f"batch scoring runs on one of: {', '.join(ENGINES)}",
-            "pass --engine auto (the default), onnx or sklearn",
+            "pass --engine auto (the default), onnx, sklearn or ray",
         )
     if engine == "onnx" and runtime.onnx is None:
         raise BadInput(
@@ -291,6 +402,8 @@ def use_onnx(runtime: ModelRuntime, engine: str) -> bool:
     check_engine(runtime, engine)
     if engine == "sklearn":
         return False
+    if engine == "ray":  # each Ray actor scores as "auto" does
+        engine = "auto"
     if engine == "onnx":
         return True
     diff = runtime.onnx_max_diff
@@ -301,6 +414,16 @@ def use_onnx(runtime: ModelRuntime, engine: str) -> bool:
             BATCH_ONNX_TOLERANCE,
         )
     return runtime.onnx is not None and diff is not None and diff <= BATCH_ONNX_TOLERANCE
+
+
+def ray_engine_name(runtime: ModelRuntime) -> str:
+    """What scores the rows on Ray actors: ``ray/onnxruntime`` or ``ray/<sklearn engine>``.
+
+    Example:
+        >>> ray_engine_name(runtime)
+        'ray/onnxruntime'
+    """
+    return "ray/" + ("onnxruntime" if use_onnx(runtime, "ray") else runtime.sklearn_engine)
 
 
 def _cores() -> int:

@@ -1,0 +1,197 @@
+"""Batch prediction on Ray (``engine="ray"``): the local engine's rows exactly, rejects included;
+a worker killed mid-job costs nothing; clear errors without Ray or without a cluster.
+
+The Ray tests share the session's local cluster (``tests/ray_fixtures.py``) and
+run on one xdist worker (``xdist_group("ray")``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from serve_fixtures import build_bundle, flights_frame
+
+from mlcycle.errors import BadInput
+from mlcycle.serve import ModelRuntime, predict_file
+from mlcycle.serve.batch.score import ScoredChunk
+
+ray_test = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
+
+
+@pytest.fixture(scope="module")
+def rt(tmp_path_factory: pytest.TempPathFactory) -> ModelRuntime:
+    return ModelRuntime.load(build_bundle(tmp_path_factory.mktemp("bundle") / "b"), version=5)
+
+
+def dirty(n: int = 3000) -> pd.DataFrame:
+    """Flights with rows that break the contract, in different chunks."""
+    frame = flights_frame(n, seed=7)
+    frame["distance"] = frame["distance"].astype("float64")
+    frame.loc[10, "carrier"] = "ZZ"
+    frame.loc[n // 2, "distance"] = None
+    frame.loc[n - 5, "origin"] = "XXX"
+    return frame
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_ray_writes_what_the_local_engine_writes(
+    ray_cluster: Any,
+    rt: ModelRuntime,
+    tmp_path: Path,
+    fmt: str,
+) -> None:
+    data = tmp_path / f"in.{fmt}"
+    frame = dirty()
+    frame.to_parquet(data) if fmt == "parquet" else frame.to_csv(data, index=False)
+    local = predict_file(rt, str(data), str(tmp_path / "local.parquet"), chunk_rows=1000)
+    seen: list[int] = []
+    on_ray = predict_file(
+        rt,
+        str(data),
+        str(tmp_path / "ray.parquet"),
+        chunk_rows=1000,
+        engine="ray",
+        progress=seen.append,
+    )
+    assert on_ray["engine"].startswith("ray/")
+    for key in ("rows", "predicted", "rejected", "out_of_range"):
+        assert on_ray[key] == local[key], key
+    assert (on_ray["rows"], on_ray["rejected"]) == (3000, 3) and sum(seen) == 3000
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ray.parquet"), pd.read_parquet(tmp_path / "local.parquet")
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "ray.rejects.parquet"),
+        pd.read_parquet(tmp_path / "local.rejects.parquet"),
+    )
+    # Nothing but the inputs and the published files: no temporary left behind.
+    assert {p.name for p in tmp_path.iterdir()} == {
+        data.name,
+        "local.parquet",
+        "local.rejects.parquet",
+        "ray.parquet",
+        "ray.rejects.parquet",
+    }
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_a_worker_killed_mid_job_costs_no_row(
+    ray_cluster: Any,
+    rt: ModelRuntime,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mlcycle.serve.batch import ray_engine
+
+    marker = tmp_path / "die-once"
+    marker.touch()
+    died = tmp_path / "died"
+
+    class DiesOnce(ray_engine.RayChunkScorer):
+        # Defined here, so Ray ships it by value to the workers.
+        def score(self, batch: pa.Table) -> ScoredChunk:
+            try:
+                marker.unlink()  # only one actor wins the marker
+            except FileNotFoundError:
+                return super().score(batch)
+            died.write_text(str(os.getpid()))
+            os._exit(1)  # the worker process dies mid-chunk, as on a lost node
+
+    monkeypatch.setattr(ray_engine, "RayChunkScorer", DiesOnce)
+    data = tmp_path / "in.parquet"
+    flights_frame(4000, seed=3).to_parquet(data)
+    result = predict_file(
+        rt, str(data), str(tmp_path / "out.parquet"), chunk_rows=500, engine="ray"
+    )
+    assert died.exists(), "no actor died: the test tested nothing"
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert result["rows"] == 4000 and len(out) == 4000
+    assert out["flight_id"].is_unique
+    assert out["flight_id"].tolist() == [f"F{i:05d}" for i in range(4000)]  # and in order
+
+
+def test_without_ray_installed_the_error_says_what_to_install(
+    rt: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    data = tmp_path / "in.parquet"
+    flights_frame(50).to_parquet(data)
+    with pytest.raises(BadInput, match=r"install mlcycle\[ray\]"):
+        predict_file(rt, str(data), str(tmp_path / "out.parquet"), engine="ray")
+    assert {p.name for p in tmp_path.iterdir()} == {"in.parquet"}
+
+
+def test_an_unreachable_ray_address_fails_at_once_naming_it(
+    rt: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ray = pytest.importorskip("ray")
+    # As in a fresh process: not connected yet (the session's cluster may be up here).
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    data = tmp_path / "in.parquet"
+    flights_frame(50).to_parquet(data)
+    with pytest.raises(
+        BadInput, match=f"cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:{port}"
+    ):
+        predict_file(rt, str(data), str(tmp_path / "out.parquet"), engine="ray")
+    assert {p.name for p in tmp_path.iterdir()} == {"in.parquet"}
+
+
+def test_the_base_install_never_imports_ray() -> None:
+    code = (
+        "import sys, mlcycle.cli.main, mlcycle.cli.serve, mlcycle.serve, mlcycle.train, "
+        "mlcycle.train.tuning, mlcycle.serve.batch.job, mlcycle.ray_cluster\n"
+        "print('ray' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_an_actors_error_reaches_the_caller_as_mlcycles_and_nothing_is_written(
+    ray_cluster: Any, rt: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlcycle.serve.batch import ray_engine
+
+    class Refuses(ray_engine.RayChunkScorer):
+        def score(self, batch: pa.Table) -> ScoredChunk:
+            raise BadInput("input files disagree on column types", "planted", "fix the input")
+
+    monkeypatch.setattr(ray_engine, "RayChunkScorer", Refuses)
+    data = tmp_path / "in.parquet"
+    flights_frame(300).to_parquet(data)
+    with pytest.raises(BadInput) as caught:
+        predict_file(rt, str(data), str(tmp_path / "out.parquet"), engine="ray")
+    # mlcycle's own error, not Ray's wrapper with a remote traceback.
+    assert caught.value.message == "input files disagree on column types — planted — fix the input"
+    assert {p.name for p in tmp_path.iterdir()} == {"in.parquet"}
+
+
+def test_logging_a_ray_job_is_refused_before_any_work(rt: ModelRuntime, tmp_path: Path) -> None:
+    log: Any = object()  # refused before the log is ever touched
+    with pytest.raises(BadInput, match="--log is not supported with --engine ray"):
+        predict_file(
+            rt,
+            str(tmp_path / "in.parquet"),
+            str(tmp_path / "o.parquet"),
+            engine="ray",
+            prediction_log=log,
+        )
+    assert list(tmp_path.iterdir()) == []
