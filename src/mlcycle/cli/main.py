@@ -1,188 +1,235 @@
-"""The `mlcycle` command: one Typer app, one module per command group."""
+"""The `mlcycle` command: one Typer app whose commands are imported only when chosen.
+
+Each command (or command group) lives in its own module under ``mlcycle/cli``;
+:data:`COMMANDS` names where, with the one-line help `mlcycle --help` shows. So
+`mlcycle --help` imports no command module (and not Rich, unless it prints to a
+terminal), and `mlcycle models list` imports only its group's module: this
+is click's "lazily loading subcommands" pattern on Typer's group class.
+``tests/unit/test_cli_lazy.py`` keeps the table equal to the real commands' help.
+
+Example:
+    >>> from typer.testing import CliRunner
+    >>> CliRunner().invoke(app, ["models", "list", "--json"]).exit_code
+    0
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+import importlib
+import sys
+from collections.abc import Iterator, MutableMapping
+from typing import Any, NamedTuple
 
 import typer
-from rich.table import Table
+from typer import _click  # the click Typer vendors: its Context, Command and HelpFormatter
+from typer.core import HAS_RICH, TyperCommand, TyperGroup
+from typer.models import CommandInfo
 
-from mlcycle.cli import data as data_cli
-from mlcycle.cli import export as export_cli
-from mlcycle.cli import init as init_cli
-from mlcycle.cli import lineage as lineage_cli
-from mlcycle.cli import loop as loop_cli
-from mlcycle.cli import loop_backtest as loop_backtest_cli
-from mlcycle.cli import models as models_cli
-from mlcycle.cli import monitor as monitor_cli
-from mlcycle.cli import runs as runs_cli
-from mlcycle.cli import serve as serve_cli
-from mlcycle.cli import ui as ui_cli
-from mlcycle.cli.common import (
-    JsonOption,
-    SpecOption,
-    console,
-    err_console,
-    fmt,
-    handle_errors,
-    load_project,
-    print_json,
-)
-from mlcycle.errors import BadInput, StepFailed
+
+class Entry(NamedTuple):
+    """Where a top-level command lives, and the one line `mlcycle --help` shows for it.
+
+    Example:
+        >>> Entry("mlcycle.cli.run:steps", "Show the last run of each step.").target
+        'mlcycle.cli.run:steps'
+    """
+
+    #: ``"module:attribute"``: a ``typer.Typer`` (a command group) or a command function.
+    target: str
+    #: The command's short help (the first sentence of its help), kept equal by a test.
+    help: str
+
+
+# In the order `mlcycle --help` lists them.
+COMMANDS: dict[str, Entry] = {
+    "init": Entry(
+        "mlcycle.cli.init:init",
+        "Scaffold a project: a bundled example, or a spec inferred from your own data.",
+    ),
+    "serve": Entry(
+        "mlcycle.cli.serve:serve",
+        "Serve a model over REST: /predict and the Open Inference Protocol v2.",
+    ),
+    "predict": Entry(
+        "mlcycle.cli.serve:predict",
+        "Batch prediction: score a file in chunks; rows that break the contract go to a "
+        "reject file.",
+    ),
+    "lineage": Entry(
+        "mlcycle.cli.lineage:lineage",
+        "Trace a model version, alias, run, data version or logged prediction to what made it.",
+    ),
+    "ui": Entry(
+        "mlcycle.cli.ui:ui",
+        "Serve the dashboard: runs, models, lineage, data and monitoring, in a browser.",
+    ),
+    "run": Entry(
+        "mlcycle.cli.run:run",
+        "Run the lifecycle: ingest → validate → split → train → evaluate → gate → register → "
+        "promote.",
+    ),
+    "steps": Entry("mlcycle.cli.run:steps", "Show the last run of each step."),
+    "data": Entry(
+        "mlcycle.cli.data:app",
+        "Data: ingest, dataset versions, their schema, validation, profile and report.",
+    ),
+    "loop": Entry(
+        "mlcycle.cli.loop:app",
+        "Continuous training: triggers → policy → retrain → gate → shadow → promote → watch → "
+        "automatic rollback.",
+    ),
+    "models": Entry(
+        "mlcycle.cli.models:app",
+        "Registered models: versions, aliases, promotion and rollback.",
+    ),
+    "monitor": Entry(
+        "mlcycle.cli.monitor:app",
+        "Monitoring: drift, anomalies, performance and alerts against the training reference.",
+    ),
+    "runs": Entry(
+        "mlcycle.cli.runs:app",
+        "Tracked runs: every baseline, candidate and trial the pipeline trains, and your own "
+        "runs from mlcycle.start_run().",
+    ),
+}
+
+
+def load_command(name: str, entry: Entry) -> _click.Command:
+    """Import the module an entry names and build its click command (a group for a Typer app).
+
+    Example:
+        >>> load_command("models", COMMANDS["models"]).name
+        'models'
+    """
+    module_name, _, attribute = entry.target.partition(":")
+    target = getattr(importlib.import_module(module_name), attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    return typer.main.get_command_from_info(
+        CommandInfo(name=name, callback=target),
+        pretty_exceptions_short=app.pretty_exceptions_short,
+        rich_markup_mode=app.rich_markup_mode,
+    )
+
+
+class _LazyCommands(MutableMapping[str, _click.Command]):
+    """The root group's ``commands``: every name in :data:`COMMANDS`, each built on first use.
+
+    A mapping (rather than overriding ``get_command``) so that everything Typer's
+    group does with its commands (resolving, "did you mean", listing) works unchanged.
+    """
+
+    def __init__(self, table: dict[str, Entry], added: MutableMapping[str, _click.Command]) -> None:
+        self._table = table
+        self._loaded: dict[str, _click.Command] = dict(added)
+
+    def __getitem__(self, name: str) -> _click.Command:
+        if name not in self._loaded:
+            if name not in self._table:
+                raise KeyError(name)
+            self._loaded[name] = load_command(name, self._table[name])
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: _click.Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._table
+        yield from (name for name in self._loaded if name not in self._table)
+
+    def __len__(self) -> int:
+        return len(self._table.keys() | self._loaded.keys())
+
+
+class LazyGroup(TyperGroup):
+    """Typer's group with its commands loaded on demand and its help from :data:`COMMANDS`.
+
+    Example:
+        >>> app = typer.Typer(cls=LazyGroup)  # with a callback, so Typer makes a group
+    """
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        self.commands = _LazyCommands(COMMANDS, self.commands)
+
+    def format_help(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        if HAS_RICH and self.rich_markup_mode is not None and sys.stdout.isatty():
+            # A person at a terminal gets Typer's Rich help, drawn from stand-ins that
+            # carry only the table's help, so no command module is imported for it.
+            from typer import rich_utils
+
+            stand_in = TyperGroup(
+                name=self.name,
+                commands={name: TyperCommand(name, short_help=e.help) for name, e in _rows(self)},
+                params=self.params,
+                help=self.help,
+                epilog=self.epilog,
+                subcommand_metavar=self.subcommand_metavar,
+                rich_markup_mode=self.rich_markup_mode,
+            )
+            rich_utils.rich_format_help(obj=stand_in, ctx=ctx, markup_mode=self.rich_markup_mode)
+            return
+        # Piped or captured: click's plain help (Rich costs more to import than the rest).
+        _click.Command.format_help(self, ctx, formatter)
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args and self.no_args_is_help and not ctx.resilient_parsing:
+            # Typer prints this help as a side effect of building its Rich text; the plain
+            # help is only returned, so print it here (exit 2, as a usage error).
+            shown = ctx.get_help()
+            if shown:
+                _click.echo(shown, color=ctx.color)
+            ctx.exit(2)
+        return super().parse_args(ctx, args)
+
+    def format_commands(self, ctx: _click.Context, formatter: _click.HelpFormatter) -> None:
+        rows = [(name, entry.help) for name, entry in _rows(self)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def _rows(group: TyperGroup) -> list[tuple[str, Entry]]:
+    """Every visible command with its one line: from the table, or (added at run time) its own."""
+    rows = []
+    for name in group.commands:
+        if name in COMMANDS:
+            rows.append((name, COMMANDS[name]))
+            continue
+        command = group.commands[name]
+        if not command.hidden:
+            rows.append((name, Entry("", command.get_short_help_str(limit=10_000))))
+    return rows
+
 
 app = typer.Typer(
     name="mlcycle",
+    cls=LazyGroup,
     help="One tool for the whole life of a tabular ML model.\n\n"
     "Example: mlcycle init demo --example flights && cd demo && mlcycle run",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(data_cli.app, name="data")
-app.add_typer(loop_cli.app, name="loop")
-loop_cli.app.command("backtest")(loop_backtest_cli.backtest)
-app.add_typer(models_cli.app, name="models")
-app.add_typer(monitor_cli.app, name="monitor")
-app.add_typer(runs_cli.app, name="runs")
-app.command("init")(init_cli.init)
-app.command("serve")(serve_cli.serve)
-app.command("predict")(serve_cli.predict)
-app.command("lineage")(lineage_cli.lineage)
-app.command("ui")(ui_cli.ui)
-models_cli.app.command("export")(export_cli.export)
 
 
-# Summary keys that are for caching and lineage, not for a person watching a run.
-_QUIET_SUMMARY_KEYS = frozenset(
-    {
-        "schema_hash",
-        "model",
-        "first_warnings",
-        "failed",
-        "partitions_hash",
-        "quarantined",
-        "quarantine",
-        "warnings",
-        "out_of_range",
-    }
-)
-
-
-@app.command()
-@handle_errors
-def run(
-    spec: Path = SpecOption,
-    until: str | None = typer.Option(None, "--until", help="Stop after this step."),
-    force: bool = typer.Option(False, "--force", help="Ignore the cache and run every step."),
-    as_json: bool = JsonOption,
-) -> None:
-    """Run the lifecycle: ingest → validate → split → train → evaluate → gate → register → promote.
-
-    Steps whose inputs did not change are reused from the cache.
-
-    Example: mlcycle run --until evaluate
-    """
-    project = load_project(spec)
-    status = None if as_json else console.status("starting…")
-    if status:
-        status.start()
-
-    def listener(step: str, report: Any) -> None:
-        if as_json or status is None:
-            return
-        if report is None:
-            status.update(f"[bold]{step}[/]…")
-            return
-        mark = {
-            "ran": "[green]✔[/]",
-            "cached": "[cyan]↺[/]",
-            "skipped": "[yellow]–[/]",
-            "failed": "[red]✘[/]",
-        }[report.status]
-        detail = ", ".join(
-            f"{k}={fmt(v)}" for k, v in report.summary.items() if k not in _QUIET_SUMMARY_KEYS
-        )
-        console.print(
-            f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}", highlight=False
-        )
-        for line in report.summary.get("failed", []) or []:
-            console.print(f"    [yellow]gate:[/] {line}", highlight=False)
-        for line in report.summary.get("quarantine", []) or []:
-            console.print(f"    [yellow]quarantined:[/] {line}", highlight=False)
-        for line in report.summary.get("warnings", []) or []:
-            console.print(f"    [yellow]warning:[/] {line}", highlight=False)
-
-    try:
-        report = project.run(until=until, force=force, listener=listener)
-    except StepFailed as exc:
-        if status:
-            status.stop()
-        if as_json and hasattr(exc, "run"):
-            print_json(exc.run.to_dict() | {"error": exc.to_dict()})
-        raise
-    if status:
-        status.stop()
-    if as_json:
-        print_json(report.to_dict())
-        return
-    cached = sum(1 for s in report.steps if s.status == "cached")
-    console.print(
-        f"run {report.run_id[:8]} {report.status} in {report.seconds:.2f}s "
-        f"({cached}/{len(report.steps)} steps from cache)"
-    )
-
-
-@app.command()
-@handle_errors
-def steps(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
-    """Show the last run of each step.
-
-    Example: mlcycle steps
-    """
-    import sqlalchemy as sa
-
-    from mlcycle.store import tables as t
-
-    project = load_project(spec)
-    with project.store.engine.connect() as conn:
-        last = (
-            conn.execute(
-                sa.select(t.pipeline_runs).order_by(t.pipeline_runs.c.started_at.desc()).limit(1)
-            )
-            .mappings()
-            .first()
-        )
-        if last is None:
-            raise BadInput("no pipeline run yet", "", "run `mlcycle run`")
-        rows = (
-            conn.execute(
-                sa.select(t.step_runs)
-                .where(t.step_runs.c.pipeline_run_id == last["id"])
-                .order_by(t.step_runs.c.id)
-            )
-            .mappings()
-            .all()
-        )
-    if as_json:
-        print_json({"run": dict(last), "steps": [dict(r) for r in rows]})
-        return
-    table = Table(title=f"run {last['id'][:8]} — {last['status']}")
-    for col in ("step", "status", "seconds", "error"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["step"],
-            r["status"],
-            f"{r['duration_s'] or 0:.2f}",
-            (r["error"] or "").splitlines()[0] if r["error"] else "",
-        )
-    console.print(table)
+@app.callback()
+def _root() -> None:
+    # Typer builds a group (and so our LazyGroup) only for an app with a callback or
+    # registered commands; this app registers none, its commands come from COMMANDS.
+    pass
 
 
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
+        from mlcycle.cli.common import err_console
+
         err_console.print("mlcycle: interrupted")
         raise SystemExit(130) from None

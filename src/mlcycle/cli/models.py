@@ -293,3 +293,10 @@ def history(
             e["reason"],
         )
     console.print(table)
+
+
+# `models export` has a module of its own (ONNX and its parity report); registered here
+# so the group is whole wherever it is loaded (the root loads groups lazily).
+from mlcycle.cli.export import export  # noqa: E402
+
+app.command("export")(export)

@@ -239,7 +239,8 @@ def predict(
         "auto",
         "--engine",
         help="auto: ONNX only when it matches scikit-learn within 1e-6; onnx: any checked "
-        "export; sklearn: never ONNX.",
+        "export; sklearn: never ONNX; ray: on a Ray cluster (RAY_ADDRESS, else a local one; "
+        "needs mlcycle[ray]).",
     ),
     out_of_range: str | None = OutOfRangeOption,
     as_json: bool = JsonOption,

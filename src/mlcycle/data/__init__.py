@@ -16,11 +16,39 @@ dataset version) and :func:`validate_version` (a version → its report); the
 pipeline's catalog loads their inputs and stores what they return.
 """
 
-from mlcycle.data.build import build_version
-from mlcycle.data.infer import infer_schema, parse_timestamp
-from mlcycle.data.profile import compute_profile, merge_profiles
-from mlcycle.data.sources import content_hash, fingerprint_source, read_source
-from mlcycle.data.validate import validate_frame, validate_version
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlcycle.data.build import build_version
+    from mlcycle.data.infer import infer_schema, parse_timestamp
+    from mlcycle.data.profile import compute_profile, merge_profiles
+    from mlcycle.data.sources import content_hash, fingerprint_source, read_source
+    from mlcycle.data.validate import validate_frame, validate_version
+
+# Each name is imported from its module on first use: reading a file (`mlcycle monitor
+# drift -r FILE -c FILE`) then does not import the landing zone's SQLAlchemy and the rest.
+_HOMES = {
+    "build_version": "mlcycle.data.build",
+    "infer_schema": "mlcycle.data.infer",
+    "parse_timestamp": "mlcycle.data.infer",
+    "compute_profile": "mlcycle.data.profile",
+    "merge_profiles": "mlcycle.data.profile",
+    "content_hash": "mlcycle.data.sources",
+    "fingerprint_source": "mlcycle.data.sources",
+    "read_source": "mlcycle.data.sources",
+    "validate_frame": "mlcycle.data.validate",
+    "validate_version": "mlcycle.data.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'mlcycle.data' has no attribute {name!r}")
+
 
 __all__ = [
     "build_version",
