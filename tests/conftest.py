@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlcycle.store import Store, make_engine
+from ray_fixtures import ray_cluster  # noqa: F401  (the session's Ray cluster, a fixture)
 from s3_fixtures import s3_bucket, s3_env, s3_restricted, s3_server  # noqa: F401
 
 POSTGRES_URL = os.environ.get("MLCYCLE_TEST_POSTGRES_URL")

@@ -56,3 +56,13 @@ class StepFailed(MlcycleError):
                 "an unexpected error inside the step",
                 "fix the cause and run again; finished steps are reused from cache",
             )
+
+
+class StorageUnavailable(BadInput):
+    """The metadata database or the object storage cannot be reached, refused the request,
+    or lacks its bucket (exit code 2: the environment needs fixing, not mlcycle).
+
+    Example:
+        >>> raise StorageUnavailable("cannot write an artifact to s3://team/art",
+        ...                          "the bucket does not exist", "create it, then run again")
+    """

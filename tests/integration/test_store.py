@@ -30,6 +30,17 @@ def test_same_content_same_id_and_one_row(store: Store) -> None:
     assert store.record(first) == {"name": "alpha"}
 
 
+def test_a_committed_artifact_is_as_readable_as_a_folder_the_user_makes(
+    store: Store, tmp_path: Path
+) -> None:
+    # A staging folder is owner-only (mkdtemp); a serving image's user reads bundles
+    # another user wrote, so the artifact gets the mode mkdir gives under the umask.
+    artifact = _put(store, "shared")
+    made = tmp_path / "made-by-mkdir"
+    made.mkdir()
+    assert store.path(artifact).stat().st_mode & 0o777 == made.stat().st_mode & 0o777
+
+
 def test_lineage_walks_to_the_roots(store: Store) -> None:
     data = _put(store, "data")
     model = _put(store, "model", {"dataset": data})

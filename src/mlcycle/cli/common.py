@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import typer
 from rich import get_console
 from rich.console import Console
+from rich.markup import escape
 
 from mlcycle.errors import MlcycleError
 
@@ -38,7 +39,10 @@ def print_json(data: Any) -> None:
 
 
 def fail(error: MlcycleError) -> None:
-    err_console.print(f"[bold red]mlcycle:[/] {error.message}", highlight=False, soft_wrap=True)
+    # Escaped: a message may name an extra (`mlcycle[s3]`), which Rich would take as markup.
+    err_console.print(
+        f"[bold red]mlcycle:[/] {escape(error.message)}", highlight=False, soft_wrap=True
+    )
     raise typer.Exit(error.exit_code)
 
 
@@ -69,6 +73,21 @@ def handle_errors(fn: F) -> F:
 
 
 def load_project(spec: Path) -> Any:
+    """The project of a spec file (or its folder); :class:`BadInput` when there is none.
+
+    A missing spec is refused before the pipeline (SQLAlchemy, the store) is
+    imported: commands that also work outside a project, such as
+    ``mlcycle monitor drift -r FILE -c FILE``, try this first.
+
+    Example:
+        >>> load_project(Path("mlcycle.yaml")).name
+        'flights'
+    """
+    spec_path = spec / "mlcycle.yaml" if spec.is_dir() else spec  # as Project.load reads it
+    if not spec_path.is_file():
+        from mlcycle.spec import Spec
+
+        Spec.load(spec_path)  # raises the spec's own "not found" error
     from mlcycle.pipeline.project import Project
 
     return Project.load(spec)

@@ -41,6 +41,7 @@ from mlcycle.errors import BadInput
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
 from mlcycle.store.owners import owner_tag, sweep_orphans
+from mlcycle.store.remote import storage_error
 
 LANDED = "landed"
 QUARANTINED = "quarantined"
@@ -194,7 +195,11 @@ class RawRoot:
         else:
             # Object stores have no rename; the row written after the upload is what
             # makes the partition visible, so a torn upload is never read.
-            self.fs.put_file(str(staged_file), f"{folder}/part-0.parquet")
+            try:
+                self.fs.put_file(str(staged_file), f"{folder}/part-0.parquet")
+            except Exception as exc:  # each backend raises its own kinds: named, exit 2
+                url = self.store.blobs.url
+                raise storage_error(url, exc, "write raw data to", self.fs) from None
 
     def _remove(self, folder: str) -> None:
         try:

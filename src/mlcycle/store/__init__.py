@@ -3,7 +3,10 @@
 SQLite (``.mlcycle/mlcycle.db`` next to the spec, WAL mode) by default;
 PostgreSQL or any SQLAlchemy URL via ``MLCYCLE_STORE_URL``. Artifacts live in
 ``.mlcycle/artifacts`` or wherever ``MLCYCLE_ARTIFACTS_URL`` points (any fsspec
-URL). Migrations run automatically when a store is opened.
+URL: ``s3://bucket/prefix`` for a team, see ``docs/team.md`` and
+:mod:`mlcycle.store.remote`). Migrations run automatically when a store is
+opened. A database or bucket that cannot be reached is a
+:class:`~mlcycle.errors.StorageUnavailable` naming its URL (password redacted).
 
 Example:
     >>> store = Store.open(Path("."))
@@ -32,7 +35,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
-from mlcycle.errors import BadInput, NotFound
+from mlcycle.errors import BadInput, NotFound, StorageUnavailable
 from mlcycle.store import tables as t
 from mlcycle.store.blobs import BlobStore
 
@@ -143,7 +146,7 @@ class Store:
         try:
             migrate(engine)
         except sa.exc.OperationalError as exc:
-            raise BadInput(
+            raise StorageUnavailable(
                 f"cannot open the metadata store at {engine.url.render_as_string()}",
                 str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc),
                 "check MLCYCLE_STORE_URL and that the database server is running",

@@ -8,6 +8,14 @@ rename on a local store (atomic), an upload followed by a ``_COMPLETE`` marker
 on object storage, so a reader never sees a half-written artifact. A staging
 folder's name carries its writer's pid; opening a store sweeps those whose
 writer died (:mod:`mlcycle.store.owners`).
+
+On object storage (``s3://bucket/prefix``, see :mod:`mlcycle.store.remote`)
+opening a store checks the bucket once, and every failure of the backend
+(unreachable endpoint, refused credentials, a missing bucket, a refused
+write) is a :class:`~mlcycle.errors.StorageUnavailable` naming the URL. A
+file of at least two parts is uploaded in parts (S3 multipart); the part size
+is s3fs's ``default_block_size`` (50 MiB, set with fsspec's config, e.g.
+``FSSPEC_S3='{"default_block_size": 8388608}'``).
 """
 
 from __future__ import annotations
@@ -18,11 +26,11 @@ import shutil
 import tempfile
 import uuid
 from pathlib import Path
-
-import fsspec
+from typing import Any
 
 from mlcycle.errors import NotFound
 from mlcycle.store.owners import owner_tag, sweep_orphans
+from mlcycle.store.remote import check_reachable, filesystem, storage_error
 
 _MARKER = "_COMPLETE"
 STAGING_PREFIX = "stage-"
@@ -47,12 +55,27 @@ def hash_dir(folder: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` would, racing threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+#: The mode of a committed artifact folder: what ``mkdir`` gives under the umask.
+FOLDER_MODE = 0o777 & ~_umask()
+
+
 class BlobStore:
     """Artifact folders under ``root`` (a path or an fsspec URL)."""
 
     def __init__(self, root: str, cache_dir: Path) -> None:
         self.url = root
-        self.fs, self.root = fsspec.core.url_to_fs(root)
+        self.fs, self.root = filesystem(root)
         self.local = self.fs.protocol in ("file", "local") or self.fs.protocol == (
             "file",
             "local",
@@ -62,6 +85,8 @@ class BlobStore:
             Path(self.root).mkdir(parents=True, exist_ok=True)
             self.staging_root = Path(self.root) / ".staging"
         else:
+            # A missing bucket or an unreachable endpoint stops here, before any work.
+            check_reachable(self.fs, self.root, root)
             self.staging_root = cache_dir / ".staging"
         self.staging_root.mkdir(parents=True, exist_ok=True)
         # A writer killed mid-write (kill -9) leaves its staging folder: sweep those
@@ -85,6 +110,9 @@ class BlobStore:
         dest = self._dest(artifact_id)
         if self.local:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
+            # mkdtemp made the folder owner-only; an artifact is as readable as any
+            # folder this user makes (a serving image's other user must read bundles).
+            os.chmod(staging, FOLDER_MODE)
             try:
                 os.rename(staging, dest)
             except OSError:
@@ -93,17 +121,39 @@ class BlobStore:
                     raise
                 shutil.rmtree(staging, ignore_errors=True)
         else:
-            self.fs.put(str(staging), dest, recursive=True)
-            with self.fs.open(f"{dest}/{_MARKER}", "wb") as fh:
-                fh.write(b"")
+            try:
+                self._upload(staging, dest)
+            except Exception as exc:  # each backend raises its own kinds
+                # Files already uploaded stay invisible (no marker): a retry rewrites them.
+                raise storage_error(self.url, exc, "write an artifact to", self.fs) from None
             shutil.rmtree(staging, ignore_errors=True)
         return artifact_id, size
+
+    def _upload(self, staging: Path, dest: str) -> None:
+        """Upload a staging folder's files, then the marker that makes them an artifact."""
+        options: dict[str, int] = {}
+        part = getattr(self.fs, "default_block_size", None)
+        if "s3" in _protocols(self.fs) and isinstance(part, int):
+            # s3fs uploads in parts of 50 MiB whatever its configured block size; passing
+            # it makes the configured size the part size (S3 allows 5 MiB and up).
+            options["chunksize"] = max(part, 5 * 2**20)
+        self.fs.put(str(staging), dest, recursive=True, **options)
+        # An S3 client may not have the new keys in its listing cache: ours must.
+        self.fs.invalidate_cache(dest)
+        with self.fs.open(f"{dest}/{_MARKER}", "wb") as fh:
+            fh.write(b"")
 
     def exists(self, artifact_id: str) -> bool:
         dest = self._dest(artifact_id)
         if self.local:
             return Path(dest).is_dir()
-        return bool(self.fs.exists(f"{dest}/{_MARKER}"))
+        marker = f"{dest}/{_MARKER}"
+        try:
+            # Another machine may have written it since this process last listed there.
+            self.fs.invalidate_cache(dest)
+            return bool(self.fs.exists(marker))
+        except Exception as exc:
+            raise storage_error(self.url, exc, "read", self.fs) from None
 
     def path(self, artifact_id: str) -> Path:
         """A local folder holding the artifact (downloaded once for remote stores)."""
@@ -118,7 +168,22 @@ class BlobStore:
         target = self.cache_dir / artifact_id
         if not target.is_dir():
             tmp = self.cache_dir / f".{artifact_id}.{uuid.uuid4().hex}"
-            self.fs.get(self._dest(artifact_id), str(tmp), recursive=True)
+            try:
+                self.fs.get(self._dest(artifact_id), str(tmp), recursive=True)
+            except Exception as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise storage_error(self.url, exc, "read an artifact from", self.fs) from None
             (tmp / _MARKER).unlink(missing_ok=True)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # Another process downloaded it first: theirs is the same content.
+                if not target.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         return target
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    protocol = fs.protocol
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)
