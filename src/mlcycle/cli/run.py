@@ -74,12 +74,8 @@ def run(
         console.print(
             f"{mark} {step:<9} {report.status:<7} {report.seconds:6.2f}s  {detail}", highlight=False
         )
-        for line in report.summary.get("failed", []) or []:
-            console.print(f"    [yellow]gate:[/] {line}", highlight=False)
-        for line in report.summary.get("quarantine", []) or []:
-            console.print(f"    [yellow]quarantined:[/] {line}", highlight=False)
-        for line in report.summary.get("warnings", []) or []:
-            console.print(f"    [yellow]warning:[/] {line}", highlight=False)
+        for label, line in notes(report.summary):
+            console.print(f"    [yellow]{label}:[/] {line}", highlight=False)
 
     try:
         report = project.run(until=until, force=force, listener=listener)
@@ -146,3 +142,26 @@ def steps(spec: Path = SpecOption, as_json: bool = JsonOption) -> None:
             (r["error"] or "").splitlines()[0] if r["error"] else "",
         )
     console.print(table)
+
+
+def notes(summary: dict[str, Any]) -> list[tuple[str, str]]:
+    """The lines a step's summary asks to show under it: gate failures, quarantine, warnings.
+
+    Steps say ``warnings`` two ways: the split step as a list of messages, the
+    validate step as a count with the first few in ``first_warnings``.
+
+    Example:
+        >>> notes({"warnings": 7, "first_warnings": ["dep_delay: 3 above max"]})
+        [('warning', 'dep_delay: 3 above max'), ('warning', '… 6 more (mlcycle data report)')]
+    """
+    lines = [("gate", str(line)) for line in summary.get("failed") or []]
+    lines += [("quarantined", str(line)) for line in summary.get("quarantine") or []]
+    warnings = summary.get("warnings")
+    if isinstance(warnings, list):
+        lines += [("warning", str(line)) for line in warnings]
+    elif isinstance(warnings, int) and warnings:
+        first = [str(line) for line in summary.get("first_warnings") or []]
+        lines += [("warning", line) for line in first]
+        if warnings > len(first):
+            lines.append(("warning", f"… {warnings - len(first)} more (mlcycle data report)"))
+    return lines
