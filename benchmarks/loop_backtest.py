@@ -9,7 +9,9 @@ Target: all five policies in under 5 minutes on the 2-core machine.
 
 The ``loop:`` section added to the example's spec is the one shown in docs/loop.md:
 a retrain costs 5,000 benefit units (the matrix's units: 100 missed delays), gain
-weighed over a 30-day horizon.
+(what a refit of the champion recovers out of time, ``mlcycle.loop.recovery``)
+weighed over a 30-day horizon. The JSON records the load average at start and end and
+``OMP_NUM_THREADS``: timings on a shared machine are only comparable with both.
 
 Usage: .venv/bin/python benchmarks/loop_backtest.py [--chicago] [--out FILE]
 (``--chicago`` also replays the Chicago example by year.)
@@ -91,6 +93,8 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "load_avg_at_start": os.getloadavg(),
+            # HistGradientBoosting's OpenMP threads spin on a busy machine: say how it ran.
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         },
     }
     runs = [("flights", _flights, "month")]

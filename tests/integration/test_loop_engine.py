@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from loop_fixtures import NAME, add_data, data, labels, make_project, traffic
 
+from loop_fixtures import NAME, add_data, data, labels, make_project, traffic
 from mlcycle.loop.machine import Engine
 from mlcycle.loop.state import LoopStore
 from mlcycle.monitor.alerts import list_alerts
@@ -89,6 +89,13 @@ def test_a_manual_trigger_goes_through_every_state_once(tmp_path: Path) -> None:
     sent = [a for a in list_alerts(project.store, NAME) if a["rule"].startswith("loop:")]
     assert sorted(a["rule"] for a in sent) == sorted(f"loop:{s}" for s in _states(runs, run_id))
     assert all(a["pending"] == [] for a in sent)
+    # The run ended: the old champion no longer shadows; every move names the loop.
+    assert project.registry.alias_version(NAME, "challenger") is None
+    moves = project.registry.history(NAME, "challenger")
+    assert [m["to_version"] for m in moves] == [2, 1, None]
+    assert moves[-1]["action"] == "unset" and run_id in moves[-1]["reason"]
+    assert {m["actor"] for m in moves} == {"loop"}
+    assert project.registry.history(NAME, "champion")[-1]["actor"] == "loop"
     assert engine.tick()["status"] == "idle"
 
 
@@ -115,6 +122,8 @@ def test_a_bad_new_champion_is_rolled_back_and_the_breaker_trips(tmp_path: Path)
         assert project.registry.alias_version(NAME, "champion") == old
         last = project.registry.history(NAME, "champion")[-1]
         assert last["action"] == "rollback" and report["run"]["id"] in last["reason"]
+        assert last["actor"] == "loop"
+        assert project.registry.alias_version(NAME, "challenger") is None
     # Two rollbacks within watch.breaker_period: the loop stopped itself and said so.
     report = engine.tick()
     assert report["status"] == "stopped"
@@ -143,6 +152,7 @@ def test_a_shadow_that_fails_its_guardrails_is_rejected(tmp_path: Path) -> None:
     assert report["run"]["state"] == "rejected"
     assert "error_rate" in str(report["run"]["shadow_verdict"]["checks"])
     assert project.registry.alias_version(NAME, "champion") == 1
+    assert project.registry.alias_version(NAME, "challenger") is None  # v2 shadows no more
     assert _states(engine.runs, run_id)[-1] == "rejected"
 
 

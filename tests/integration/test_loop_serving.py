@@ -38,7 +38,8 @@ def _wait_for(condition, timeout: float = 30.0) -> None:  # type: ignore[no-unty
 
 
 def test_shadow_promote_and_watch_on_the_servers_own_log(tmp_path: Path) -> None:
-    quick = {"min_rows": 250, "min_duration": "1s"}
+    # A generous latency bound: the guardrail must be judged from the log, not break.
+    quick = {"min_rows": 250, "min_duration": "1s", "guardrails": {"max_p99_ms": 60_000}}
     project = make_project(tmp_path, shadow=quick, watch={"min_rows": 250, "duration": "1s"})
     add_data(tmp_path)
     root = predlog.predictions_root(project.store.home)
@@ -73,6 +74,8 @@ def test_shadow_promote_and_watch_on_the_servers_own_log(tmp_path: Path) -> None
         verdict = report["run"]["shadow_verdict"]
         assert report["run"]["state"] == "watching", verdict
         assert verdict["rows"] >= 250 and verdict["test"]["test"] == "delong"
+        latency = next(c for c in verdict["checks"] if c["name"] == "latency_p99")
+        assert latency["passed"] and 0 < latency["value"] < 60_000
 
         time.sleep(1.0)  # the server swaps champion (v2) and challenger (v1)
         second = data(8, 300)
@@ -87,3 +90,30 @@ def test_shadow_promote_and_watch_on_the_servers_own_log(tmp_path: Path) -> None
     # Every request answered and logged; the shadow from the poll that loaded it on.
     assert roles[("champion", 1)] == roles[("champion", 2)] == 300
     assert roles[("shadow", 2)] >= 250 and roles[("shadow", 1)] >= 250
+    # Each row carries its request's model time, the champion's and the shadow's own.
+    assert log["latency_ms"].notna().all() and (log["latency_ms"] > 0).all()
+    per_request = log[log["role"] == "champion"].groupby("request_id")["latency_ms"].nunique()
+    assert (per_request == 1).all()
+    # The run ended: the old champion no longer shadows.
+    assert project.registry.alias_version(NAME, "challenger") is None
+
+
+def test_log_files_written_before_latency_ms_read_it_as_null(tmp_path: Path) -> None:
+    import pandas as pd
+
+    old = pd.DataFrame(
+        {
+            "request_id": ["r"],
+            "ts": [pd.Timestamp("2026-01-01", tz="UTC")],
+            "model": [NAME],
+            "model_version": [1],
+            "role": ["champion"],
+            "row_id": ["r:0"],
+            "prediction": ["True"],
+        }
+    )
+    predlog.write_predictions(str(tmp_path), NAME, old)
+    files = predlog.list_files(str(tmp_path), NAME)
+    assert predlog.read_files(str(tmp_path), files)["latency_ms"].isna().all()
+    picked = predlog.read_files(str(tmp_path), files, columns=["row_id", "latency_ms"])
+    assert list(picked.columns) == ["row_id", "latency_ms"]

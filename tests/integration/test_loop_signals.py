@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from loop_fixtures import NAME, add_data, make_project
-from mlcycle.loop.live import gather, read_champion
+from mlcycle.loop.live import gather, read_champion, recovery_signal
 from mlcycle.loop.machine import Engine
 from mlcycle.loop.state import LoopStore, stamp
 from mlcycle.monitor.alerts import store_alerts
@@ -103,3 +103,68 @@ def test_each_trigger_fires_once_from_live_signals(
     again = engine.tick()
     assert again.get("decision") is None or not again["decision"]["retrain"]
     assert len(engine.runs.runs(NAME)) == 1
+
+
+def test_recovery_is_read_from_the_champions_labelled_log(tmp_path: Path) -> None:
+    from loop_fixtures import data, labels, traffic
+
+    project = make_project(tmp_path)
+    runs = LoopStore(project.store)
+    champion = read_champion(project)
+    assert champion is not None
+    first, second = data(7, 300), data(8, 300)
+    # Two daily windows [T0-2d, T0-1d) and [T0-1d, T0); the champion served both.
+    traffic(project, first, served=1, shadow=None, at=T0 - timedelta(hours=36))
+    traffic(project, second, served=1, shadow=None, at=T0 - timedelta(hours=12))
+    labels(project, first)
+    _windows(project, [None, None], [False, False])
+    windows = list(gather(project, champion, runs, now=T0).windows)
+    assert recovery_signal(project, champion, windows) is None  # no labelled window
+
+    labels(project, second)
+    with project.store.engine.begin() as conn:  # the monitor's figures once labels are in
+        conn.execute(t.monitor_windows.delete())
+    _windows(project, [0.85, 0.84], [False, False])
+    signals = gather(project, champion, runs, now=T0)
+    assert signals.recovery is None  # no trigger on, no cost rule: the log is not read
+    recovery = recovery_signal(project, champion, list(signals.windows))
+    assert recovery is not None and recovery.rows == 300  # the latest window, paired
+    assert recovery.units == "correct" and recovery.method.startswith("decision threshold")
+    # The champion is the model that made these labels: a re-fitted cut recovers nothing.
+    assert recovery.gain_per_row == pytest.approx(0.0, abs=0.02)
+
+    # With the cost rule on and a trigger firing (drift), gather reads it for the policy.
+    import yaml
+
+    spec = yaml.safe_load((tmp_path / "mlcycle.yaml").read_text())
+    spec["loop"]["triggers"] = {"drift": {"windows": 1}}
+    spec["loop"]["policy"]["retrain_cost"] = 1
+    (tmp_path / "mlcycle.yaml").write_text(yaml.safe_dump(spec))
+    project = Project.load(tmp_path)
+    with project.store.engine.begin() as conn:
+        conn.execute(t.monitor_windows.delete())
+    _windows(project, [0.85, 0.84], [False, True])
+    assert gather(project, champion, runs, now=T0).recovery == recovery
+
+
+def test_new_rows_count_the_version_the_data_step_built(tmp_path: Path) -> None:
+    import pandas as pd
+    import yaml
+
+    make_project(tmp_path)
+    add_data(tmp_path, seed=2, n=600)
+    # A transform that keeps only half of the new rows: the built version holds those.
+    spec = yaml.safe_load((tmp_path / "mlcycle.yaml").read_text())
+    keep = "SELECT * FROM raw WHERE rid NOT LIKE 'r2-%' OR x1 > 0"
+    spec["data"]["transforms"] = [{"sql": keep}]
+    (tmp_path / "mlcycle.yaml").write_text(yaml.safe_dump(spec))
+    project = Project.load(tmp_path)
+    champion = read_champion(project)
+    assert champion is not None
+    runs = LoopStore(project.store)
+    raw = pd.read_parquet(tmp_path / "data.parquet")
+    kept = int((raw["rid"].str.startswith("r2-") & (raw["x1"] > 0)).sum())
+    assert 200 < kept < 400
+
+    project.run(until="validate")  # the data step lands the rows and builds the version
+    assert gather(project, champion, runs, now=T0).new_rows == kept

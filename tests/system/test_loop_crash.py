@@ -136,8 +136,13 @@ def test_kill_9_in_every_state_then_restart(tmp_path: Path, store_env: None) -> 
     assert _once(tmp_path, "moved:rolled_back") == -9
     assert state() == "watching" and project.registry.alias_version(NAME, "champion") == 1
     _consistent(project)
+    # watching, again: killed after the challenger alias was removed, before the run ends.
+    assert _once(tmp_path, "released:rolled_back") == -9
+    assert state() == "watching" and project.registry.alias_version(NAME, "challenger") is None
+    _consistent(project)
     assert _restart(project) in ("in_flight", "done")
     assert state() == "rolled_back"
+    assert project.registry.alias_version(NAME, "challenger") is None  # the run ended
     _consistent(project)
     events = [e["to_state"] for e in runs.events(runs.runs(NAME)[0].id)]
     assert events == [

@@ -12,7 +12,9 @@ later rows is the future, cut into calendar windows (``day``/``week``/``month``/
    window late: at the end of the window), the drift of each window against the
    champion's reference sample (:func:`mlcycle.monitor.drift.drift_report`; a window
    "alerts" when at least half of the features drifted), the rows landed since the
-   champion's data, the traffic rate and the retrain history;
+   champion's data, the traffic rate, the retrain history, and what a retrain would
+   recover (:func:`mlcycle.loop.recovery.estimate_recovery` on the champion's scores of
+   the two latest labelled windows after its training data);
 3. a retrain is the real pipeline, through the real gate, up to ``register``, on the
    data available then: the past plus every window whose labels arrived, cut by the
    spec's ``loop.window`` (written as a new source file in a scratch project);
@@ -69,7 +71,8 @@ from mlcycle.loop.backtest_traffic import (
     score_rows,
 )
 from mlcycle.loop.policies import DEFAULT_POLICY, POLICY_NAMES, NamedPolicy, named_policies
-from mlcycle.loop.signals import HoldoutSignal, Signals, WindowSignal
+from mlcycle.loop.recovery import Labelled, estimate_recovery
+from mlcycle.loop.signals import HoldoutSignal, RecoverySignal, Signals, WindowSignal
 from mlcycle.pipeline.project import Project
 from mlcycle.spec import LOWER_IS_BETTER, Spec
 from mlcycle.store import Store
@@ -248,6 +251,45 @@ class Replay:
         self.listener = listener or (lambda _: None)
         self.counts = {"runs": 0, "steps_ran": 0, "steps_cached": 0, "verdicts_reused": 0}
         self._judged: dict[tuple[str, str | None], tuple[str, bool, str]] = {}
+        self._scored: dict[tuple[str, int], Scored] = {}
+
+    def scored(self, model: Model, k: int) -> Scored:
+        """``model``'s scores on window ``k`` (once per bundle: policies share them)."""
+        key = (model.bundle_id, k)
+        if key not in self._scored:
+            self._scored[key] = score_rows(
+                self.spec, model.fitted, self.windows[k].rows, threshold=model.threshold
+            )
+        return self._scored[key]
+
+    def recovery(self, model: Model, k: int) -> RecoverySignal | None:
+        """What retraining ``model`` at boundary ``k`` would recover, from its own scores.
+
+        The two latest windows labelled by then (labels arrive at a window's end) that
+        lie after ``model``'s training data: the correction is learned on the first and
+        tested on the second (:func:`~mlcycle.loop.recovery.estimate_recovery`).
+        """
+        from mlcycle.pipeline.stage_ops import encode_labels
+
+        if k - model.data_until < 2:
+            return None
+        problem = self.spec.problem
+        parts = []
+        for j in (k - 2, k - 1):
+            target = self.windows[j].rows[problem.target].to_numpy()
+            if problem.task == "binary":
+                target = encode_labels("binary", target, positive_label=problem.positive_label)
+            scored = self.scored(model, j)
+            classes = None if scored.classes is None else tuple(scored.classes)
+            parts.append(Labelled(target, scored.scores, classes))
+        return estimate_recovery(
+            problem.task,
+            problem.metric,
+            parts[0],
+            parts[1],
+            threshold=model.threshold,
+            benefit=None if problem.benefit is None else problem.benefit.model_dump(),
+        )
 
     def model_name(self, policy: str) -> str:
         return f"{self.spec.project}-bt{self.run_tag}-{policy}"
@@ -391,7 +433,8 @@ class _State:
     stopped: str | None = None
 
 
-def _signals(state: _State, now: datetime, window_index: int, windows: Sequence[Window]) -> Signals:
+def _signals(replay: Replay, state: _State, now: datetime, window_index: int) -> Signals:
+    windows = replay.windows
     seen = state.signals
     streak = 0
     for w in reversed(seen):
@@ -410,6 +453,7 @@ def _signals(state: _State, now: datetime, window_index: int, windows: Sequence[
         new_rows=new_rows,
         drift_streak=streak,
         rows_per_day=(last.rows / days) if last else 0.0,
+        recovery=replay.recovery(state.champion, window_index),
     )
 
 
@@ -421,8 +465,13 @@ def _decide(
     events: list[dict[str, Any]] = []
     if state.stopped:
         return {"decision": {"retrain": False, "reason": state.stopped}, "events": events}
-    decision = policy.decide(_signals(state, window.start, k, replay.windows))
-    record = {"retrain": decision.retrain, "trigger": decision.trigger, "reason": decision.reason}
+    decision = policy.decide(_signals(replay, state, window.start, k))
+    record = {
+        "retrain": decision.retrain,
+        "trigger": decision.trigger,
+        "reason": decision.reason,
+        "details": decision.details,
+    }
     if not decision.retrain:
         return {"decision": record, "events": events}
     result.retrains += 1
@@ -512,17 +561,23 @@ class Served:
 class _Traffic:
     """One window's rows, their ids and labels, and each model's scores on them (cached)."""
 
-    spec: Spec
-    window: Window
+    replay: Replay
+    k: int
     ids: list[str]
     labels: pd.DataFrame
     scores: dict[int, Scored] = field(default_factory=dict)
 
+    @property
+    def spec(self) -> Spec:
+        return self.replay.spec
+
+    @property
+    def window(self) -> Window:
+        return self.replay.windows[self.k]
+
     def of(self, model: Model) -> Scored:
         if model.version not in self.scores:
-            self.scores[model.version] = score_rows(
-                self.spec, model.fitted, self.window.rows, threshold=model.threshold
-            )
+            self.scores[model.version] = self.replay.scored(model, self.k)
         return self.scores[model.version]
 
     def log(self, model: Model, role: str, part: slice) -> pd.DataFrame:
@@ -542,7 +597,7 @@ def _serve(replay: Replay, policy: str, state: _State, k: int) -> Served:
     rows, n = window.rows, len(window.rows)
     id_column = spec.problem.id_column
     ids = [f"{k}-{i}" for i in range(n)] if id_column is None else rows[id_column].astype(str)
-    traffic = _Traffic(spec, window, list(ids), labels_frame(list(ids), rows[spec.problem.target]))
+    traffic = _Traffic(replay, k, list(ids), labels_frame(list(ids), rows[spec.problem.target]))
     events: list[dict[str, Any]] = []
     segments: list[tuple[Model, slice]] = [(state.champion, slice(0, n))]
     first_champion = state.champion

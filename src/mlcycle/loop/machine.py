@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -62,10 +63,16 @@ log = logging.getLogger("mlcycle.loop")
 MAX_ATTEMPTS = 3
 #: Fault injection for crash tests: ``after:<state>`` kills the process (SIGKILL) right
 #: after the run entered <state>; ``moved:<state>`` after the alias move that precedes
-#: entering <state>, before the transition; ``step:<name>`` when that pipeline step begins.
+#: entering <state>, before the transition; ``released:<state>`` after the challenger alias
+#: was removed as the run ends in <state>, before the transition; ``step:<name>`` when that
+#: pipeline step begins.
 KILL_ENV = "MLCYCLE_LOOP_KILL"
 
 Handler = Callable[[LoopRun], bool]
+#: Who moved an alias, in the registry's alias history, when the loop did.
+LOOP_ACTOR = "loop"
+#: States in which a run's challenger alias is set (to the candidate, then the old champion).
+_SHADOWING = frozenset({"shadow", "promoted", "watching"})
 
 
 def _fault(point: str) -> None:
@@ -216,6 +223,9 @@ class Engine:
             self.runs.note(run.id, run.state, at=self.clock(), attempts=attempts, error=message)
 
     def _move(self, run: LoopRun, to: str, detail: str, **fields: Any) -> bool:
+        if to in TERMINAL and run.state in _SHADOWING:
+            # Before the transition: a crash in between repeats the (idempotent) removal.
+            self._release_challenger(run, to)
         moved = self.runs.transition(
             run.id, run.state, to, at=self.clock(), detail=detail, **fields
         )
@@ -223,6 +233,29 @@ class Engine:
             log.info("loop run %s: %s → %s (%s)", run.id[:8], run.state, to, detail)
             _fault(f"after:{to}")
         return moved
+
+    def _release_challenger(self, run: LoopRun, to: str) -> None:
+        """Remove the ``challenger`` alias this run set, as the run ends.
+
+        In shadow the run set it to the candidate, from promoted on to the previous
+        champion; a server stops shadowing at its next poll. An alias someone else moved
+        meanwhile (to another version) is left alone.
+        """
+        from mlcycle.pipeline.stage_ops import AliasConflict
+
+        current = self.registry.alias_version(self.name, "challenger")
+        if current is None or current not in (run.candidate_version, run.previous_champion):
+            return
+        # Moved by someone else between the read and the removal: theirs now, left alone.
+        with contextlib.suppress(AliasConflict):
+            self.registry.unset_alias(
+                self.name,
+                "challenger",
+                reason=f"loop run {run.id} ended ({to}): v{current} no longer shadows",
+                expected=current,
+                actor=LOOP_ACTOR,
+            )
+        _fault(f"released:{to}")
 
     # --- states ---------------------------------------------------------------------
 
@@ -289,6 +322,7 @@ class Engine:
                 "challenger",
                 run.candidate_version,
                 reason=f"loop run {run.id}: blessed (blessing {run.blessing_id[:12]}), to shadow",
+                actor=LOOP_ACTOR,
             )
         _fault("moved:shadow")
         return self._move(
@@ -329,7 +363,11 @@ class Engine:
         if self.registry.alias_version(self.name, "champion") != run.candidate_version:
             try:
                 self.registry.promote(
-                    self.name, run.candidate_version, reason=reason, expected=run.previous_champion
+                    self.name,
+                    run.candidate_version,
+                    reason=reason,
+                    expected=run.previous_champion,
+                    actor=LOOP_ACTOR,
                 )
             except AliasConflict as exc:
                 return self._move(run, "rejected", f"not promoted: {exc.message}")
@@ -348,6 +386,7 @@ class Engine:
                 "challenger",
                 previous,
                 reason=f"loop run {run.id}: the previous champion shadows v{run.candidate_version}",
+                actor=LOOP_ACTOR,
             )
         _fault("moved:watching")
         return self._move(run, "watching", f"watching v{run.candidate_version} against v{previous}")
@@ -378,6 +417,7 @@ class Engine:
             reason=f"loop run {run.id}: automatic rollback: {verdict.reason}",
             expected=run.candidate_version,
             action="rollback",
+            actor=LOOP_ACTOR,
         )
         _fault("moved:rolled_back")
         return self._rolled_back(run, verdict.reason)

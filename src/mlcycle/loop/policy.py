@@ -30,23 +30,28 @@ Mathioudakis, arXiv 2310.04216) retrains when the accumulated *staleness cost* �
 how much worse the deployed model does on incoming data than a fresh one would —
 exceeds the cost of a retrain; Regol et al. (ICML 2025, arXiv 2505.14903) forecast
 the performance of the current and of a retrained model over a horizon and retrain
-when the expected loss reduction exceeds the retraining cost. What is implemented
-here is the simplest estimate of both quantities the loop already has:
+when the expected loss reduction exceeds the retraining cost. Both need what a retrain
+*recovers*, not what the champion *lost*: the gap between a model's holdout figure and its
+latest window also moves with the base rate (flights: the benefit per row of one model
+swings from 2.9 to 9.9 with the monthly delay rate), and no retrain gets that back.
 
-- *a fresh model's figure* is the champion's own holdout figure: the holdout is
-  the latest slice of its training data (time split), so it is how the model did
-  when it was new;
-- *the stale model's figure* is its figure on the latest window that has one
-  (realized from labels, else the label-free estimate);
-- *the gain per row* is the gap between them, oriented so that positive means the
-  champion got worse, in benefit units (benefit per row) when both sides have a
-  benefit figure, else in primary-metric units; a negative gap counts as 0;
-- *the forecast* assumes the gap persists over the horizon (a stale model rarely
-  recovers by itself): expected gain = gap × ``rows_per_day`` × horizon in days.
+What is implemented (:mod:`mlcycle.loop.recovery`): the out-of-time gain of a cheap refit
+of the champion's own output — learned on the previous labelled window, scored on the
+latest one against the champion as-is, on the same rows — a regression's intercept and
+slope, a classifier's decision threshold (binary) or vector scaling (multiclass). A shift
+that persists from one window to the next shows a gain; a transient one shows none.
 
-So ``retrain_cost`` is in benefit-matrix units, or primary-metric units × rows when
-the spec has no benefit matrix (e.g. MAE × rows for a regression: "a retrain is
-worth it when it saves more than this much total absolute error").
+- *the gain per row* is the one-sided 90 % lower confidence bound of the mean paired
+  difference (never below 0);
+- *the forecast* assumes it persists over the horizon: expected gain = gain per row ×
+  ``rows_per_day`` × horizon in days;
+- before two labelled windows of the champion's traffic exist there is no estimate and
+  no trigger but a manual one passes the cost rule.
+
+So ``retrain_cost`` is in benefit-matrix units (binary with a matrix), correct decisions
+(binary without one, multiclass), or the regression metric's per-row loss × rows (MAE:
+total absolute error; RMSE/MSE/R²: total squared error; MAPE: total absolute
+fraction error).
 
 Example:
     >>> from datetime import datetime, timedelta, timezone
@@ -123,8 +128,9 @@ def decide(loop: Loop, signals: Signals) -> Decision:
         return Decision(
             False,
             trigger,
-            f"{why}, but no window has a realized or estimated figure yet to weigh "
-            f"a retrain against its cost of {policy.retrain_cost:g}.",
+            f"{why}, but what a retrain would recover is not known yet (it needs two "
+            f"labelled windows of the champion's traffic) to weigh against its cost of "
+            f"{policy.retrain_cost:g}.",
             details,
         )
     if gain <= policy.retrain_cost:
@@ -208,53 +214,58 @@ def latest_figure(
 
 
 def expected_gain(loop: Loop, signals: Signals) -> tuple[float | None, dict[str, Any]]:
-    """The expected gain of retraining now over the policy's horizon (None: no figure yet).
+    """The expected gain of retraining now over the policy's horizon (None: no estimate yet).
 
-    gain per row = the champion's holdout figure − its latest window figure (oriented so
-    positive means it got worse; benefit units when both have a benefit per row, else
-    primary-metric units; never below 0); expected gain = gain per row ×
-    ``rows_per_day`` × horizon in days. See the module docstring for the grounding.
+    gain per row = what a retrain is estimated to *recover* (``signals.recovery``: the
+    lower confidence bound of the out-of-time gain of a refit of the champion's output,
+    :func:`mlcycle.loop.recovery.estimate_recovery`); expected gain = gain per row ×
+    ``rows_per_day`` × horizon in days. What the champion *lost* (holdout figure − latest
+    window) is recorded beside it for the reader, but not weighed: a change of base rate
+    lowers it for any model. See the module docstring for the grounding.
 
     Example:
-        >>> expected_gain(loop, signals)[0]     # MAE 2.0 on holdout, 3.0 lately, 10 rows/day
+        >>> expected_gain(loop, signals)[0]     # recovers 1.0 per row, 10 rows/day
         300.0                                   # 1.0 × 10 × 30 days
     """
     use_estimate = loop.triggers.performance is None or loop.triggers.performance.use_estimate
+    details: dict[str, Any] = {}
     found = latest_figure(signals.windows, use_estimate=use_estimate)
-    if found is None:
-        return None, {}
-    window, value, kind = found
-    holdout = signals.holdout
-    details: dict[str, Any]
-    if (
-        kind == "realized"
-        and holdout.benefit_per_row is not None
-        and window.benefit_per_row is not None
-    ):
-        gap = holdout.benefit_per_row - window.benefit_per_row
-        details = {
-            "gain_units": "benefit",
-            "holdout_benefit_per_row": holdout.benefit_per_row,
-            "window_benefit_per_row": window.benefit_per_row,
-        }
-    else:
-        gap = _worse_by(holdout, value)
-        details = {
-            "gain_units": holdout.metric,
-            "holdout_value": holdout.value,
-            f"window_{kind}": value,
-        }
-    per_row = max(0.0, gap)
+    if found is not None:
+        details.update(_lost(signals.holdout, *found))
+    recovery = signals.recovery
+    if recovery is None:
+        return None, details
     horizon_days = loop.policy.horizon.total_seconds() / 86400
-    gain = per_row * signals.rows_per_day * horizon_days
+    gain = recovery.gain_per_row * signals.rows_per_day * horizon_days
     details.update(
-        gain_per_row=per_row,
+        recovery.to_dict(),
+        gain_units=recovery.units,
+        gain_per_row=recovery.gain_per_row,
         rows_per_day=signals.rows_per_day,
         horizon_days=horizon_days,
         expected_gain=gain,
         retrain_cost=loop.policy.retrain_cost,
     )
     return gain, details
+
+
+def _lost(holdout: HoldoutSignal, window: WindowSignal, value: float, kind: str) -> dict[str, Any]:
+    """What the champion lost since its holdout (for the record; the rule does not weigh it)."""
+    if (
+        kind == "realized"
+        and holdout.benefit_per_row is not None
+        and window.benefit_per_row is not None
+    ):
+        return {
+            "holdout_benefit_per_row": holdout.benefit_per_row,
+            "window_benefit_per_row": window.benefit_per_row,
+            "lost_per_row": holdout.benefit_per_row - window.benefit_per_row,
+        }
+    return {
+        "holdout_value": holdout.value,
+        f"window_{kind}": value,
+        "lost_per_row": _worse_by(holdout, value),
+    }
 
 
 def _performance(signals: Signals, *, use_estimate: bool) -> Proposal | None:

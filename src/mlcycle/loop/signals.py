@@ -59,6 +59,44 @@ class WindowSignal:
 
 
 @dataclass(frozen=True)
+class RecoverySignal:
+    """The estimated recoverable gain per row of retraining now, with its evidence.
+
+    ``gain_per_row`` is the lower confidence bound (never below 0) of ``mean_per_row``,
+    the mean paired difference on ``rows`` rows of the latest labelled window; ``units``
+    says what a row's gain counts (``benefit``, ``correct``, ``abs_error``,
+    ``squared_error``, ``abs_pct_error``); ``method`` the correction tested; ``fit`` its
+    parameters (intercept/slope, threshold ...).
+
+    Example:
+        >>> r = RecoverySignal(0.8, 0.9, 0.8, 365, "abs_error", "intercept and slope", 0.9, {})
+        >>> r.to_dict()["recovery_rows"]
+        365
+    """
+
+    gain_per_row: float
+    mean_per_row: float
+    lower: float
+    rows: int
+    units: str
+    method: str
+    confidence: float
+    fit: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "recoverable_gain_per_row": self.gain_per_row,
+            "recovery_mean_per_row": self.mean_per_row,
+            "recovery_lower_bound": self.lower,
+            "recovery_rows": self.rows,
+            "recovery_units": self.units,
+            "recovery_method": self.method,
+            "recovery_confidence": self.confidence,
+            **{f"recovery_fit_{k}": v for k, v in self.fit.items()},
+        }
+
+
+@dataclass(frozen=True)
 class Signals:
     """Everything :func:`~mlcycle.loop.policy.decide` may look at, at time ``now``.
 
@@ -67,7 +105,9 @@ class Signals:
     retrains, for the budget; ``new_rows`` the valid rows landed since the champion's
     training data; ``drift_streak`` how many of the latest windows in a row had a drift
     alert; ``rows_per_day`` the traffic rate, for the cost rule's horizon; ``manual_reason``
-    a pending ``mlcycle loop trigger --reason``.
+    a pending ``mlcycle loop trigger --reason``; ``recovery`` what a retrain is estimated
+    to recover per row (:func:`mlcycle.loop.recovery.estimate_recovery`; None until two
+    labelled windows of the champion's traffic exist).
     """
 
     now: datetime
@@ -79,6 +119,7 @@ class Signals:
     drift_streak: int = 0
     rows_per_day: float = 0.0
     manual_reason: str | None = None
+    recovery: RecoverySignal | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ Without labels a model is judged by guardrails (:func:`guardrail_checks`):
 - agreement: the share of paired rows whose labels agree (classifiers), or whose
   predictions lie within ``REGRESSION_AGREEMENT`` × the served predictions'
   standard deviation of each other (regression);
-- latency p99: only when the log carries a ``latency_ms`` column.
+- latency p99: the judged model's p99 of ``latency_ms`` (the request's model time, logged
+  per row by ``mlcycle serve``), on the rows that have one, at most ``max_p99_ms``.
 
 With labels (``row_id`` → ``label``, as ``mlcycle monitor labels`` stores them)
 the two models are compared on the same labelled rows by the gate's paired test
@@ -202,9 +203,23 @@ def agreement(pairs: Pairs, task: str) -> float | None:
 
 
 def guardrail_checks(
-    pairs: Pairs, limits: Guardrails, *, task: str, error_rate: bool = True
+    pairs: Pairs,
+    limits: Guardrails,
+    *,
+    task: str,
+    error_rate: bool = True,
+    subject: Literal["shadow", "served"] = "shadow",
 ) -> list[Check]:
-    """The label-free checks (module docs); ``error_rate=False`` skips the shadow-failure one."""
+    """The label-free checks (module docs); ``error_rate=False`` skips the shadow-failure one.
+
+    The latency p99 is the ``subject``'s: the challenger in shadow (``shadow``), the new
+    champion in watch (``served``). It is checked only on rows whose latency was logged
+    (log files written before ``latency_ms`` existed read it as null, batch rows too).
+
+    Example:
+        >>> [c.name for c in guardrail_checks(pairs, Guardrails(max_p99_ms=50), task="binary")]
+        ['error_rate', 'agreement', 'latency_p99']
+    """
     checks: list[Check] = []
     if error_rate:
         rate = pairs.missing / pairs.served_rows if pairs.served_rows else 0.0
@@ -228,17 +243,21 @@ def guardrail_checks(
                 {"value": agree, "bound": limits.min_agreement},
             )
         )
-    column = f"{LATENCY_COLUMN}_shadow"
-    if limits.max_p99_ms is not None and column in pairs.frame.columns and pairs.rows:
-        p99 = float(np.nanpercentile(pairs.frame[column].astype("float64"), 99))
-        checks.append(
-            Check(
-                "latency_p99",
-                p99 <= limits.max_p99_ms,
-                f"latency p99 {p99:.1f} ms (at most {limits.max_p99_ms:.1f} ms)",
-                {"value": p99, "bound": limits.max_p99_ms},
+    column = f"{LATENCY_COLUMN}_{subject}"
+    if limits.max_p99_ms is not None and column in pairs.frame.columns:
+        values = pd.to_numeric(pairs.frame[column], errors="coerce").to_numpy(dtype="float64")
+        values = values[~np.isnan(values)]
+        if len(values):
+            p99 = float(np.percentile(values, 99))
+            checks.append(
+                Check(
+                    "latency_p99",
+                    p99 <= limits.max_p99_ms,
+                    f"latency p99 {p99:.1f} ms on {len(values)} rows "
+                    f"(at most {limits.max_p99_ms:.1f} ms)",
+                    {"value": p99, "bound": limits.max_p99_ms, "rows": len(values)},
+                )
             )
-        )
     return checks
 
 
@@ -434,7 +453,7 @@ def watch_verdict(
             "pending", f"{pairs.rows} of {watch.min_rows} paired rows so far", pairs.rows
         )
     # The shadow here is the old champion: its failures say nothing of the new one.
-    checks = guardrail_checks(pairs, guardrails, task=task, error_rate=False)
+    checks = guardrail_checks(pairs, guardrails, task=task, error_rate=False, subject="served")
     test = paired_test(pairs, labels, task=task, metric=metric, positive=positive, subject="served")
     passed = None
     if test is not None:

@@ -156,3 +156,46 @@ def _reg_log(a: np.ndarray, b: np.ndarray) -> pd.DataFrame:
     log = _log(np.zeros(len(a)), np.zeros(len(a)))
     log["prediction"] = np.r_[a, b]
     return log
+
+
+def _with_latency(log: pd.DataFrame, served_ms: float, shadow_ms: float | None) -> pd.DataFrame:
+    """The log's latency_ms: per role; None = an old file or a batch row (null)."""
+    ms = np.where(log["role"] == "champion", served_ms, np.nan if shadow_ms is None else shadow_ms)
+    return log.assign(latency_ms=ms)
+
+
+def test_latency_p99_judges_the_challenger_in_shadow() -> None:
+    _, good, _ = _world()
+    limits = Shadow(min_rows=200, min_duration=timedelta(hours=1))
+    limits = limits.model_copy(update={"guardrails": Guardrails(max_p99_ms=50)})
+    slow = _shadow(_with_latency(_log(good, good), 5, 80), NO_LABELS, shadow=limits)
+    assert slow.status == "failed" and "latency p99 80.0 ms" in slow.reason
+    fast = _shadow(_with_latency(_log(good, good), 80, 5), NO_LABELS, shadow=limits)
+    assert fast.status == "passed"  # the champion's latency is not the challenger's
+    assert "latency_p99" in [c.name for c in fast.checks]
+    # Null latencies (files written before the column, batch rows): no latency check.
+    unknown = _shadow(_with_latency(_log(good, good), 5, None), NO_LABELS, shadow=limits)
+    assert unknown.status == "passed"
+    assert "latency_p99" not in [c.name for c in unknown.checks]
+
+
+def test_latency_p99_judges_the_new_champion_in_watch() -> None:
+    _, good, _ = _world()
+
+    def judge(served_ms: float, previous_ms: float):
+        return watch_verdict(
+            _with_latency(_log(good, good, versions=(2, 1)), served_ms, previous_ms),
+            NO_LABELS,
+            task="binary",
+            metric="roc_auc",
+            positive="True",
+            champion=2,
+            previous=1,
+            watch=Watch(min_rows=200, duration=timedelta(hours=1)),
+            guardrails=Guardrails(max_p99_ms=50),
+            started=T0,
+            now=LATER,
+        )
+
+    assert judge(80, 5).status == "failed"  # the new champion is slow: rolled back
+    assert judge(5, 80).status == "passed"  # the old one was slow: nothing to say

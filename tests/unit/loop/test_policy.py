@@ -10,7 +10,7 @@ import pytest
 from mlcycle.errors import BadInput
 from mlcycle.loop.policies import POLICY_NAMES, named_policies, named_policy
 from mlcycle.loop.policy import decide, expected_gain
-from mlcycle.loop.signals import HoldoutSignal, Signals, WindowSignal
+from mlcycle.loop.signals import HoldoutSignal, RecoverySignal, Signals, WindowSignal
 from mlcycle.spec.loop import Loop
 
 NOW = datetime(2024, 5, 1, tzinfo=UTC)
@@ -146,15 +146,23 @@ def test_stuck_drift_signal_cannot_exceed_the_budget() -> None:
     assert freed.retrain
 
 
+def recovers(per_row: float, units: str = "abs_error") -> RecoverySignal:
+    """A recovery estimate whose lower bound is ``per_row`` (what the cost rule weighs)."""
+    return RecoverySignal(max(0.0, per_row), per_row + 0.1, per_row, 365, units, "refit", 0.9, {})
+
+
 def test_cost_rule_retrains_when_gain_exceeds_cost() -> None:
-    # MAE 2.0 on holdout, 3.0 lately: 1.0 per row × 10 rows/day × 30 days = 300
+    # A refit recovers 1.0 MAE per row out of time × 10 rows/day × 30 days = 300
     cfg = loop(triggers={"performance": {}}, policy={"retrain_cost": 250, "horizon": "30d"})
     sig = signals(
-        holdout=MAE, windows=(window(1, labelled_rows=10, realized=3.0),), rows_per_day=10
+        holdout=MAE,
+        windows=(window(1, labelled_rows=10, realized=3.0),),
+        rows_per_day=10,
+        recovery=recovers(1.0),
     )
     gain, details = expected_gain(cfg, sig)
     assert gain == pytest.approx(300.0)
-    assert details["gain_units"] == "mae"
+    assert details["gain_units"] == "abs_error" and details["lost_per_row"] == pytest.approx(1.0)
     decision = decide(cfg, sig)
     assert decision.retrain and decision.details["expected_gain"] == pytest.approx(300.0)
     assert "exceeds the retrain cost" in decision.reason
@@ -163,32 +171,37 @@ def test_cost_rule_retrains_when_gain_exceeds_cost() -> None:
 def test_cost_rule_holds_back_when_gain_is_below_cost() -> None:
     cfg = loop(triggers={"performance": {}}, policy={"retrain_cost": 350, "horizon": "30d"})
     sig = signals(
-        holdout=MAE, windows=(window(1, labelled_rows=10, realized=3.0),), rows_per_day=10
+        holdout=MAE,
+        windows=(window(1, labelled_rows=10, realized=3.0),),
+        rows_per_day=10,
+        recovery=recovers(1.0),
     )
     decision = decide(cfg, sig)
     assert not decision.retrain and decision.trigger == "performance"
     assert "does not exceed" in decision.reason
 
 
-def test_cost_rule_uses_benefit_units_when_both_sides_have_them() -> None:
+def test_cost_rule_weighs_the_recovery_not_the_loss() -> None:
+    # The champion lost 0.5 benefit per row since its holdout, but a refit recovers 0.2.
     cfg = loop(triggers={"performance": {}}, policy={"retrain_cost": 100, "horizon": "10d"})
     lost = (window(1, labelled_rows=100, realized=0.85, benefit_per_row=1.5),)
-    gain, details = expected_gain(cfg, signals(windows=lost, rows_per_day=100))
-    assert details["gain_units"] == "benefit"
-    assert gain == pytest.approx(0.5 * 100 * 10)
+    sig = signals(windows=lost, rows_per_day=100, recovery=recovers(0.2, "benefit"))
+    gain, details = expected_gain(cfg, sig)
+    assert details["gain_units"] == "benefit" and details["lost_per_row"] == pytest.approx(0.5)
+    assert gain == pytest.approx(0.2 * 100 * 10)
 
 
-def test_cost_rule_counts_an_improvement_as_no_gain() -> None:
+def test_cost_rule_counts_a_negative_bound_as_no_gain() -> None:
     cfg = loop(triggers={"schedule": {"every": "1d"}}, policy={"retrain_cost": 1})
     better = (window(1, labelled_rows=100, realized=0.95, benefit_per_row=3.0),)
-    decision = decide(cfg, signals(windows=better, rows_per_day=1000))
+    decision = decide(cfg, signals(windows=better, rows_per_day=1000, recovery=recovers(-0.3)))
     assert not decision.retrain and decision.details["expected_gain"] == 0.0
 
 
-def test_cost_rule_without_any_figure_waits() -> None:
+def test_cost_rule_without_a_recovery_estimate_waits() -> None:
     cfg = loop(triggers={"new_data": {"min_rows": 1}}, policy={"retrain_cost": 1})
     decision = decide(cfg, signals(new_rows=10))
-    assert not decision.retrain and "no window has" in decision.reason
+    assert not decision.retrain and "two labelled windows" in decision.reason
 
 
 def test_named_policies() -> None:
