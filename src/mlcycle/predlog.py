@@ -3,14 +3,19 @@ reads it): its location, layout, roles and base columns, defined once here.
 
 Layout: ``<root>/<model>/date=YYYY-MM-DD/<uuid>.parquet``,
 each file written whole and never appended to. ``root`` is
-``<project>/.mlcycle/predictions`` unless ``MLCYCLE_PREDICTIONS_URL`` names
-another place (any fsspec URL). Columns: ``request_id``, ``ts`` (UTC),
+``MLCYCLE_PREDICTIONS_URL`` when set (any fsspec URL), else
+``<MLCYCLE_ARTIFACTS_URL>/predictions`` when the artifacts are on object
+storage (team mode: every machine finds the log where the artifacts are),
+else ``<project>/.mlcycle/predictions``. Columns: ``request_id``, ``ts`` (UTC),
 ``model``, ``model_version``, ``role``, one column per model feature,
 ``row_id``, ``prediction`` (string label, or float for regression),
-``probability`` (P(positive) for binary), ``proba_<class>`` for multiclass and
+``probability`` (P(positive) for binary), ``proba_<class>`` for multiclass,
 ``out_of_range`` (the features whose value lay outside the training range,
-comma-separated; null when none). Files written before ``out_of_range``
-existed read with it null (:data:`OPTIONAL_COLUMNS`).
+comma-separated; null when none) and ``latency_ms`` (the model time of the
+request the row came in, in milliseconds: every row of a request has the same;
+null where not measured, e.g. batch rows). Files written before
+``out_of_range`` or ``latency_ms`` existed read with them null
+(:data:`OPTIONAL_COLUMNS`).
 
 Example:
     >>> root = predictions_root(store.home)
@@ -42,8 +47,10 @@ BASE_COLUMNS = ("request_id", "ts", "model", "model_version", "role", "row_id", 
 ROLES = ("champion", "challenger", "shadow", "batch")
 #: The column marking rows scored with a number outside its training range.
 OUT_OF_RANGE = "out_of_range"
+#: The column holding each row's request model time, in milliseconds.
+LATENCY_MS = "latency_ms"
 #: Columns added after the first log files were written: read as null from older files.
-OPTIONAL_COLUMNS: dict[str, pa.DataType] = {OUT_OF_RANGE: pa.string()}
+OPTIONAL_COLUMNS: dict[str, pa.DataType] = {OUT_OF_RANGE: pa.string(), LATENCY_MS: pa.float64()}
 
 
 def out_of_range_column(masks: Mapping[str, np.ndarray], rows: int) -> pa.Array:
@@ -67,8 +74,21 @@ def out_of_range_column(masks: Mapping[str, np.ndarray], rows: int) -> pa.Array:
 
 
 def predictions_root(home: Path) -> str:
-    """``MLCYCLE_PREDICTIONS_URL`` if set, else ``<store home>/predictions``."""
-    return os.environ.get(ENV_URL) or str(home / "predictions")
+    """``MLCYCLE_PREDICTIONS_URL`` if set, else ``<MLCYCLE_ARTIFACTS_URL>/predictions`` for
+    artifacts on object storage (``s3://…``), else ``<store home>/predictions``.
+
+    Example:
+        >>> predictions_root(Path(".mlcycle"))   # MLCYCLE_ARTIFACTS_URL=s3://team/ml
+        's3://team/ml/predictions'
+    """
+    explicit = os.environ.get(ENV_URL)
+    if explicit:
+        return explicit
+    artifacts = os.environ.get("MLCYCLE_ARTIFACTS_URL", "")
+    if "://" in artifacts and not artifacts.startswith(("file://", "local://")):
+        # Team mode: a server on one machine and monitoring on another share the log.
+        return f"{artifacts.rstrip('/')}/predictions"
+    return str(home / "predictions")
 
 
 def day_folder(root: str, model: str, day: str) -> str:
@@ -86,15 +106,25 @@ def new_file_name() -> str:
 
 
 def _fs(root: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, path = fsspec.core.url_to_fs(root)
+    from mlcycle.store.remote import filesystem  # a missing s3fs: "install mlcycle[s3]"
+
+    fs, path = filesystem(root)
     return fs, str(path).rstrip("/")
 
 
 def list_files(root: str, model: str) -> list[str]:
     """Every log file of ``model``, sorted (date partition, then name)."""
     fs, base = _fs(root)
-    pattern = f"{base}/{check_model_name(model)}/date=*/*.parquet"
-    return sorted(str(p) for p in fs.glob(pattern))
+    folder = f"{base}/{check_model_name(model)}"
+    try:
+        # Servers on other machines add files: an object store client's cached listings
+        # (of the day folders too, which invalidating `folder` alone keeps) are stale.
+        fs.invalidate_cache()
+        return sorted(str(p) for p in fs.glob(f"{folder}/date=*/*.parquet"))
+    except Exception as exc:  # each backend raises its own kinds: translated by name
+        from mlcycle.store.remote import storage_error
+
+        raise storage_error(root, exc, "list the prediction log at", fs) from None
 
 
 def read_files(

@@ -232,6 +232,7 @@ def test_log_columns_follow_the_contract(bundles: dict[int, Path], tmp_path: Pat
         "prediction",
         "probability",
         "out_of_range",  # null here: every value is inside its training range
+        "latency_ms",  # the request's model time, the same on each of its rows
     ]
     assert str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     frame = table.to_pandas().sort_values("ts", kind="stable")
@@ -242,6 +243,9 @@ def test_log_columns_follow_the_contract(bundles: dict[int, Path], tmp_path: Pat
     assert frame["model_version"].tolist() == [7, 7, 7, 7]
     assert frame["weekend"].tolist()[-1] is True
     assert frame["origin"].isna().tolist() == [False, False, False, True]
+    latency = frame["latency_ms"].tolist()
+    assert all(value > 0 for value in latency)
+    assert latency[0] == latency[1] == latency[2]  # one request, one model time
 
 
 def test_v2_infer_rows_are_logged_with_row_ids(bundles: dict[int, Path], tmp_path: Path) -> None:

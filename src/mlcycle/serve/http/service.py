@@ -202,6 +202,7 @@ class Service:
         ``mlcycle_out_of_range_total{column}``.
         """
         rt = served.runtime
+        started = time.perf_counter()  # the log's latency_ms: this request's model time
 
         def prepare() -> tuple[Any, Any, list[Any]]:
             outside: list[Any] = []
@@ -214,6 +215,7 @@ class Service:
 
         item, frame, outside = await self.off_loop(len(body), prepare)
         labels, proba = await served.batcher.predict(item)
+        latency_ms = (time.perf_counter() - started) * 1e3
         warnings = None
         if outside:  # the rare case: the in-range path pays nothing here
             warnings = rt.range_warnings(len(records), outside)
@@ -225,6 +227,7 @@ class Service:
                 served.info, role, rid, now(), labels, proba, _row_ids(served, records), True
             )
             logged.frame = frame
+            logged.latency_ms = latency_ms
             return labels, proba, logged, warnings
         # The compiled path: one constructor call (this runs for every request).
         logged = LogRows(
@@ -241,6 +244,7 @@ class Service:
             None,
             body,
             served.decoders[protocol],
+            latency_ms,
         )
         return labels, proba, logged, warnings
 
@@ -248,6 +252,7 @@ class Service:
         challenger = deployment.challenger
         if challenger is None:
             return
+        started = time.perf_counter()  # the shadow's own model time, for its latency guardrail
         try:
             rt = challenger.runtime
             matrix = rt.encode_records(records)
@@ -257,6 +262,7 @@ class Service:
                 labels, proba = rt.predict_arrays(frame)
             else:
                 labels, proba = rt.predict_matrix(matrix)
+            latency_ms = (time.perf_counter() - started) * 1e3
         except Exception as exc:
             self.metrics.shadow_errors += 1
             logger.debug("shadow prediction failed for %s: %s", rid, exc)
@@ -273,6 +279,7 @@ class Service:
             _row_ids(challenger, records),
             True,
         )
+        logged.latency_ms = latency_ms
         if matrix is None:
             logged.frame = frame
         else:

@@ -36,6 +36,8 @@ from mlcycle.serve.predlog.matrix import Records, feature_schema, matrix_feature
 from mlcycle.serve.predlog.rows import BodyDecoder, LogRows, ModelInfo
 from mlcycle.serve.predlog.table import assemble
 
+_NAN = float("nan")
+
 
 class ColumnBuffer:
     """Logged rows of one model, role and body decoder that took the compiled path, as columns."""
@@ -47,6 +49,7 @@ class ColumnBuffer:
         "given_ids",
         "info",
         "labels",
+        "latencies",
         "matrices",
         "numbered",
         "proba_dtype",
@@ -63,6 +66,7 @@ class ColumnBuffer:
         self.decoder = decoder
         self.request_ids: list[str] = []
         self.seconds = array("d")
+        self.latencies = array("d")
         self.counts = array("q")
         self.numbered = array("b")
         self.matrices: list[bytes] = []
@@ -83,6 +87,8 @@ class ColumnBuffer:
         n = len(labels)
         self.request_ids.append(rows.request_id)
         self.seconds.append(rows.ts)
+        latency = rows.latency_ms
+        self.latencies.append(_NAN if latency is None else latency)
         self.counts.append(n)
         self.numbered.append(rows.ids_from_request)
         self.matrices.append(matrix.tobytes())
@@ -127,4 +133,5 @@ class ColumnBuffer:
             numbered=np.frombuffer(self.numbered, dtype=np.int8).astype(bool),
             labels=self.labels,
             proba=proba,
+            latency_ms=np.frombuffer(self.latencies, dtype=np.float64),
         )

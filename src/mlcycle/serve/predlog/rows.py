@@ -158,6 +158,9 @@ class LogRows:
     records: list[dict[str, Any]] | None = None
     body: bytes | None = None
     decoder: BodyDecoder | None = None
+    # The request's model time in ms (the log's latency_ms, the same on each of its rows);
+    # None where not measured (batch chunks).
+    latency_ms: float | None = None
 
     @property
     def rows(self) -> int:

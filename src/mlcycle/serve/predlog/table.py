@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlcycle.predlog import OUT_OF_RANGE, out_of_range_column
+from mlcycle.predlog import LATENCY_MS, OUT_OF_RANGE, out_of_range_column
 from mlcycle.serve.predlog.matrix import (
     Records,
     arrow_type,
@@ -44,6 +44,7 @@ _LABELS = attrgetter("labels")
 _PROBA = attrgetter("proba")
 _RECORDS = attrgetter("records")
 _TS = attrgetter("ts")
+_LATENCY = attrgetter("latency_ms")
 
 
 def to_table(entries: list[LogRows]) -> pa.Table:
@@ -78,6 +79,8 @@ def to_table(entries: list[LogRows]) -> pa.Table:
         numbered=np.fromiter(flags, dtype=bool, count=len(entries)),
         labels=list(chain.from_iterable(labels)),
         proba=proba,
+        # None (not measured) becomes NaN, a null in the log.
+        latency_ms=np.array(list(map(_LATENCY, entries)), dtype=np.float64),
     )
 
 
@@ -94,9 +97,12 @@ def assemble(
     numbered: np.ndarray,
     labels: list[Any],
     proba: np.ndarray | None,
+    latency_ms: np.ndarray | None = None,
 ) -> pa.Table:
     """The log's table from per-request values (``counts`` rows each, spread over their
     rows) and per-row ones (features, given row ids, labels, probabilities).
+
+    ``latency_ms`` is per request (NaN where not measured: null in the log).
 
     ``numbered`` marks the requests whose rows without an id of their own are
     logged as ``<request id>:<index>``.
@@ -133,6 +139,10 @@ def assemble(
             column = proba[:, j] if proba is not None else np.full(n, np.nan)
             arrays[f"proba_{label}"] = pa.array(column, pa.float64())
     arrays[OUT_OF_RANGE] = _out_of_range(info, features, n)
+    if latency_ms is None:
+        arrays[LATENCY_MS] = pa.nulls(n, pa.float64())
+    else:
+        arrays[LATENCY_MS] = spread(pa.array(latency_ms, pa.float64(), from_pandas=True))
     return pa.table(arrays)
 
 

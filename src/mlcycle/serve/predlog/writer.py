@@ -315,12 +315,13 @@ class PredictionLog:
     def _put(self, table: pa.Table, model: str, day: str) -> None:
         name = new_file_name()
         if "://" in self.root and not self.root.startswith("file://"):
-            import fsspec
+            from mlcycle.store.remote import filesystem  # no s3fs: "install mlcycle[s3]"
 
             url = f"{day_folder(self.root, model, day)}/{name}"
             buffer = io.BytesIO()
             pq.write_table(table, buffer, use_dictionary=_dictionary_columns(table))
-            fs, path = fsspec.core.url_to_fs(url)
+            # An object appears whole when its upload completes (no rename needed).
+            fs, path = filesystem(url)
             fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
             with fs.open(path, "wb") as handle:
                 handle.write(buffer.getvalue())
