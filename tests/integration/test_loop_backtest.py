@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.loop.backtest import cut_windows, run_backtest
+from mlcycle.loop.backtest import run_backtest
+from mlcycle.loop.backtest_replay import cut_windows
 from mlcycle.loop.backtest_report import render_html
 from mlcycle.pipeline.project import Project
 

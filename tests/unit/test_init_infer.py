@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlcycle.data.scaffold import Proposal, propose, read_sample, render_spec
+from mlcycle.data.scaffold import propose, read_sample
+from mlcycle.data.scaffold_proposal import Proposal
+from mlcycle.data.scaffold_render import render_spec
 from mlcycle.errors import BadInput
 from mlcycle.spec import Source, Spec
 

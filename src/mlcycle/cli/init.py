@@ -138,7 +138,8 @@ def _write_from_data(
     """Read, propose, check the spec loads, then write it (nothing is written on error)."""
     import yaml
 
-    from mlcycle.data.scaffold import propose, read_sample, render_spec
+    from mlcycle.data.scaffold import propose, read_sample
+    from mlcycle.data.scaffold_render import render_spec
     from mlcycle.spec import Spec
 
     source = _source(directory, data, query)

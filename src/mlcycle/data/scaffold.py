@@ -7,7 +7,9 @@ entity column (then a group split), the primary metric, and the columns a
 person must look at: constant, all-null, id-like, very high cardinality, dates
 the model cannot use as they are, and leakage suspects (a name that means
 "after the outcome", or a column that alone predicts the target on held-out
-rows almost perfectly). :func:`render_spec` writes that as a commented
+rows almost perfectly: :mod:`mlcycle.data.scaffold_leakage`). Its answer is a
+:class:`~mlcycle.data.scaffold_proposal.Proposal`, which
+:func:`~mlcycle.data.scaffold_render.render_spec` writes as a commented
 ``mlcycle.yaml``. :func:`read_sample` reads a source the way ingest does.
 
 It lives in the data stage because it is about data (it reuses the stage's
@@ -26,62 +28,27 @@ from __future__ import annotations
 import json
 import re
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from mlcycle.data.infer import mostly_numeric
+from mlcycle.data.scaffold_leakage import leakage_by_name, leakage_by_purity
+from mlcycle.data.scaffold_proposal import ColumnNote, Proposal
 from mlcycle.data.sources import read_source
 from mlcycle.errors import BadInput
 from mlcycle.spec import Source, Task
 
-SAMPLE_ROWS = 200_000  # rows the purity checks look at (the cheap checks see all rows read)
+__all__ = ["propose", "read_sample"]
+
 MAX_CLASSES = 50  # a text target with more distinct values is not a class label
 MAX_INT_CLASSES = 10  # integer targets with at most this many values are classes
 RARE_POSITIVE = 0.10  # below this share of positives, pr_auc replaces roc_auc
-PURITY_MIN_ROWS = 100  # fewer labelled rows than this: no purity check
-LEAK_ERROR_CUT = 0.9  # a column alone removing this share of the baseline error is suspect
-LEAK_R2 = 0.95  # regression: a column alone explaining this share of the variance
 HIGH_CARDINALITY = 200  # the spec's default data.features.max_categories
 MIN_TIMESTAMPS = 20  # distinct instants a time split needs to make sense
 
-Issue = Literal[
-    "all_null",
-    "constant",
-    "id_like",
-    "high_cardinality",
-    "date",
-    "leakage_name",
-    "leakage_purity",
-]
-
-# Name parts that mean "known only after the outcome".
-_AFTER_WORDS = frozenset(
-    {
-        "after",
-        "outcome",
-        "outcomes",
-        "result",
-        "results",
-        "final",
-        "refund",
-        "refunded",
-        "refunds",
-        "chargeback",
-        "chargebacks",
-        "resolution",
-        "resolved",
-        "label",
-        "actual",
-        "future",
-        "settled",
-    }
-)
-_DELAY_WORDS = ("delay", "late", "arriv")  # a target like these: arr_* / arrival* leak it
-_PLANNED_WORDS = frozenset({"sched", "scheduled", "planned", "expected", "est", "estimated"})
 _ID_NAME = re.compile(r"(^|[_\W])(id|uuid|guid|key)$|^id[_\W]", re.IGNORECASE)
 _CAMEL_ID = re.compile(r"[a-z](Id|ID)$")  # customerId, orderID
 _ENTITY_NAME = re.compile(
@@ -91,72 +58,6 @@ _ENTITY_NAME = re.compile(
 )
 _TIME_NAME = re.compile(r"(time|date|_ts$|^ts$|timestamp|created|updated|day|_at$)", re.I)
 _DATE_TEXT = re.compile(r"^\s*(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4})([ T]\d|\s*$)")
-
-
-@dataclass(frozen=True)
-class ColumnNote:
-    """A column a person must look at: what is wrong with it, why, and whether it is excluded.
-
-    Example:
-        >>> ColumnNote("country", "constant", "only the value 'FR'", exclude=True).issue
-        'constant'
-    """
-
-    column: str
-    issue: Issue
-    detail: str
-    exclude: bool = True
-
-    @property
-    def title(self) -> str:
-        """The issue as a person reads it (``LEAKAGE SUSPECT (name)``)."""
-        return _TITLES[self.issue]
-
-
-_TITLES: dict[str, str] = {
-    "all_null": "all null",
-    "constant": "constant",
-    "id_like": "id-like",
-    "high_cardinality": "very high cardinality",
-    "date": "raw date",
-    "leakage_name": "LEAKAGE SUSPECT (by name)",
-    "leakage_purity": "LEAKAGE SUSPECT (predicts the target alone)",
-}
-
-
-@dataclass
-class Proposal:
-    """What :func:`propose` decided for one frame, each decision with its reason.
-
-    Example:
-        >>> p = propose(df, "churned")
-        >>> p.excluded  # columns written to data.features.exclude, each with a comment
-        ['refund_amount']
-    """
-
-    target: str
-    task: Task
-    task_why: str
-    metric: str
-    metric_why: str
-    rows: int
-    positive_label: str | int | bool | None = None
-    positive_why: str = ""
-    id_column: str | None = None
-    id_why: str = ""
-    timestamp_column: str | None = None
-    timestamp_why: str = ""
-    group_column: str | None = None  # an entity column (the split's comment says why)
-    split: Literal["time", "random", "stratified", "group"] = "random"
-    split_why: str = ""
-    null_targets: int = 0
-    notes: list[ColumnNote] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def excluded(self) -> list[str]:
-        """Columns to leave out of the features (each has a note saying why)."""
-        return list(dict.fromkeys(n.column for n in self.notes if n.exclude))
 
 
 # --- reading ------------------------------------------------------------------------
@@ -199,7 +100,7 @@ def propose(frame: pd.DataFrame, target: str, *, seed: int = 0) -> Proposal:
     """Infer a spec for predicting ``target`` from the other columns of ``frame``.
 
     Cheap checks (uniqueness, nulls, constants) see every row; the leakage purity
-    check sees a seeded sample of at most :data:`SAMPLE_ROWS` rows.
+    check sees a seeded sample of at most :data:`~mlcycle.data.scaffold_leakage.SAMPLE_ROWS` rows.
 
     Example:
         >>> p = propose(pd.DataFrame({"x": [1.0, 2.5] * 200, "y": [0, 1] * 200}), "y")
@@ -254,7 +155,7 @@ def propose(frame: pd.DataFrame, target: str, *, seed: int = 0) -> Proposal:
             )
     _look_at_columns(frame, proposal)
     _choose_split(frame, proposal)
-    _leakage_by_purity(frame[labelled], proposal, seed)
+    leakage_by_purity(frame[labelled], proposal, seed)
     return proposal
 
 
@@ -392,7 +293,7 @@ def _look_at_columns(frame: pd.DataFrame, p: Proposal) -> None:
             )
         elif _ENTITY_NAME.search(name) and _id_named(name) and p.group_column is None:
             p.group_column = name if 20 <= distinct <= rows / 2 else None
-        _leakage_by_name(name, p)
+        leakage_by_name(name, p)
     _choose_id(id_candidates, p)
     _choose_timestamp(frame, dates, p)
     if p.group_column is not None and not any(
@@ -468,7 +369,7 @@ def _choose_timestamp(frame: pd.DataFrame, dates: dict[str, int], p: Proposal) -
                     "generalise (month, weekday, age in days) in data.transforms if useful",
                 )
             )
-            _leakage_by_name(name, p)
+            leakage_by_name(name, p)
 
 
 def _choose_split(frame: pd.DataFrame, p: Proposal) -> None:
@@ -502,118 +403,6 @@ def _choose_split(frame: pd.DataFrame, p: Proposal) -> None:
         )
 
 
-def _leakage_by_name(name: str, p: Proposal) -> None:
-    """A note when the name means "known after the outcome" or repeats the target's name."""
-    words = [w for w in re.split(r"[^a-z0-9]+", _snake(name)) if w]
-    hit = next((w for w in words if w in _AFTER_WORDS), None)
-    why = f"its name ('{hit}') suggests a value known only after the outcome" if hit else ""
-    target = _snake(p.target)
-    delay_like = any(d in target for d in _DELAY_WORDS)
-    planned = any(w in _PLANNED_WORDS for w in words)  # sched_arr_time is known in advance
-    if not why and delay_like and not planned and any(w.startswith("arr") for w in words):
-        why = "an arrival measurement, known only once the delay itself is"
-    if why:
-        p.notes.append(
-            ColumnNote(
-                name,
-                "leakage_name",
-                f"{why}; keep it out unless it is known when you predict",
-            )
-        )
-        return
-    stem = re.sub(r"(ed|ing|s)$", "", target.split("_")[-1]) if target else ""
-    if len(stem) >= 4 and stem in _snake(name):
-        # Weaker: dep_delay beside a 'delayed' target is a fair feature, arr_delay is not.
-        # So this one is flagged for a person to decide, not excluded.
-        p.notes.append(
-            ColumnNote(
-                name,
-                "leakage_name",
-                f"its name contains the target's ('{stem}'): check it is not the target in "
-                "another form, measured after the outcome (then add it to exclude)",
-                exclude=False,
-            )
-        )
-
-
-def _leakage_by_purity(frame: pd.DataFrame, p: Proposal, seed: int) -> None:
-    """A note for each column that alone predicts the target on held-out rows.
-
-    One-feature model: the column is cut into up to 100 quantile bins (numbers) or
-    taken value by value (text, booleans); per-bin target means or majority classes
-    are learned on one half of the rows and scored on the other half.
-    """
-    if len(frame) < PURITY_MIN_ROWS:
-        return
-    if len(frame) > SAMPLE_ROWS:
-        frame = frame.sample(SAMPLE_ROWS, random_state=seed)
-    skip = {p.target, p.id_column, p.timestamp_column, *p.excluded}
-    half = np.random.default_rng(seed).random(len(frame)) < 0.5
-    y = frame[p.target]
-    for name in frame.columns:
-        if name in skip:
-            continue
-        score = _one_feature_score(frame[name], y, half, p.task)
-        if score is None:
-            continue
-        value, what = score
-        if value >= (LEAK_R2 if p.task == "regression" else LEAK_ERROR_CUT):
-            p.notes.append(
-                ColumnNote(
-                    name,
-                    "leakage_purity",
-                    f"alone it predicts '{p.target}' on held-out rows "
-                    f"({what}); a real feature rarely does; check it is known when you "
-                    "predict, and include it again only if it is",
-                )
-            )
-
-
-def _one_feature_score(
-    x: pd.Series, y: pd.Series, half: np.ndarray, task: Task
-) -> tuple[float, str] | None:
-    """(score, description) of a per-bin model of ``y`` on ``x``, fitted on ``half``."""
-    if pd.api.types.is_numeric_dtype(x.dtype) and not pd.api.types.is_bool_dtype(x.dtype):
-        values = x.astype("float64")
-        if values.nunique() > 100:
-            try:
-                bins = pd.qcut(values, 100, labels=False, duplicates="drop")
-            except ValueError:
-                return None
-        else:
-            bins = values
-    elif pd.api.types.is_datetime64_any_dtype(x.dtype):
-        return None
-    else:
-        bins = x.astype("string")
-    key = bins.astype("string").fillna("<missing>").to_numpy()
-    train_key, test_key = key[half], key[~half]
-    y_train, y_test = y[half], y[~half]
-    if len(y_test) < PURITY_MIN_ROWS // 2 or len(y_train) < PURITY_MIN_ROWS // 2:
-        return None
-    if task == "regression":
-        target = y_train.astype("float64")
-        means = pd.Series(target.to_numpy()).groupby(train_key).mean()
-        guess = pd.Series(test_key).map(means).fillna(target.mean()).to_numpy()
-        actual = y_test.astype("float64").to_numpy()
-        total = float(((actual - actual.mean()) ** 2).sum())
-        if total == 0:
-            return None
-        r2 = 1 - float(((actual - guess) ** 2).sum()) / total
-        return r2, f"R² {r2:.3f} from this column alone"
-    labels = pd.Series(y_train.astype("string").to_numpy())
-    majority = labels.groupby(train_key).agg(lambda s: s.value_counts().index[0])
-    fallback = labels.value_counts().index[0]
-    predicted = pd.Series(test_key).map(majority).fillna(fallback).to_numpy()
-    actual_labels = y_test.astype("string").to_numpy()
-    error = float((predicted != actual_labels).mean())
-    base = float((actual_labels != fallback).mean())
-    if base == 0:
-        return None
-    cut = 1 - error / base
-    return cut, f"accuracy {1 - error:.3f} against {1 - base:.3f} for the majority class"
-
-
 # --- helpers ------------------------------------------------------------------------
 
 
@@ -641,12 +430,6 @@ def _id_named(name: str) -> bool:
     return bool(_ID_NAME.search(name) or _CAMEL_ID.search(name))
 
 
-def _snake(name: str) -> str:
-    """``arrDelay`` / ``Arr Delay`` → ``arr_delay``."""
-    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
-    return re.sub(r"[^a-z0-9]+", "_", spaced.lower()).strip("_")
-
-
 def _plain(value: Any) -> Any:
     """A NumPy scalar as the Python value a YAML spec holds (1.0 → 1)."""
     if isinstance(value, np.generic):
@@ -661,107 +444,3 @@ def _value_counts(y: pd.Series, shown: int = 4) -> str:
     parts = [f"{_plain(v)}: {n:,}" for v, n in counts.head(shown).items()]
     more = f", +{len(counts) - shown} more" if len(counts) > shown else ""
     return ", ".join(parts) + more
-
-
-# --- writing ------------------------------------------------------------------------
-
-
-def render_spec(p: Proposal, *, project: str, source: Source, origin: str) -> str:
-    """The proposal as a commented ``mlcycle.yaml``: every choice says why and what to change.
-
-    ``origin`` says where the rows came from (shown in the header comment).
-
-    Example:
-        >>> text = render_spec(p, project="churn", source=Source(path="data.csv"),
-        ...                    origin="2,000 rows of data.csv")
-        >>> Spec.from_dict(yaml.safe_load(text)).problem.task
-        'binary'
-    """
-    out = [
-        f"# mlcycle project written by `mlcycle init --data` from {origin}.",
-        "# Each choice below says why it was made. Read the comments marked CHECK,",
-        "# change what is wrong, then run `mlcycle run`.",
-        f"project: {_y(project)}",
-        "",
-        "problem:",
-        *_comment(p.task_why, 2),
-        f"  task: {p.task}",
-        f"  target: {_y(p.target)}",
-    ]
-    if p.positive_label is not None:
-        out += [*_comment(p.positive_why, 2), f"  positive_label: {_y(p.positive_label)}"]
-    if p.id_column is not None:
-        out += [*_comment(p.id_why, 2), f"  id_column: {_y(p.id_column)}"]
-    if p.timestamp_column is not None:
-        out += [*_comment(p.timestamp_why, 2), f"  timestamp_column: {_y(p.timestamp_column)}"]
-    out += [*_comment(p.metric_why, 2), f"  primary_metric: {p.metric}", "", "data:"]
-    out += ["  source:", *_source_lines(source), "  features:"]
-    excluded = p.excluded
-    if excluded:
-        out.append("    # Left out of the model; delete a line to use that column again.")
-        out.append("    exclude:")
-        for name in excluded:
-            for note in (n for n in p.notes if n.column == name and n.exclude):
-                out += _comment(f"CHECK {note.title}: {note.detail}", 6)
-            out.append(f"      - {_y(name)}")
-    else:
-        out.append("    exclude: []   # every column but the target, id and timestamp is used")
-    review = [n for n in p.notes if not n.exclude and n.column not in excluded]
-    for note in review:
-        out += _comment(f"CHECK '{note.column}' (kept as a feature): {note.detail}", 4)
-    if p.null_targets:
-        out += _comment(
-            f"{p.null_targets:,} row(s) have no '{p.target}': rows without a label cannot "
-            "train or judge a model, so this transform drops them",
-            2,
-        )
-        quoted = '"' + p.target.replace('"', '""') + '"'
-        keep = f"SELECT * FROM raw WHERE {quoted} IS NOT NULL"
-        # Single-quoted YAML keeps the SQL's double quotes readable ('' is a quote in it).
-        out += ["  transforms:", "    - sql: '" + keep.replace("'", "''") + "'"]
-    for warning in p.warnings:
-        out += _comment(f"CHECK: {warning}", 2)
-    group = f", group_column: {_y(p.group_column)}" if p.split == "group" else ""
-    out += [
-        "",
-        "prepare:",
-        *_comment(p.split_why, 2),
-        f"  split: {{strategy: {p.split}{group}, valid_fraction: 0.15, test_fraction: 0.15}}",
-        "",
-        "train:",
-        "  seed: 42",
-        "  # Gradient-boosted trees: strong on tabular data, handle missing values and",
-        "  # categories without tuning. Add candidates to compare more models.",
-        "  candidates:",
-        "    - {name: hgb, estimator: hist_gradient_boosting, params: {}}",
-        "",
-        "gates:",
-        "  # A model is registered only if it beats a trivial baseline on the test split.",
-        "  # Add thresholds (e.g. {" + f"{p.metric}: …" + "}) once you know what is good enough.",
-        "  baseline_margin: 0.0",
-        "",
-    ]
-    return "\n".join(out)
-
-
-def _source_lines(source: Source) -> list[str]:
-    if source.sql is not None:
-        return [f"    url: {_y(source.url)}", f"    sql: {_y(source.sql)}"]
-    lines = [f"    path: {_y(source.path)}"]
-    if source.encoding != "utf-8":
-        lines.append(f"    encoding: {_y(source.encoding)}")
-    return lines
-
-
-def _y(value: Any) -> str:
-    """A scalar as YAML: JSON strings and numbers are YAML too, and quoting every string
-    keeps 'yes', 'no', 'null' and '1e3' the text they are."""
-    return json.dumps(value, ensure_ascii=False)
-
-
-def _comment(text: str, indent: int, width: int = 88) -> list[str]:
-    """``text`` as ``#`` comment lines wrapped to ``width`` columns."""
-    import textwrap
-
-    prefix = " " * indent + "# "
-    return textwrap.wrap(text, width=width, initial_indent=prefix, subsequent_indent=prefix)

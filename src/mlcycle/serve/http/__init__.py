@@ -7,7 +7,8 @@ processes), :func:`run_workers` (several processes on one port), and
 (what every route shares), ``routes_*.py``, ``parsing.py`` and
 ``responses.py`` (bodies in and out), ``auth.py``, ``deploy.py`` (models
 served, swapped without downtime), ``batching.py`` (micro-batching),
-``metrics.py``, ``openapi.py``.
+``metrics.py``, ``openapi.py`` (with ``openapi_mlflow.py`` and
+``openapi_common.py``) and ``docs_page.py``.
 
 Example:
     >>> app = create_app(ModelRuntime.load(Path("bundle"), version=3), ServeSettings())

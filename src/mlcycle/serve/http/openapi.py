@@ -1,4 +1,10 @@
-"""The service's OpenAPI 3.1 document and its self-contained ``/docs`` page (no CDN).
+"""The service's OpenAPI 3.1 document, and its native protocols' part.
+
+:func:`openapi_document` assembles the document ``/openapi.json`` serves: the routes
+written here (``/predict``, the Open Inference Protocol v2 routes, health, metrics,
+admin, the docs themselves) and their schemas, plus MLflow's ``/invocations`` and
+scoring-server routes from :mod:`mlcycle.serve.http.openapi_mlflow`. The ``/docs``
+page that renders it is :mod:`mlcycle.serve.http.docs_page`.
 
 Example:
     >>> doc = openapi_document(runtime)
@@ -8,17 +14,15 @@ Example:
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
-import orjson
-
-from mlcycle.serve.http.parsing import DATATYPE_OF_KIND, DATATYPES
-from mlcycle.serve.http.parsing_mlflow import MLFLOW_FORMATS
+from mlcycle.serve.http.openapi_common import example_record, ref_response, request_id_header
+from mlcycle.serve.http.openapi_mlflow import invocations_operation, mlflow_paths, mlflow_schemas
+from mlcycle.serve.http.parsing import DATATYPES
 from mlcycle.serve.model import ModelRuntime
 
-# --- OpenAPI and /docs --------------------------------------------------------------
+__all__ = ["openapi_document"]
 
 
 def _json_type(
@@ -63,7 +67,7 @@ def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
             "Open Inference Protocol v2, a plain /predict endpoint and MLflow's scoring "
             "protocol (/invocations).",
         },
-        "paths": {**_prediction_paths(runtime), **_operation_paths(), **_mlflow_paths()},
+        "paths": {**_prediction_paths(runtime), **_operation_paths(), **mlflow_paths()},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             "schemas": {
@@ -71,7 +75,7 @@ def openapi_document(runtime: ModelRuntime) -> dict[str, Any]:
                 **_request_schemas(),
                 **_response_schemas(runtime),
                 "Error": _error_schema(),
-                **_mlflow_schemas(runtime),
+                **mlflow_schemas(runtime),
             },
         },
     }
@@ -139,27 +143,25 @@ def _tensor_schema() -> dict[str, Any]:
 
 def _problems() -> dict[str, Any]:
     return {
-        "400": _ref_response("malformed JSON", "Error"),
-        "401": _ref_response(
-            "missing or wrong bearer token (when a predict token is set)", "Error"
-        ),
-        "413": _ref_response("body over the size limit", "Error"),
-        "415": _ref_response("Content-Type is not application/json", "Error"),
-        "422": _ref_response("input breaks the data contract (details name the fields)", "Error"),
-        "500": _ref_response("internal error (with request id)", "Error"),
+        "400": ref_response("malformed JSON", "Error"),
+        "401": ref_response("missing or wrong bearer token (when a predict token is set)", "Error"),
+        "413": ref_response("body over the size limit", "Error"),
+        "415": ref_response("Content-Type is not application/json", "Error"),
+        "422": ref_response("input breaks the data contract (details name the fields)", "Error"),
+        "500": ref_response("internal error (with request id)", "Error"),
     }
 
 
 def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
     """The routes that depend on the model: predict, infer, metadata, readiness."""
     model_path = f"/v2/models/{runtime.meta.name}"
-    example = _example_record(runtime)
+    example = example_record(runtime)
     problems = _problems()
     return {
         "/predict": {
             "post": {
                 "summary": "Predict rows given as records or columns",
-                "parameters": [_request_id_header()],
+                "parameters": [request_id_header()],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -170,24 +172,24 @@ def _prediction_paths(runtime: ModelRuntime) -> dict[str, Any]:
                     },
                 },
                 "responses": {
-                    "200": _ref_response("predictions", "PredictResponse"),
+                    "200": ref_response("predictions", "PredictResponse"),
                     **problems,
                 },
             }
         },
-        "/invocations": _invocations_operation(runtime, example),
+        "/invocations": invocations_operation(runtime, example),
         f"{model_path}/infer": _infer_operation(
             "Open Inference Protocol v2 inference",
-            [_request_id_header()],
+            [request_id_header()],
             problems,
-            _ref_response("unknown model", "Error"),
+            ref_response("unknown model", "Error"),
         ),
         model_path: {
             "get": {
                 "summary": "Model metadata (inputs, outputs, versions)",
                 "responses": {
                     "200": {"description": "metadata"},
-                    "404": _ref_response("unknown model", "Error"),
+                    "404": ref_response("unknown model", "Error"),
                 },
             }
         },
@@ -210,7 +212,7 @@ def _version_paths(model_path: str, problems: dict[str, Any]) -> dict[str, Any]:
         "description": "the served version (see the model metadata); any other is 404",
         "schema": {"type": "string"},
     }
-    unknown = _ref_response("unknown model or version", "Error")
+    unknown = ref_response("unknown model or version", "Error")
     path = f"{model_path}/versions/{{version}}"
     return {
         path: {
@@ -229,7 +231,7 @@ def _version_paths(model_path: str, problems: dict[str, Any]) -> dict[str, Any]:
         },
         f"{path}/infer": _infer_operation(
             "Open Inference Protocol v2 inference on a given version",
-            [version, _request_id_header()],
+            [version, request_id_header()],
             problems,
             unknown,
         ),
@@ -239,9 +241,9 @@ def _version_paths(model_path: str, problems: dict[str, Any]) -> dict[str, Any]:
 def _admin_problems() -> dict[str, Any]:
     """What every admin route may answer besides 200 (auth.authorize decides 401/403)."""
     return {
-        "401": _ref_response("missing or wrong bearer token", "Error"),
-        "403": _ref_response("admin endpoints disabled (no admin token set)", "Error"),
-        "500": _ref_response("internal error (with request id)", "Error"),
+        "401": ref_response("missing or wrong bearer token", "Error"),
+        "403": ref_response("admin endpoints disabled (no admin token set)", "Error"),
+        "500": ref_response("internal error (with request id)", "Error"),
     }
 
 
@@ -273,7 +275,7 @@ def _operation_paths() -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "the deployment"},
                     **_admin_problems(),
-                    "422": _ref_response("nothing to reload (not serving an alias)", "Error"),
+                    "422": ref_response("nothing to reload (not serving an alias)", "Error"),
                 },
             }
         },
@@ -297,10 +299,10 @@ def _operation_paths() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": {"description": "the new deployment"},
-                    "400": _ref_response("malformed JSON", "Error"),
+                    "400": ref_response("malformed JSON", "Error"),
                     **_admin_problems(),
-                    "413": _ref_response("body over the size limit", "Error"),
-                    "422": _ref_response("invalid settings or no challenger", "Error"),
+                    "413": ref_response("body over the size limit", "Error"),
+                    "422": ref_response("invalid settings or no challenger", "Error"),
                 },
             },
         },
@@ -447,106 +449,6 @@ def _response_schemas(runtime: ModelRuntime) -> dict[str, Any]:
     }
 
 
-def _ref_response(description: str, schema: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _request_id_header() -> dict[str, Any]:
-    return {
-        "name": "X-Request-ID",
-        "in": "header",
-        "required": False,
-        "description": "echoed in the response; generated when absent",
-        "schema": {"type": "string"},
-    }
-
-
-def _example_record(runtime: ModelRuntime) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for c in runtime.input_schema.columns:
-        if c.kind == "numeric":
-            row[c.name] = c.min if c.min is not None else 0
-        elif c.kind == "boolean":
-            row[c.name] = False
-        elif c.kind == "datetime":
-            row[c.name] = "2024-01-01T00:00:00"
-        else:
-            row[c.name] = c.categories[0] if c.categories else "text"
-    return row
-
-
-def docs_page(runtime: ModelRuntime) -> str:
-    """A self-contained HTML page describing the endpoints and the inputs.
-
-    Example:
-        >>> docs_page(runtime).startswith("<!doctype html>")
-        True
-    """
-    meta = runtime.meta
-    e = html.escape
-    outside = "refused with 422" if runtime.out_of_range == "reject" else "scored, with warnings"
-    rows = "".join(
-        f"<tr><td><code>{e(c.name)}</code></td><td>{e(c.kind)}</td>"
-        f"<td>{'yes' if c.nullable else 'no'}</td>"
-        f"<td>{e(', '.join(c.categories[:20])) if c.categories else ''}"
-        f"{' …' if c.categories and len(c.categories) > 20 else ''}</td></tr>"
-        for c in runtime.input_schema.columns
-    )
-    example = orjson.dumps([_example_record(runtime)]).decode()
-    infer = orjson.dumps(
-        {
-            "inputs": [
-                {"name": k, "shape": [1], "datatype": DATATYPE_OF_KIND[c.kind], "data": [v]}
-                for (k, v), c in zip(
-                    _example_record(runtime).items(), runtime.input_schema.columns, strict=True
-                )
-            ]
-        }
-    ).decode()
-    invocation = orjson.dumps({"dataframe_records": [_example_record(runtime)]}).decode()
-    doc = openapi_document(runtime)
-    endpoints = "".join(
-        f"<li><code>{e(method.upper())} {e(path)}</code> — {e(op.get('summary', ''))}</li>"
-        for path, ops in doc["paths"].items()
-        for method, op in ops.items()
-    )
-    version = runtime.version if runtime.version is not None else "unversioned"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>{e(meta.name)} — mlcycle model API</title>
-<style>
-body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem;
-       line-height: 1.45; color: #222; }}
-code, pre {{ background: #f4f4f4; border-radius: 4px; }}
-pre {{ padding: .8rem; overflow-x: auto; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: .25rem .6rem; }}
-</style></head><body>
-<h1>Model <code>{e(meta.name)}</code> <small>version {e(str(version))}</small></h1>
-<p>{e(meta.task)} model predicting <code>{e(meta.target)}</code>.
-Unseen categories: <b>{e(meta.unseen_category)}</b>.
-Numbers outside the training range: <b>{e(runtime.out_of_range)}</b>
-({e(outside)}).
-Machine-readable description: <a href="/openapi.json">/openapi.json</a>.</p>
-<h2>Endpoints</h2><ul>{endpoints}</ul>
-<h2>Inputs</h2>
-<table><tr><th>column</th><th>kind</th><th>nullable</th><th>categories</th></tr>{rows}</table>
-<h2>Examples</h2>
-<pre>curl -s localhost:8000/predict -H 'Content-Type: application/json' \\
-  -d '{e(example)}'</pre>
-<pre>curl -s localhost:8000/invocations -H 'Content-Type: application/json' \\
-  -d '{e(invocation)}'</pre>
-<pre>curl -s localhost:8000/v2/models/{e(meta.name)}/infer -H 'Content-Type: application/json' \\
-  -d '{e(infer)}'</pre>
-<p>Errors are JSON: <code>{{"error", "why", "fix", "details": [{{"field", "error"}}],
-"request_id"}}</code> with status 400 (bad JSON), 404, 413 (too large), 415 (not
-<code>Content-Type: application/json</code>) or 422 (bad input).</p>
-</body></html>
-"""
-
-
 def _infer_operation(
     summary: str,
     parameters: list[dict[str, Any]],
@@ -565,201 +467,9 @@ def _infer_operation(
                 },
             },
             "responses": {
-                "200": _ref_response("output tensors", "InferResponse"),
+                "200": ref_response("output tensors", "InferResponse"),
                 "404": not_found,
                 **problems,
             },
         }
-    }
-
-
-# --- MLflow's scoring protocol ------------------------------------------------------
-
-
-def _invocations_operation(runtime: ModelRuntime, example: dict[str, Any]) -> dict[str, Any]:
-    """``POST /invocations``: what ``routes_invocations.py`` accepts and answers."""
-    error = "MlflowError"
-    predict_fn = {
-        "name": "predict_fn",
-        "in": "query",
-        "required": False,
-        "description": "predict (labels, the default) or predict_proba (class probabilities; "
-        "classifiers only); the same as params.predict_fn, for CSV bodies",
-        "schema": {"type": "string", "enum": _predict_fns(runtime)},
-    }
-    return {
-        "post": {
-            "summary": "Predict with MLflow's scoring protocol (mlflow models serve clients)",
-            "description": "JSON with exactly one of dataframe_split, dataframe_records, "
-            "instances or inputs (and optionally params), or CSV with a header line. "
-            'Answers {"predictions": [...]}: the labels, or with predict_fn=predict_proba '
-            "one list of class probabilities per row (in `classes` order). Errors carry "
-            "MLflow's error_code and message.",
-            "parameters": [_request_id_header(), predict_fn],
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": {"$ref": "#/components/schemas/InvocationsRequest"},
-                        "example": {"dataframe_records": [example]},
-                    },
-                    "text/csv": {"schema": {"type": "string"}},
-                },
-            },
-            "responses": {
-                "200": _ref_response("predictions", "InvocationsResponse"),
-                "400": _ref_response("malformed JSON or CSV", error),
-                "401": _ref_response(
-                    "missing or wrong bearer token (when a predict token is set)", error
-                ),
-                "413": _ref_response("body over the size limit", error),
-                "415": _ref_response("Content-Type is neither JSON nor CSV", error),
-                "422": _ref_response(
-                    "input breaks the data contract or the protocol (details name the fields)",
-                    error,
-                ),
-                "500": _ref_response("internal error (with request id)", error),
-            },
-        }
-    }
-
-
-def _mlflow_paths() -> dict[str, Any]:
-    """MLflow's scoring server's health and version routes."""
-    return {
-        "/ping": {
-            "get": {
-                "summary": "Health check (MLflow's scoring server)",
-                "responses": {"200": {"description": "the model is loaded"}},
-            }
-        },
-        "/health": {
-            "get": {
-                "summary": "Health check, same as /ping (MLflow's scoring server)",
-                "responses": {"200": {"description": "the model is loaded"}},
-            }
-        },
-        "/version": {
-            "get": {
-                "summary": "The server's (mlcycle's) version as plain text, like MLflow's /version",
-                "responses": {
-                    "200": {
-                        "description": "version",
-                        "content": {"text/plain": {"schema": {"type": "string"}}},
-                    }
-                },
-            }
-        },
-    }
-
-
-def _predict_fns(runtime: ModelRuntime) -> list[str]:
-    return ["predict", "predict_proba"] if runtime.is_classifier else ["predict"]
-
-
-def _mlflow_schemas(runtime: ModelRuntime) -> dict[str, Any]:
-    record = {"$ref": "#/components/schemas/Record"}
-    rows = {"type": "array", "items": {"type": "array"}}
-    columns = {
-        "type": "object",
-        "minProperties": 1,
-        "additionalProperties": {"type": "array"},
-    }
-    tensor = {
-        "description": "records, rows in the model's column order (see the v2 metadata "
-        "inputs), or an object of columns",
-        "anyOf": [
-            {"type": "array", "items": record},
-            rows,
-            columns,
-        ],
-    }
-    return {
-        "InvocationsRequest": {
-            "type": "object",
-            "description": "exactly one of dataframe_split, dataframe_records, instances, "
-            "inputs; any other key but params is refused",
-            "additionalProperties": False,
-            "oneOf": [{"required": [key]} for key in MLFLOW_FORMATS],
-            "properties": {
-                "dataframe_split": {
-                    "type": "object",
-                    "description": "pandas DataFrame.to_dict(orient='split'); without "
-                    "columns, rows are in the model's column order; index is not used",
-                    "required": ["data"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "columns": {"type": "array", "items": {"type": "string"}},
-                        "data": rows,
-                        "index": {"type": "array"},
-                    },
-                },
-                "dataframe_records": {"type": "array", "items": record},
-                "instances": tensor,
-                "inputs": tensor,
-                "params": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {"predict_fn": {"type": "string", "enum": _predict_fns(runtime)}},
-                },
-            },
-        },
-        "InvocationsResponse": _invocations_response(runtime),
-        "MlflowError": _mlflow_error(),
-    }
-
-
-def _invocations_response(runtime: ModelRuntime) -> dict[str, Any]:
-    label: dict[str, Any] = (
-        {"type": "number"} if not runtime.is_classifier else {"enum": runtime.classes}
-    )
-    return {
-        "type": "object",
-        "required": ["predictions"],
-        "properties": {
-            "predictions": {
-                "description": "one label per row; with predict_fn=predict_proba one "
-                "list of probabilities per row, in the order of classes",
-                "type": "array",
-                "items": {
-                    "anyOf": [
-                        label,
-                        {"type": "array", "items": {"type": ["number", "null"]}},
-                    ]
-                },
-            },
-            "classes": {"type": "array", "description": "with predict_proba only"},
-            "warnings": {
-                "description": "only when a number lies outside its training range "
-                "(out-of-range policy flag): one list per row, empty for a row in range",
-                "type": "array",
-                "items": {"type": "array", "items": {"$ref": "#/components/schemas/Warning"}},
-            },
-        },
-    }
-
-
-def _mlflow_error() -> dict[str, Any]:
-    return {
-        "description": "mlcycle's error body plus MLflow's error_code and message",
-        "allOf": [
-            {"$ref": "#/components/schemas/Error"},
-            {
-                "type": "object",
-                "required": ["error_code", "message"],
-                "properties": {
-                    "error_code": {
-                        "type": "string",
-                        "enum": [
-                            "BAD_REQUEST",
-                            "UNAUTHENTICATED",
-                            "PERMISSION_DENIED",
-                            "RESOURCE_DOES_NOT_EXIST",
-                            "INTERNAL_ERROR",
-                        ],
-                    },
-                    "message": {"type": "string"},
-                },
-            },
-        ],
     }

@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from mlcycle.serve.http.openapi import docs_page, openapi_document
+from mlcycle.serve.http.docs_page import docs_page
+from mlcycle.serve.http.openapi import openapi_document
 from mlcycle.serve.http.parsing import HTTPProblem, loads_json
 from mlcycle.serve.http.responses import JSONResponse
 from mlcycle.serve.http.service import Service
