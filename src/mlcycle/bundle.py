@@ -65,7 +65,7 @@ CARD_FILE = "MODEL_CARD.md"
 SERVING_FILES = (MODEL_FILE, SCHEMA_FILE, META_FILE)
 
 # A store folder is named by its content id (the sha256 of its files, see
-# ``store/blobs.py:hash_dir``), so such a folder can be checked with no registry.
+# ``hashing.py:hash_dir``), so such a folder can be checked with no registry.
 _CONTENT_ID_RE = re.compile(r"[0-9a-f]{64}")
 
 
@@ -321,7 +321,7 @@ class Bundle:
 
     def content_id(self) -> str:
         """The content id of the folder, as the store computes it."""
-        from mlcycle.store.blobs import hash_dir
+        from mlcycle.hashing import hash_dir  # not the store's module: it pulls in SQLAlchemy
 
         return hash_dir(self.folder)[0]
 

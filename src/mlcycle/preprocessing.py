@@ -80,15 +80,45 @@ class Preprocessing:
 
         Example:
             >>> describe_preprocessing(pipeline).to_manifest()[0]
-            {'feature': 'distance', 'how': 'number'}
+            {'feature': 'distance', 'how': 'number', 'exact': True}
         """
         out: list[dict[str, Any]] = []
         for block in self.blocks:
             entry: dict[str, Any] = {"feature": block.feature, "how": block.how}
             if block.how != "number":
                 entry["categories"] = list(block.categories)
+            # Whether the lookup a device does reproduces scikit-learn on unknown and missing
+            # values too; serving builds its fast path from the manifest only when it does.
+            entry["exact"] = block.exact and not self.sparse
             out.append(entry)
         return out
+
+    @classmethod
+    def from_manifest(cls, entries: Any, features_in: Any) -> Preprocessing:
+        """The description :meth:`to_manifest` wrote, read back (no scikit-learn needed).
+
+        An entry without ``"exact"`` (a manifest written before it was recorded)
+        reads as not exact: nothing in it says a lookup reproduces the encoder.
+        Raises :class:`UnsupportedPreprocessing` for entries of another shape.
+
+        Example:
+            >>> pre = Preprocessing.from_manifest(manifest["preprocessing"], manifest["features"])
+            >>> pre.blocks == describe_preprocessing(pipeline).blocks
+            True
+        """
+        if not isinstance(entries, list) or not isinstance(features_in, list):
+            raise UnsupportedPreprocessing("the manifest has no list of preprocessing blocks")
+        blocks: list[Block] = []
+        for entry in entries:
+            how = entry.get("how") if isinstance(entry, dict) else None
+            feature = entry.get("feature") if isinstance(entry, dict) else None
+            if how not in ("number", "ordinal", "onehot") or not isinstance(feature, str):
+                raise UnsupportedPreprocessing(f"the manifest has a block {entry!r}")
+            categories = entry.get("categories", [])
+            if (how == "number" and categories) or not isinstance(categories, list):
+                raise UnsupportedPreprocessing(f"the manifest's block {feature!r} is malformed")
+            blocks.append(Block(feature, how, tuple(categories), entry.get("exact") is True))
+        return cls(blocks=tuple(blocks), features_in=tuple(str(f) for f in features_in))
 
 
 class UnsupportedPreprocessing(BadInput):

@@ -252,10 +252,15 @@ def predict(
     from rich.progress import Progress
 
     from mlcycle.serve import ModelRuntime, predict_file
+    from mlcycle.serve.model import freeze_for_exit
 
+    freeze_for_exit()  # at exit: the interpreter's shutdown need not walk the whole heap
     _check_policy(out_of_range)
     folder, version, project = resolve_bundle(model, spec)
-    runtime = ModelRuntime.load(folder, version, verify=False, out_of_range=out_of_range)
+    lazy = engine in ("auto", "onnx")  # a trusted ONNX export scores: no scikit-learn import
+    runtime = ModelRuntime.load(
+        folder, version, verify=False, out_of_range=out_of_range, from_export=lazy
+    )
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(
             "--output is the same file as --input",

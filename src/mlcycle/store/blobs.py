@@ -20,7 +20,6 @@ is s3fs's ``default_block_size`` (50 MiB, set with fsspec's config, e.g.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -29,30 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from mlcycle.errors import NotFound
+from mlcycle.hashing import hash_dir, hash_file  # noqa: F401 (moved there; still importable here)
 from mlcycle.store.owners import owner_tag, sweep_orphans
 from mlcycle.store.remote import check_reachable, filesystem, storage_error
 
 _MARKER = "_COMPLETE"
 STAGING_PREFIX = "stage-"
-
-
-def hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def hash_dir(folder: Path) -> tuple[str, int]:
-    """The content id of a folder and its total size in bytes."""
-    digest = hashlib.sha256()
-    size = 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        rel = path.relative_to(folder).as_posix()
-        digest.update(rel.encode() + b"\0" + hash_file(path).encode() + b"\n")
-        size += path.stat().st_size
-    return digest.hexdigest(), size
 
 
 def _umask() -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlcycle.errors import BadInput
-from mlcycle.preprocessing import UnsupportedPreprocessing, describe_preprocessing
+from mlcycle.preprocessing import Preprocessing, UnsupportedPreprocessing, describe_preprocessing
 from mlcycle.registry.export import describe_preprocessing as manifest_preprocessing
 from mlcycle.serve import ServeSettings
 
@@ -57,12 +58,27 @@ def test_the_export_manifest_is_the_same_description() -> None:
     model = fitted()
     manifest = manifest_preprocessing(model)
     assert manifest == describe_preprocessing(model).to_manifest()
-    assert manifest[0] == {"feature": "distance", "how": "number"}
+    assert manifest[0] == {"feature": "distance", "how": "number", "exact": True}
     assert manifest[2] == {
         "feature": "origin",
         "how": "ordinal",
         "categories": ["EWR", "JFK", "LGA"],
+        "exact": True,
     }
+
+
+@pytest.mark.parametrize(
+    "onehot", [None, OneHotEncoder(handle_unknown="error", sparse_output=False)]
+)
+def test_the_manifest_reads_back_as_the_same_blocks(onehot: Any) -> None:
+    pre = describe_preprocessing(fitted(onehot))
+    back = Preprocessing.from_manifest(pre.to_manifest(), list(pre.features_in))
+    assert back.blocks == pre.blocks and back.exact == pre.exact
+    # A manifest written before "exact" was recorded says nothing a lookup can rely on.
+    old = [{k: v for k, v in entry.items() if k != "exact"} for entry in pre.to_manifest()]
+    assert not Preprocessing.from_manifest(old, list(pre.features_in)).exact
+    with pytest.raises(UnsupportedPreprocessing, match="block"):
+        Preprocessing.from_manifest([{"feature": "x", "how": "scaled"}], ["x"])
 
 
 def test_an_encoder_a_lookup_does_not_reproduce_is_described_but_not_exact() -> None:

@@ -18,7 +18,12 @@ Example:
 
 from mlcycle.serve.model.coerce import InputError
 from mlcycle.serve.model.fastpath import Plan, category_codes, compile_plan, same_matrix
-from mlcycle.serve.model.gctune import GEN0_THRESHOLD, refreeze, settle_heap
+from mlcycle.serve.model.gctune import (
+    GEN0_THRESHOLD,
+    freeze_for_exit,
+    refreeze,
+    settle_heap,
+)
 from mlcycle.serve.model.onnx_model import OnnxModel
 from mlcycle.serve.model.ranges import checked_ranges, frame_outside, outside_masks
 from mlcycle.serve.model.runtime import ONNX_TOLERANCE, SINGLE_THREAD_ROWS, ModelRuntime
@@ -37,6 +42,7 @@ __all__ = [
     "checked_ranges",
     "compile_plan",
     "frame_outside",
+    "freeze_for_exit",
     "outside_masks",
     "refreeze",
     "same_matrix",

@@ -38,7 +38,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlcycle.preprocessing import Block, UnsupportedPreprocessing, describe_preprocessing
+from mlcycle.preprocessing import (
+    Block,
+    Preprocessing,
+    UnsupportedPreprocessing,
+    describe_preprocessing,
+)
 from mlcycle.schema import Schema
 
 # Marks a missing key in a record (``None`` is a JSON null).
@@ -203,6 +208,30 @@ def compile_plan(
         pre = describe_preprocessing(model)
     except UnsupportedPreprocessing:
         return None
+    width = getattr(model.steps[1][1], "n_features_in_", None)
+    return plan_from(pre, input_schema, unseen, ranges, out_of_range, width=width)
+
+
+def plan_from(
+    pre: Preprocessing,
+    input_schema: Schema,
+    unseen: str,
+    ranges: dict[str, tuple[float, float]] | None = None,
+    out_of_range: str = "flag",
+    *,
+    width: int | None = None,
+) -> Plan | None:
+    """Build a :class:`Plan` from a preprocessing description (a pipeline's or a manifest's).
+
+    ``width`` is the number of columns the estimator takes, when known; a
+    description of another width gives ``None``, as does one a lookup would
+    not reproduce exactly. See :func:`compile_plan` for the other arguments.
+
+    Example:
+        >>> pre = Preprocessing.from_manifest(manifest["preprocessing"], manifest["features"])
+        >>> plan_from(pre, input_schema, "reject", width=manifest["input"]["shape"][1]).width
+        7
+    """
     if not pre.exact or not pre.blocks:
         return None
     columns = {c.name: c for c in input_schema.columns}
@@ -226,10 +255,10 @@ def compile_plan(
         if output is None:
             return None
         outputs.append(output)
-    width = sum(b.width for b in outputs)
-    if width != getattr(model.steps[1][1], "n_features_in_", width):
+    total = sum(b.width for b in outputs)
+    if width is not None and total != width:
         return None
-    return Plan(inputs=inputs, outputs=outputs, width=width)
+    return Plan(inputs=inputs, outputs=outputs, width=total)
 
 
 def _output(block: Block, source: int, kind: str) -> PlanOutput | None:

@@ -19,7 +19,6 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 from pydantic import ValidationError
@@ -79,6 +78,8 @@ def read_joblib(path: Path) -> Any:
             "re-register the model, or pass the right bundle folder",
         )
     try:
+        import joblib  # here: a runtime built from the ONNX export never unpickles
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = joblib.load(path)
@@ -171,7 +172,16 @@ def class_order(model: Any, meta: BundleMeta) -> tuple[np.ndarray, list[Any]]:
             "serving returns class probabilities",
             "register a classifier that implements predict_proba",
         )
-    fitted_list = np.asarray(fitted).tolist()
+    return classes_order(np.asarray(fitted).tolist(), meta)
+
+
+def classes_order(fitted_list: list[Any], meta: BundleMeta) -> tuple[np.ndarray, list[Any]]:
+    """:func:`class_order` from the estimator's classes as a list (e.g. an ONNX manifest's).
+
+    Example:
+        >>> classes_order([False, True], meta)[0].tolist()
+        [0, 1]
+    """
     wanted = list(meta.classes) if meta.classes is not None else fitted_list
     order: list[int] = []
     for label in wanted:

@@ -3,7 +3,9 @@
 The registry writes the export (:attr:`Bundle.onnx_model_path` and its
 manifest) into a bundle when the conversion passed its parity check on holdout rows. The
 serving runtime uses it only then, and only after checking it again against
-the scikit-learn estimator on sample rows at load.
+the scikit-learn estimator on sample rows at load; a batch job scoring through
+it (``ModelRuntime.load(..., from_export=True)``) instead trusts the parity
+record and builds its plan from the manifest, so it never imports scikit-learn.
 
 Example:
     >>> onnx = OnnxModel.load(Bundle(Path("bundle")))

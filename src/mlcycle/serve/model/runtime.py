@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import nullcontext
@@ -33,19 +34,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import sklearn
 
 from mlcycle.artifacts import BundleMeta, Profile
 from mlcycle.bundle import META_FILE, SERVING_FILES, Bundle, check_model_name
 from mlcycle.errors import BadInput, NotFound
+from mlcycle.preprocessing import Preprocessing, UnsupportedPreprocessing
 from mlcycle.schema import Schema
 from mlcycle.serve.model.coerce import InputError
-from mlcycle.serve.model.fastpath import Plan, compile_plan, same_matrix
+from mlcycle.serve.model.fastpath import Plan, compile_plan, plan_from, same_matrix
 from mlcycle.serve.model.loading import (
     CHECK_ROWS,
     check_model_inputs,
     check_rows_out,
     class_order,
+    classes_order,
     decision_threshold_of,
     input_schema_of,
     openmp_controller,
@@ -76,6 +78,13 @@ SINGLE_THREAD_ROWS = 512
 ONNX_TOLERANCE = 1e-5
 
 
+def _sklearn_quiet() -> Any:
+    """scikit-learn's context that skips parameter validation (imported only when it scores)."""
+    import sklearn
+
+    return sklearn.config_context(skip_parameter_validation=True)
+
+
 class ModelRuntime(InputChecks):
     """A loaded model bundle, ready to check inputs and predict.
 
@@ -88,6 +97,11 @@ class ModelRuntime(InputChecks):
     the bundle's ``meta.out_of_range`` unless ``out_of_range=`` overrides it) and
     ``ranges`` (the features it checks, ``name → (low, high)``: ``profile``'s
     ``min``/``max``, else the schema's; see ``ranges.py``).
+
+    ``model`` may be ``None`` with ``estimator_classes`` (the classes the ONNX
+    manifest records) and ``bundle_dir``: then the pipeline is unpickled from the
+    bundle on first use of :attr:`model` or :attr:`estimator` (see
+    :meth:`load`'s ``from_export``).
 
     Example:
         >>> rt = ModelRuntime.load(Path(".mlcycle/bundles/ab12"), version=3)
@@ -104,6 +118,8 @@ class ModelRuntime(InputChecks):
         bundle_dir: Path | None = None,
         out_of_range: str | None = None,
         profile: Profile | None = None,
+        *,
+        estimator_classes: list[Any] | None = None,
     ) -> None:
         if out_of_range is not None and out_of_range not in POLICIES:
             raise BadInput(
@@ -117,7 +133,8 @@ class ModelRuntime(InputChecks):
                 f"{META_FILE} must say one of: {', '.join(TASKS)}",
                 "re-register the model with this version of mlcycle",
             )
-        self.model = model
+        self._model = model
+        self._model_lock = threading.Lock()
         self.meta = meta
         self.schema = schema
         self.version = version
@@ -130,7 +147,10 @@ class ModelRuntime(InputChecks):
         self.order: np.ndarray | None = None
         self.classes: list[Any] | None = None
         if self.is_classifier:
-            self.order, self.classes = class_order(model, meta)
+            if model is None:  # built from the ONNX export: its manifest names the classes
+                self.order, self.classes = classes_order(list(estimator_classes or []), meta)
+            else:
+                self.order, self.classes = class_order(model, meta)
         self.positive_label: Any = None
         self.positive_index: int | None = None
         if meta.task == "binary" and self.classes is not None:
@@ -140,14 +160,82 @@ class ModelRuntime(InputChecks):
         self.decision_threshold = decision_threshold_of(meta)
         self._positive_index = self.positive_index or 0
         self._negative_index = 1 - self._positive_index
-        check_model_inputs(model, meta, self.features)
-        self._omp = openmp_controller()
+        self._omp: Any = None
+        if model is not None:
+            check_model_inputs(model, meta, self.features)
+            self._omp = openmp_controller()
         # Set by compile(): the pandas-free path and, when present, the ONNX export.
         self.plan: Plan | None = None
-        self.estimator: Any = None
+        self._estimator: Any = None
         self.onnx: OnnxModel | None = None
-        # The largest |Δ| between the ONNX export and scikit-learn seen by compile().
+        # The largest |Δ| between the ONNX export and scikit-learn: seen by compile() on
+        # sample rows ("load"), or the export's parity record ("export") when built from it.
         self.onnx_max_diff: float | None = None
+        self.onnx_checked: str | None = None
+
+    @property
+    def model(self) -> Any:
+        """The fitted pipeline; a runtime built from the ONNX export unpickles it on first use.
+
+        Example:
+            >>> rt = ModelRuntime.load("bundle", from_export=True)
+            >>> rt.model.steps[-1][0]   # unpickled (and checked against the manifest) now
+            'model'
+        """
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = self._unpickle()
+        return self._model
+
+    @model.setter
+    def model(self, value: Any) -> None:
+        self._model = value
+
+    @property
+    def estimator(self) -> Any:
+        """The pipeline's estimator once a fast path is compiled (``None`` without one)."""
+        if self._estimator is None and self.plan is not None:
+            self._estimator = self.model.steps[-1][1]
+        return self._estimator
+
+    @estimator.setter
+    def estimator(self, value: Any) -> None:
+        self._estimator = value
+
+    @property
+    def model_loaded(self) -> bool:
+        """Whether the scikit-learn pipeline has been unpickled (a lazy runtime defers it)."""
+        return self._model is not None
+
+    def _unpickle(self) -> Any:
+        """The bundle's pipeline, refused unless it is the model the ONNX manifest describes."""
+        if self.bundle_dir is None:
+            raise RuntimeError("a runtime without a model needs its bundle folder")
+        bundle = Bundle(self.bundle_dir)
+        model = read_joblib(bundle.model_path)
+        check_model_inputs(model, self.meta, self.features)
+        same = True
+        if self.is_classifier and self.order is not None:
+            same = class_order(model, self.meta)[0].tolist() == self.order.tolist()
+        if same and self.plan is not None:
+            described = compile_plan(
+                model,
+                self.input_schema,
+                self.meta.unseen_category,
+                self.ranges,
+                self.out_of_range,
+            )
+            same = described == self.plan
+        if not same:
+            raise BadInput(
+                f"model bundle {self.bundle_dir}: {bundle.onnx_manifest_path.name} does not "
+                f"describe {bundle.model_path.name}",
+                "the export's classes or preprocessing differ from the fitted pipeline's",
+                "re-register the model (mlcycle run --force), or score with --engine sklearn",
+            )
+        self._omp = openmp_controller()
+        return model
 
     @property
     def engine(self) -> str:
@@ -171,6 +259,7 @@ class ModelRuntime(InputChecks):
         bundle_id: str | None = None,
         verify: bool = True,
         out_of_range: str | None = None,
+        from_export: bool = False,
     ) -> ModelRuntime:
         """Load a bundle folder (its serving parts, see :class:`mlcycle.bundle.Bundle`).
 
@@ -185,6 +274,17 @@ class ModelRuntime(InputChecks):
         other name is trusted as given. ``verify=False`` is for a caller that
         has just verified the same folder (hashing costs tens of ms).
         ``out_of_range`` (``flag`` or ``reject``) overrides the bundle's policy.
+
+        ``from_export=True`` builds the runtime from the bundle's ONNX export
+        when it can be trusted without scikit-learn: its parity record passed
+        within :data:`ONNX_TOLERANCE` and its manifest describes preprocessing a
+        lookup reproduces exactly (``exact`` on every block). Then
+        ``model.joblib`` is not unpickled and scikit-learn not imported until
+        something needs the pipeline (:attr:`model`, :attr:`estimator`), and
+        :attr:`onnx_max_diff` is the parity record's (``onnx_checked``:
+        ``"export"``). Otherwise it loads as without it. A batch job that
+        scores through ONNX uses it: the import of scikit-learn (and SciPy)
+        was most of its fixed cost.
 
         Example:
             >>> rt = ModelRuntime.load("bundle", version=2)
@@ -212,9 +312,15 @@ class ModelRuntime(InputChecks):
         meta = read_json_model(bundle.meta_path, BundleMeta)
         check_model_name(meta.name, str(bundle.meta_path))  # it names the log's folder
         schema = read_json_model(bundle.schema_path, Schema)
-        model = read_joblib(bundle.model_path)
         # The profile gives the training ranges (monitoring's too); an old bundle may lack it.
         profile = bundle.profile() if bundle.profile_path.exists() else None
+        if from_export:
+            lazy = cls._from_export(bundle, meta, schema, version, out_of_range, profile)
+            if lazy is not None:
+                if warmup:
+                    lazy.warm_up()
+                return lazy
+        model = read_joblib(bundle.model_path)
         runtime = cls(
             model,
             meta,
@@ -229,6 +335,71 @@ class ModelRuntime(InputChecks):
             runtime.warm_up()
         return runtime
 
+    @classmethod
+    def _from_export(
+        cls,
+        bundle: Bundle,
+        meta: BundleMeta,
+        schema: Schema,
+        version: int | None,
+        out_of_range: str | None,
+        profile: Profile | None,
+    ) -> ModelRuntime | None:
+        """A runtime scoring through the ONNX export with the manifest's plan; ``None``: load
+        the pipeline (no export, a failed or loose parity record, a manifest it cannot use)."""
+        onnx = OnnxModel.load(bundle)  # None unless the parity record passed and it loads
+        if onnx is None:
+            return None
+        manifest = onnx.manifest
+        diff = (manifest.get("parity") or {}).get("max_abs_diff")
+        shape = (manifest.get("input") or {}).get("shape")
+        if (
+            not isinstance(diff, int | float)
+            or not 0 <= diff <= ONNX_TOLERANCE
+            or manifest.get("task") != meta.task
+            or not isinstance(shape, list)
+            or len(shape) != 2
+        ):
+            return None
+        try:
+            pre = Preprocessing.from_manifest(
+                manifest.get("preprocessing"), manifest.get("features")
+            )
+            runtime = cls(
+                None,
+                meta,
+                schema,
+                version=version,
+                bundle_dir=bundle.folder,
+                out_of_range=out_of_range,
+                profile=profile,
+                estimator_classes=manifest.get("estimator_classes"),
+            )
+        except (UnsupportedPreprocessing, BadInput) as exc:
+            logger.info("not building the runtime from the ONNX export: %s", exc)
+            return None
+        runtime.plan = plan_from(
+            pre,
+            runtime.input_schema,
+            meta.unseen_category,
+            runtime.ranges,
+            runtime.out_of_range,
+            width=shape[1],
+        )
+        if runtime.plan is None:
+            return None
+        try:  # one synthetic row: the session takes the plan's matrix and answers in shape
+            matrix = runtime.plan.encode_frame(runtime.validate_records([runtime._synthetic_row()]))
+            width = len(runtime.classes or []) if runtime.is_classifier else None
+            out = onnx.predict_proba(matrix) if width else onnx.predict(matrix)
+            if out.shape != ((1, width) if width else (1,)) or not np.isfinite(out).all():
+                raise ValueError(f"it answered an array of shape {out.shape}")
+        except Exception as exc:
+            logger.warning("the ONNX export failed its load check (%s); loading the pipeline", exc)
+            return None
+        runtime.onnx, runtime.onnx_max_diff, runtime.onnx_checked = onnx, float(diff), "export"
+        return runtime
+
     def compile(self, sample: pd.DataFrame | None = None, *, onnx: bool = True) -> str:
         """Turn on the fast paths that reproduce the pipeline on ``sample`` (plus a synthetic row).
 
@@ -241,7 +412,8 @@ class ModelRuntime(InputChecks):
             >>> rt.compile(pd.read_parquet("bundle/reference.parquet"))
             'onnxruntime'
         """
-        self.plan, self.estimator, self.onnx, self.onnx_max_diff = None, None, None, None
+        self.plan, self._estimator, self.onnx, self.onnx_max_diff = None, None, None, None
+        self.onnx_checked = None
         plan = compile_plan(
             self.model,
             self.input_schema,
@@ -257,7 +429,7 @@ class ModelRuntime(InputChecks):
             if len(checked.frame):
                 frames.append(checked.frame)
         try:
-            with sklearn.config_context(skip_parameter_validation=True):
+            with _sklearn_quiet():
                 for frame in frames:
                     expected = np.asarray(self.model[:-1].transform(frame), dtype=np.float64)
                     if not same_matrix(plan.encode_frame(frame), expected):
@@ -266,9 +438,10 @@ class ModelRuntime(InputChecks):
         except Exception as exc:
             logger.warning("cannot check the compiled preprocessing (%s); using the pipeline", exc)
             return self.engine
-        self.plan, self.estimator = plan, self.model.steps[-1][1]
+        self.plan, self._estimator = plan, self.model.steps[-1][1]
         if onnx and self.bundle_dir is not None:
             self.onnx = self._checked_onnx(OnnxModel.load(Bundle(self.bundle_dir)), frames)
+            self.onnx_checked = "load" if self.onnx is not None else None
         return self.engine
 
     def _checked_onnx(self, model: OnnxModel | None, frames: list[pd.DataFrame]) -> Any:
@@ -383,13 +556,14 @@ class ModelRuntime(InputChecks):
                 return values.tolist(), None
             raw = self.onnx.predict_proba(matrix)
         else:
-            with self._threads(rows), sklearn.config_context(skip_parameter_validation=True):
+            estimator = self.estimator  # first use of a lazy runtime unpickles it here
+            with self._threads(rows), _sklearn_quiet():
                 if not self.is_classifier:
-                    values = np.asarray(self.estimator.predict(matrix), dtype=np.float64)
+                    values = np.asarray(estimator.predict(matrix), dtype=np.float64)
                     values = values.reshape(-1)
                     check_rows_out(values, rows)
                     return values.tolist(), None
-                raw = np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
+                raw = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
         check_rows_out(raw, rows)
         return self._labelled(raw)
 
@@ -431,12 +605,13 @@ class ModelRuntime(InputChecks):
         """
         if self.plan is not None:
             return self.predict_matrix(self.plan.encode_frame(df))
-        with self._threads(len(df)), sklearn.config_context(skip_parameter_validation=True):
+        model = self.model
+        with self._threads(len(df)), _sklearn_quiet():
             if not self.is_classifier:
-                values = np.asarray(self.model.predict(df), dtype=np.float64).reshape(-1)
+                values = np.asarray(model.predict(df), dtype=np.float64).reshape(-1)
                 check_rows_out(values, len(df))
                 return values.tolist(), None
-            raw = np.asarray(self.model.predict_proba(df), dtype=np.float64)
+            raw = np.asarray(model.predict_proba(df), dtype=np.float64)
         check_rows_out(raw, len(df))
         return self._labelled(raw)
 
