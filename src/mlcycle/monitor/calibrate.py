@@ -57,7 +57,6 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy.special import rel_entr
 
 from mlcycle.monitor import stattests as st
 from mlcycle.monitor.stattests import Kind
@@ -243,7 +242,7 @@ def _binned_rows(
         return np.asarray(np.sum((q - p) * np.log(q / p), axis=1))
     if test == "js":
         mid = (p + q) / 2.0
-        js = (rel_entr(p, mid).sum(axis=1) + rel_entr(q, mid).sum(axis=1)) / 2.0
+        js = (st.rel_entr(p, mid).sum(axis=1) + st.rel_entr(q, mid).sum(axis=1)) / 2.0
         return np.sqrt(np.maximum(js, 0.0))
     return np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2, axis=1) / 2.0)
 

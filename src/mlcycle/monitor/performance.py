@@ -30,7 +30,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 Z95 = 1.959963984540054
 
@@ -57,6 +56,8 @@ def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     n_neg = y.size - n_pos
     if n_pos == 0 or n_neg == 0:
         return None
+    from scipy import stats  # here: importing scipy.stats costs ~0.5 s (see monitor.stattests)
+
     ranks = stats.rankdata(score)
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 

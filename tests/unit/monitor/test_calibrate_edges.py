@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from scipy import stats
+from scipy.spatial import distance
 
 from mlcycle.monitor import calibrate as cal
 from mlcycle.monitor import stattests as st
@@ -45,7 +46,7 @@ def _draw_by_draw(values: np.ndarray, test: str, kind: str, a: int, b: int, n: i
             p, q = np.where(p == 0, st.EPSILON, p), np.where(q == 0, st.EPSILON, q)
             out[i] = np.sum((q - p) * np.log(q / p))
         elif test == "js":
-            out[i] = float(st.distance.jensenshannon(p, q))
+            out[i] = float(distance.jensenshannon(p, q))
         else:
             out[i] = np.sqrt(np.sum((np.sqrt(p) - np.sqrt(q)) ** 2) / 2)
     return out
