@@ -25,7 +25,10 @@ $(STAMP): $(UV) uv.lock pyproject.toml
 	$(UV) sync --frozen --inexact --compile-bytecode --python $(BIN)/python --extra dev --extra examples --extra postgres
 	@touch $(STAMP)
 
+# mlcycle's own modules are compiled too (the editable install leaves them to
+# each start, which recompiles them every time where PYTHONDONTWRITEBYTECODE is set).
 install: $(STAMP)
+	@$(BIN)/python -m compileall -q src/mlcycle >/dev/null
 
 demo: install
 	$(BIN)/python examples/demo.py
