@@ -52,6 +52,7 @@ test: install browser
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
 
 # The alternatives (MLflow, Evidently, ydata-profiling) live in their own venv.

@@ -86,9 +86,7 @@ class Reference:
         if bundle.evaluation_path.is_file():
             evaluation = bundle.evaluation()
             interval = evaluation.intervals.get("candidate", {}).get(evaluation.primary_metric)
-        return cls(
-            meta, schema, frame, version, predictions, outliers, "bundle", profile, interval
-        )
+        return cls(meta, schema, frame, version, predictions, outliers, "bundle", profile, interval)
 
     def with_dataset(self, version: Version, predictions: pd.DataFrame | None = None) -> Reference:
         """This reference with a dataset version's rows in place of the bundle's.

@@ -31,9 +31,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "dataset_status",
-        sa.Column(
-            "dataset_id", sa.String(64), sa.ForeignKey("artifacts.id"), primary_key=True
-        ),
+        sa.Column("dataset_id", sa.String(64), sa.ForeignKey("artifacts.id"), primary_key=True),
         sa.Column("source", sa.String(200), nullable=False),
         sa.Column("status", sa.String(20), nullable=False),
         sa.Column("validation_id", sa.String(64)),
