@@ -35,10 +35,10 @@ from mlcycle.loop.backtest_traffic import Scored, score_rows
 from mlcycle.loop.recovery import Labelled, estimate_recovery
 from mlcycle.loop.signals import HoldoutSignal, RecoverySignal
 from mlcycle.pipeline.project import Project
-from mlcycle.spec import LOWER_IS_BETTER, Spec
+from mlcycle.spec import Spec
 from mlcycle.store import Store
 
-__all__ = ["UNITS", "Listener", "Model", "Replay", "Window", "cut_windows", "holdout_of"]
+__all__ = ["UNITS", "Listener", "Model", "Replay", "Window", "cut_windows"]
 
 #: Calendar units a future can be cut into, and their pandas period codes.
 UNITS = {"day": "D", "week": "W", "month": "M", "quarter": "Q", "year": "Y"}
@@ -282,28 +282,13 @@ class Replay:
             bundle_id=resolved.bundle_id,
             bundle=bundle,
             fitted=bundle.load_model(),
-            holdout=holdout_of(evaluation, self.spec.problem.metric),
+            holdout=HoldoutSignal.of(evaluation, self.spec.problem.metric),
             threshold=bundle.meta().decision_threshold,
             data_until=until,
         )
 
     def close(self) -> None:
         self.store.close()
-
-
-def holdout_of(evaluation: Any, metric: str) -> HoldoutSignal:
-    """The candidate's holdout figure for ``metric`` with its interval and benefit per row."""
-    value = float(evaluation.metrics["candidate"][metric])
-    low, high = evaluation.intervals.get("candidate", {}).get(metric, (value, value))
-    benefit = evaluation.benefit.per_row.get("candidate") if evaluation.benefit else None
-    return HoldoutSignal(
-        metric=metric,
-        value=value,
-        ci_low=float(low),
-        ci_high=float(high),
-        higher_is_better=metric not in LOWER_IS_BETTER,
-        benefit_per_row=None if benefit is None else float(benefit),
-    )
 
 
 def _training_window(frame: pd.DataFrame, spec: Spec, now: datetime | None) -> pd.DataFrame:

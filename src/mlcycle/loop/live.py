@@ -32,7 +32,6 @@ from mlcycle.errors import BadInput
 from mlcycle.loop.signals import HoldoutSignal, RecoverySignal, Signals, WindowSignal
 from mlcycle.loop.state import LoopStore, parse
 from mlcycle.pipeline.stage_ops import list_partitions
-from mlcycle.spec import LOWER_IS_BETTER
 from mlcycle.store import tables as t
 
 if TYPE_CHECKING:
@@ -63,21 +62,6 @@ def read_champion(project: Project) -> Champion | None:
     _, bundle = registry.bundle(f"{name}/{version}")
     return Champion(
         version, info.bundle_id, parse(info.created_at), bundle.meta(), bundle.evaluation()
-    )
-
-
-def holdout_signal(evaluation: Evaluation, metric: str) -> HoldoutSignal:
-    """The candidate's holdout figure for ``metric`` (the champion's, in its own bundle)."""
-    value = float(evaluation.metrics["candidate"][metric])
-    low, high = evaluation.intervals.get("candidate", {}).get(metric, (value, value))
-    benefit = evaluation.benefit.per_row.get("candidate") if evaluation.benefit else None
-    return HoldoutSignal(
-        metric=metric,
-        value=value,
-        ci_low=float(low),
-        ci_high=float(high),
-        higher_is_better=metric not in LOWER_IS_BETTER,
-        benefit_per_row=None if benefit is None else float(benefit),
     )
 
 
@@ -252,7 +236,7 @@ def gather(project: Project, champion: Champion, runs: LoopStore, *, now: dateti
     pending = runs.pending(project.name)
     signals = Signals(
         now=now,
-        holdout=holdout_signal(champion.evaluation, metric),
+        holdout=HoldoutSignal.of(champion.evaluation, metric),
         windows=tuple(windows),
         last_retrain_at=starts[-1] if starts else champion.registered_at,
         recent_retrains=tuple(starts),

@@ -17,7 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from mlcycle.spec import LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from mlcycle.artifacts import Evaluation
 
 TriggerName = Literal["schedule", "new_data", "drift", "performance", "manual"]
 
@@ -36,6 +41,26 @@ class HoldoutSignal:
     ci_high: float
     higher_is_better: bool
     benefit_per_row: float | None = None
+
+    @classmethod
+    def of(cls, evaluation: Evaluation, metric: str) -> HoldoutSignal:
+        """The candidate's holdout figure in ``evaluation`` (a champion's, in its own bundle).
+
+        Example:
+            >>> HoldoutSignal.of(bundle.evaluation(), "roc_auc").ci_low
+            0.9106
+        """
+        value = float(evaluation.metrics["candidate"][metric])
+        low, high = evaluation.intervals.get("candidate", {}).get(metric, (value, value))
+        benefit = evaluation.benefit.per_row.get("candidate") if evaluation.benefit else None
+        return cls(
+            metric=metric,
+            value=value,
+            ci_low=float(low),
+            ci_high=float(high),
+            higher_is_better=metric not in LOWER_IS_BETTER,
+            benefit_per_row=None if benefit is None else float(benefit),
+        )
 
 
 @dataclass(frozen=True)
