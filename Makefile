@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.synced
 ALT    := .venv-bench
 ALT_STAMP := $(ALT)/.synced
 PYTEST_ARGS ?=
-# Tests run on every core (CI has 2). A module whose tests share a costly
-# fixture stays on one worker (tests/conftest.py); Ray's tests share one cluster.
+# Tests run on every core (CI has 2), a whole test module per worker at a time, so
+# a module's shared fixture (a trained project, a running server, the Ray
+# cluster) is built once. (Not --dist loadgroup: with pytest 9.2 xdist 3.8's
+# groups are silently ignored and tests spread one by one.)
 TEST_WORKERS ?= auto
 
 .PHONY: install browser demo test lint bench mutate clean
@@ -48,7 +50,7 @@ browser:
 
 # pytest exits 5 when no test was collected; that is not a failure of the code.
 test: install browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples

@@ -61,28 +61,3 @@ def store(store_url: str, tmp_path: Path) -> Iterator[Store]:
     opened = Store.open(tmp_path, url=store_url, artifacts_url=str(tmp_path / "artifacts"))
     yield opened
     opened.close()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep a module's tests on one xdist worker when they share a costly fixture.
-
-    Under ``--dist loadgroup`` ungrouped tests are spread one by one, so a
-    module- or class-scoped fixture (a trained project, a running server)
-    would be built once per worker. Grouping by module builds it once; tests
-    that use no such fixture still spread freely. Runs before xdist reads the
-    groups (``tryfirst``); an explicit ``xdist_group`` mark wins.
-    """
-    for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        shared = any(
-            definition.scope in ("module", "class", "package")
-            for definitions in info.name2fixturedefs.values()
-            for definition in definitions
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))

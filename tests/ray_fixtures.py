@@ -2,9 +2,9 @@
 
 Started once per pytest process on first use: 2 CPUs, no dashboard, a small
 object store, and stopped at the end of the session. The suite runs with
-``pytest -n 2 --dist loadgroup`` and every Ray test is marked
-``@pytest.mark.xdist_group("ray")``, so all of them land on one worker and
-share this cluster. mlcycle's Ray code sees ``ray.is_initialized()`` and joins
+``pytest -n auto --dist loadfile`` and every Ray test lives in
+``tests/integration/test_ray.py``, so all of them run in one worker and share
+this cluster. mlcycle's Ray code sees ``ray.is_initialized()`` and joins
 it instead of starting its own.
 
 Registered once, by ``tests/conftest.py`` (imported into two test modules it
@@ -12,7 +12,6 @@ would be two fixtures, and the second ``ray.init`` would fail).
 
 Example:
     @pytest.mark.ray
-    @pytest.mark.xdist_group("ray")
     def test_something(ray_cluster: Any) -> None: ...
 """
 

@@ -1,8 +1,14 @@
-"""Batch prediction on Ray (``engine="ray"``): the local engine's rows exactly, rejects included;
-a worker killed mid-job costs nothing; clear errors without Ray or without a cluster.
+"""Ray: batch prediction and tuning.
 
-The Ray tests share the session's local cluster (``tests/ray_fixtures.py``) and
-run on one xdist worker (``xdist_group("ray")``).
+Batch (``engine="ray"``): the local engine's rows exactly, rejects included; a
+worker killed mid-job costs nothing; clear errors without Ray or without a
+cluster. Tuning (``train.tuning.backend: ray``): one worker finds the local
+backend's trials, one for one; several workers all take trials; the study is
+the stored one.
+
+One module on purpose: the suite runs ``pytest -n auto --dist loadfile``, so
+every Ray test runs in one worker and shares that worker's one local cluster
+(``tests/ray_fixtures.py``) instead of two clusters fighting for two cores.
 """
 
 from __future__ import annotations
@@ -14,16 +20,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pandas as pd
 import pyarrow as pa
 import pytest
 from serve_fixtures import build_bundle, flights_frame
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "train"))
+
+import train_fixtures
+from train_fixtures import CANCER, auc, cancer
+
 from mlcycle.errors import BadInput
 from mlcycle.serve import ModelRuntime, predict_file
 from mlcycle.serve.batch.score import ScoredChunk
-
-ray_test = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
+from mlcycle.spec import Candidate, CrossValidation, Tuning
+from mlcycle.train.tuning import TrialReport, TuningResult, tune
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,6 @@ def dirty(n: int = 3000) -> pd.DataFrame:
 
 
 @pytest.mark.ray
-@pytest.mark.xdist_group("ray")
 @pytest.mark.parametrize("fmt", ["parquet", "csv"])
 def test_ray_writes_what_the_local_engine_writes(
     ray_cluster: Any,
@@ -85,7 +96,6 @@ def test_ray_writes_what_the_local_engine_writes(
 
 
 @pytest.mark.ray
-@pytest.mark.xdist_group("ray")
 def test_a_worker_killed_mid_job_costs_no_row(
     ray_cluster: Any,
     rt: ModelRuntime,
@@ -164,7 +174,6 @@ def test_the_base_install_never_imports_ray() -> None:
 
 
 @pytest.mark.ray
-@pytest.mark.xdist_group("ray")
 def test_an_actors_error_reaches_the_caller_as_mlcycles_and_nothing_is_written(
     ray_cluster: Any, rt: ModelRuntime, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,3 +204,96 @@ def test_logging_a_ray_job_is_refused_before_any_work(rt: ModelRuntime, tmp_path
             prediction_log=log,
         )
     assert list(tmp_path.iterdir()) == []
+
+
+# --- tuning on Ray ------------------------------------------------------------------
+
+
+@pytest.fixture
+def tuning_cluster(ray_cluster: Any) -> Any:
+    # The metric lives in a test helper the Ray workers cannot import: ship it by value.
+    from ray import cloudpickle
+
+    cloudpickle.register_pickle_by_value(train_fixtures)
+    return ray_cluster
+
+
+RF = Candidate.model_validate(
+    {
+        "name": "rf",
+        "estimator": "random_forest",
+        "params": {"n_estimators": 8},
+        "search": {
+            "max_depth": {"type": "int", "low": 2, "high": 8},
+            "criterion": {"type": "categorical", "choices": ["gini", "entropy"]},
+        },
+    }
+)
+
+
+def run(tuning: Tuning, storage: str | None, name: str, seen: list[TrialReport]) -> TuningResult:
+    train, _, schema = cancer()
+    return tune(
+        train,
+        RF,
+        schema=schema,
+        problem=CANCER,
+        seed=3,
+        metric=auc,
+        greater_is_better=True,
+        tuning=tuning,
+        cv=CrossValidation(folds=3),
+        storage=storage,
+        study_name=name,
+        on_trial=seen.append,
+    )
+
+
+def trials(storage: str, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+@pytest.mark.ray
+def test_one_ray_worker_finds_the_local_backends_trials(
+    tuning_cluster: Any,
+    tmp_path: Path,
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    local_seen: list[TrialReport] = []
+    ray_seen: list[TrialReport] = []
+    local = run(Tuning(trials=6), storage, "local", local_seen)
+    on_ray = run(Tuning(trials=6, backend="ray", n_jobs=1), storage, "ray", ray_seen)
+    assert (on_ray.best_trial, on_ray.best_params, on_ray.best_value) == (
+        local.best_trial,
+        local.best_params,
+        local.best_value,
+    )
+    assert (on_ray.complete, on_ray.pruned) == (local.complete, local.pruned)
+    pairs = zip(trials(storage, "local"), trials(storage, "ray"), strict=True)
+    assert all((a.params, a.value, a.state) == (b.params, b.value, b.state) for a, b in pairs)
+    # Every trial reported here (tracking), with its folds, as the local backend does.
+    assert [(r.number, r.state, r.fold_scores) for r in ray_seen] == [
+        (r.number, r.state, r.fold_scores) for r in local_seen
+    ]
+    assert on_ray.best_oof is not None and local.best_oof is not None
+    assert (on_ray.best_oof == local.best_oof).all()
+
+
+@pytest.mark.ray
+def test_several_ray_workers_all_take_trials(
+    tuning_cluster: Any,
+    tmp_path: Path,
+) -> None:
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+    result = run(Tuning(trials=6, backend="ray"), storage, "wide", [])  # every CPU: 2
+    assert result.complete + result.pruned == 6
+    pids = {t.user_attrs["worker_pid"] for t in trials(storage, "wide")}
+    assert len(pids) >= 2, pids
+
+
+@pytest.mark.ray
+def test_ray_backend_without_a_stored_study_is_refused(
+    tuning_cluster: Any,
+) -> None:
+    with pytest.raises(BadInput, match="needs a stored study"):
+        run(Tuning(trials=2, backend="ray"), None, "none", [])
