@@ -240,3 +240,17 @@ def test_an_unreachable_database_is_one_line_with_the_password_redacted(tmp_path
     assert line.startswith("mlcycle: cannot open the metadata store at postgresql")
     assert "team:***@127.0.0.1" in line and "s3cret" not in line
     assert "MLCYCLE_STORE_URL" in line and "Traceback" not in done.stderr
+
+
+def test_prediction_lineage_without_s3fs_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `mlcycle lineage prediction:…` reads the log where the artifacts are: the same clear
+    # error as the store's, not an internal error from fsspec's import.
+    from mlcycle.store.prediction_rows import find_logged_rows
+
+    monkeypatch.setitem(sys.modules, "s3fs", None)
+    monkeypatch.delitem(sys.modules["fsspec.registry"]._registry, "s3", raising=False)
+    with pytest.raises(BadInput) as caught:
+        find_logged_rows("s3://bucket/art/predictions", "3f2a9c0e4b1d")
+    assert "s3fs" in caught.value.why and "mlcycle[s3]" in caught.value.fix

@@ -30,23 +30,28 @@ def find_logged_rows(root: str, request_id: str, row_id: str | None = None) -> p
     Example:
         >>> find_logged_rows(".mlcycle/predictions", "3f2a9c0e4b1d")[["model", "prediction"]]
     """
-    import fsspec
     import pandas as pd
     import pyarrow.parquet as pq
 
     from mlcycle.predlog import list_files
+    from mlcycle.store.remote import filesystem, storage_error
 
     models = logged_models(root)
     frames = []
     # One filesystem for the whole log: list_files gives paths without the URL's scheme.
-    fs, _ = fsspec.core.url_to_fs(root)
-    for model in models:
-        for path in reversed(list_files(root, model)):
-            if "request_id" not in pq.read_schema(path, filesystem=fs).names:
-                continue
-            found = pq.read_table(path, filesystem=fs, filters=[("request_id", "==", request_id)])
-            if found.num_rows:
-                frames.append(found.to_pandas())
+    fs, _ = filesystem(root)
+    try:
+        for model in models:
+            for path in reversed(list_files(root, model)):
+                if "request_id" not in pq.read_schema(path, filesystem=fs).names:
+                    continue
+                found = pq.read_table(
+                    path, filesystem=fs, filters=[("request_id", "==", request_id)]
+                )
+                if found.num_rows:
+                    frames.append(found.to_pandas())
+    except OSError as exc:  # a remote log that stopped answering
+        raise storage_error(root, exc, "read the prediction log at", fs) from None
     if not frames:
         where = f"the log holds models {', '.join(models)}" if models else "the log is empty"
         raise NotFound(
@@ -79,16 +84,21 @@ def logged_models(root: str) -> list[str]:
         >>> logged_models(".mlcycle/predictions")
         ['flights']
     """
-    import fsspec
-
     from mlcycle.bundle import check_model_name
+    from mlcycle.store.remote import filesystem, storage_error
 
-    fs, base = fsspec.core.url_to_fs(root)
+    fs, base = filesystem(root)  # a missing backend (s3fs) is a clear BadInput
     base = str(base).rstrip("/")
-    if not fs.isdir(base):
-        return []
+    try:
+        # Servers on other machines add model folders: a client's cached listing is stale.
+        fs.invalidate_cache()
+        if not fs.isdir(base):
+            return []
+        listed = fs.ls(base, detail=False)
+    except Exception as exc:  # each backend raises its own kinds: translated by name
+        raise storage_error(root, exc, "list the prediction log at", fs) from None
     models = []
-    for path in fs.ls(base, detail=False):
+    for path in listed:
         name = str(path).rstrip("/").rsplit("/", 1)[-1]
         try:
             check_model_name(name)
