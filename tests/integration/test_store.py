@@ -41,6 +41,21 @@ def test_a_committed_artifact_is_as_readable_as_a_folder_the_user_makes(
     assert store.path(artifact).stat().st_mode & 0o777 == made.stat().st_mode & 0o777
 
 
+def test_subfolders_swapped_in_by_a_writer_are_readable_too(store: Store, tmp_path: Path) -> None:
+    # A bundle's onnx/ and native/ are written atomically through a mkdtemp folder
+    # (owner-only) that is renamed into place; the store opens them up on commit.
+    import tempfile
+
+    with store.staging() as folder:
+        inner = Path(tempfile.mkdtemp(dir=folder))
+        (inner / "model.so").write_text("x")
+        inner.rename(folder / "native")
+        artifact = store.put(folder, kind="note", record={"name": "sub"})
+    made = tmp_path / "made-by-mkdir"
+    made.mkdir()
+    assert (store.path(artifact) / "native").stat().st_mode & 0o777 == made.stat().st_mode & 0o777
+
+
 def test_lineage_walks_to_the_roots(store: Store) -> None:
     data = _put(store, "data")
     model = _put(store, "model", {"dataset": data})

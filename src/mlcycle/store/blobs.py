@@ -91,9 +91,11 @@ class BlobStore:
         dest = self._dest(artifact_id)
         if self.local:
             Path(dest).parent.mkdir(parents=True, exist_ok=True)
-            # mkdtemp made the folder owner-only; an artifact is as readable as any
-            # folder this user makes (a serving image's other user must read bundles).
-            os.chmod(staging, FOLDER_MODE)
+            # mkdtemp made the folder owner-only (and so the subfolders writers swap in
+            # atomically, e.g. a bundle's onnx/ and native/); an artifact is as readable
+            # as any folder this user makes (a serving image's other user reads bundles).
+            for folder in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
+                os.chmod(folder, FOLDER_MODE)
             try:
                 os.rename(staging, dest)
             except OSError:
