@@ -8,7 +8,9 @@ Parts:
 
 - serving: ``model.joblib`` (the fitted scikit-learn pipeline), ``schema.json``
   (the data contract), ``meta.json`` (:class:`~mlcycle.artifacts.BundleMeta`),
-  ``onnx/`` (``model.onnx`` + ``manifest.json``, when the export passed parity);
+  ``onnx/`` (``model.onnx`` + ``manifest.json``, when the export passed parity),
+  ``native/`` (a tree ensemble compiled to ``model.so`` + ``manifest.json``, when
+  a C compiler was there and it passed parity; batch scoring only);
 - monitoring: ``profile.json`` (reference profile), ``reference.parquet`` (a
   sample of training rows), ``outliers.joblib`` (the outlier model, optional);
 - evidence: ``evaluation.json``, ``blessing.json``, ``report.html`` /
@@ -54,6 +56,9 @@ ONNX_DIR = "onnx"
 ONNX_MODEL_FILE = "model.onnx"
 ONNX_MANIFEST_FILE = "manifest.json"
 ONNX_PARITY_FILE = "parity.json"
+NATIVE_DIR = "native"
+NATIVE_LIB_FILE = "model.so"
+NATIVE_MANIFEST_FILE = "manifest.json"
 EVALUATION_FILE = "evaluation.json"
 BLESSING_FILE = "blessing.json"
 REPORT_HTML_FILE = "report.html"
@@ -187,6 +192,18 @@ class Bundle:
     @property
     def onnx_manifest_path(self) -> Path:
         return self.onnx_dir / ONNX_MANIFEST_FILE
+
+    @property
+    def native_dir(self) -> Path:
+        return self.folder / NATIVE_DIR
+
+    @property
+    def native_lib_path(self) -> Path:
+        return self.native_dir / NATIVE_LIB_FILE
+
+    @property
+    def native_manifest_path(self) -> Path:
+        return self.native_dir / NATIVE_MANIFEST_FILE
 
     @property
     def evaluation_path(self) -> Path:

@@ -238,9 +238,10 @@ def predict(
     engine: str = typer.Option(
         "auto",
         "--engine",
-        help="auto: ONNX only when it matches scikit-learn within 1e-6; onnx: any checked "
-        "export; sklearn: never ONNX; ray: on a Ray cluster (RAY_ADDRESS, else a local one; "
-        "needs mlcycle[ray]).",
+        help="auto: the model compiled to native code when the bundle has it for this "
+        "platform, else ONNX when it matches scikit-learn within 1e-6; native: only the "
+        "compiled model; onnx: any checked export; sklearn: neither; ray: on a Ray cluster "
+        "(RAY_ADDRESS, else a local one; needs mlcycle[ray]).",
     ),
     out_of_range: str | None = OutOfRangeOption,
     as_json: bool = JsonOption,
@@ -257,7 +258,9 @@ def predict(
     freeze_for_exit()  # at exit: the interpreter's shutdown need not walk the whole heap
     _check_policy(out_of_range)
     folder, version, project = resolve_bundle(model, spec)
-    lazy = engine in ("auto", "onnx")  # a trusted ONNX export scores: no scikit-learn import
+    # A trusted ONNX export's manifest gives the plan and classes: no scikit-learn import,
+    # whether ONNX Runtime or the native model then scores.
+    lazy = engine in ("auto", "onnx", "native")
     runtime = ModelRuntime.load(
         folder, version, verify=False, out_of_range=out_of_range, from_export=lazy
     )

@@ -121,7 +121,7 @@ def export_onnx(
         "parity": report,
     }
     out_dir = Path(out_dir)
-    with _atomic_folder(out_dir) as folder:
+    with atomic_folder(out_dir) as folder:
         (folder / ONNX_MODEL_FILE).write_bytes(onnx_bytes)
         (folder / ONNX_MANIFEST_FILE).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
         (folder / ONNX_PARITY_FILE).write_text(json.dumps(report, indent=1), encoding="utf-8")
@@ -211,13 +211,19 @@ def parity(
         ours = np.asarray(outputs[-1], dtype=np.float64)
         theirs = np.asarray(model.predict_proba(rows), dtype=np.float64)
         if ours.shape != theirs.shape:
-            return _report(len(matrix), math.inf, 0.0, tolerance)
+            return parity_report(len(matrix), math.inf, 0.0, tolerance)
         agreement = float(np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1)))
     diff = float(np.max(np.abs(ours - theirs))) if ours.shape == theirs.shape else math.inf
-    return _report(len(matrix), diff, agreement, tolerance)
+    return parity_report(len(matrix), diff, agreement, tolerance)
 
 
-def _report(rows: int, diff: float, agreement: float, tolerance: float) -> dict[str, Any]:
+def parity_report(rows: int, diff: float, agreement: float, tolerance: float) -> dict[str, Any]:
+    """The parity record an export keeps: passed only for a finite ``diff`` within ``tolerance``.
+
+    Example:
+        >>> parity_report(100, 2e-7, 1.0, 1e-5)["passed"]
+        True
+    """
     finite = math.isfinite(diff)
     return {
         "rows": rows,
@@ -253,8 +259,13 @@ def _leaf_flags_as_ints() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _atomic_folder(target: Path) -> Iterator[Path]:
-    """Write into a temp folder beside ``target``, then swap it in."""
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Write into a temp folder beside ``target``, then swap it in (nothing half-written).
+
+    Example:
+        >>> with atomic_folder(Path("bundle/onnx")) as folder:
+        ...     (folder / "model.onnx").write_bytes(onnx_bytes)
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

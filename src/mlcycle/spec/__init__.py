@@ -300,6 +300,14 @@ class Serve(SpecModel):
         ),
     )
     max_body_bytes: int = Field(default=10_000_000, gt=0)
+    native: bool = Field(
+        default=True,
+        description=(
+            "compile a tree ensemble to native code when it is registered (needs"
+            " mlcycle[native] and a C compiler; kept only when it reproduces scikit-learn);"
+            " batch prediction scores through it"
+        ),
+    )
 
 
 class Spec(SpecModel):

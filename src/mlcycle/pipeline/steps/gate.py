@@ -151,6 +151,7 @@ def _write_serving(ctx: RunContext, inputs: Inputs, bundle: Bundle) -> BundleMet
     """Everything serving or monitoring loads, so the infra check runs on exactly that."""
     from mlcycle.monitor.anomaly import fit_outlier_model
     from mlcycle.registry.export import try_export_bundle
+    from mlcycle.registry.native import try_compile_bundle
 
     spec, model = ctx.spec, inputs.model
     meta = registry.bundle_meta(
@@ -182,8 +183,11 @@ def _write_serving(ctx: RunContext, inputs: Inputs, bundle: Bundle) -> BundleMet
     except Exception as exc:  # anomaly scores are a bonus; the bundle is not
         bundle.outliers_path.unlink(missing_ok=True)
         logging.getLogger("mlcycle.monitor").warning("no outlier model in the bundle: %s", exc)
-    # onnx/ when the conversion passes parity on the holdout rows; never fails
+    # onnx/, and native/ (a compiled tree ensemble), when each passes parity on the
+    # holdout rows (read once per step); neither ever fails the run
     try_export_bundle(bundle.folder, inputs.split("test"))
+    if spec.serve.native:
+        try_compile_bundle(bundle.folder, inputs.split("test"))
     return meta
 
 

@@ -1,7 +1,7 @@
 """Batch prediction: a Parquet/CSV file (or folder, glob or fsspec URL) in, a prediction file out.
 
 Public surface: :func:`predict_file` (the job), :class:`Scorer` and
-:data:`ENGINES` (how chunks are scored), :func:`use_onnx`. Inside:
+:data:`ENGINES` (how chunks are scored), :func:`use_onnx`, :func:`native_model`. Inside:
 ``job.py`` (the read → check → score → write pipeline), ``io.py`` (finding and
 reading inputs on a thread), ``score.py`` (parallel scoring, output
 columns), ``write.py`` (streaming the output on a thread), ``remote.py``
@@ -14,6 +14,6 @@ Example:
 """
 
 from mlcycle.serve.batch.job import predict_file
-from mlcycle.serve.batch.score import BATCH_ONNX_TOLERANCE, ENGINES, Scorer, use_onnx
+from mlcycle.serve.batch.score import BATCH_ONNX_TOLERANCE, ENGINES, Scorer, native_model, use_onnx
 
-__all__ = ["BATCH_ONNX_TOLERANCE", "ENGINES", "Scorer", "predict_file", "use_onnx"]
+__all__ = ["BATCH_ONNX_TOLERANCE", "ENGINES", "Scorer", "native_model", "predict_file", "use_onnx"]

@@ -6,7 +6,8 @@ checks a model passes before it serves (``loading.py``); :class:`ModelRuntime`
 (``validation.py``, ``coerce.py``); numbers outside the training range
 (``ranges.py``); the compiled fast path that rebuilds the
 estimator's matrix without pandas (``fastpath.py``); ONNX Runtime
-(``onnx_model.py``); and the garbage-collector settings of a serving process
+(``onnx_model.py``); a tree ensemble compiled to native code
+(``native_model.py``, batch only); and the garbage-collector settings of a serving process
 (``gctune.py``). The REST app, the batch job and the prediction log use it;
 it uses none of them.
 
@@ -24,6 +25,7 @@ from mlcycle.serve.model.gctune import (
     refreeze,
     settle_heap,
 )
+from mlcycle.serve.model.native_model import NativeModel
 from mlcycle.serve.model.onnx_model import OnnxModel
 from mlcycle.serve.model.ranges import checked_ranges, frame_outside, outside_masks
 from mlcycle.serve.model.runtime import ONNX_TOLERANCE, SINGLE_THREAD_ROWS, ModelRuntime
@@ -35,6 +37,7 @@ __all__ = [
     "SINGLE_THREAD_ROWS",
     "InputError",
     "ModelRuntime",
+    "NativeModel",
     "OnnxModel",
     "Plan",
     "RowCheck",
