@@ -186,3 +186,32 @@ def restore_gc() -> Iterator[None]:
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+
+
+def cli_in_fresh_process(args: list[str], roots: tuple[str, ...]) -> tuple[str, list[str]]:
+    """Run ``mlcycle ARGS`` in a fresh interpreter: its stdout, and which of ``roots`` it imported.
+
+    Fails the test when the command fails.
+    """
+    import json
+    import os
+    import subprocess
+    import sys
+
+    job = (
+        "import json, sys\n"
+        "from mlcycle.cli.main import main\n"
+        "sys.argv = ['mlcycle', *sys.argv[1:]]\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        f"found = sorted(m for m in sys.modules if m.split('.')[0] in {roots!r})\n"
+        "print(json.dumps(found), file=sys.stderr)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
+    done = subprocess.run(
+        [sys.executable, "-c", job, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout, json.loads(done.stderr.strip().splitlines()[-1])

@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from serve_fixtures import FEATURES, build_bundle, flights_frame
+from serve_fixtures import FEATURES, build_bundle, cli_in_fresh_process, flights_frame
 
 from mlcycle import native
 from mlcycle.bundle import Bundle
@@ -277,27 +275,13 @@ def test_batch_through_the_native_model_imports_no_scikit_learn(
     source = tmp_path / "in.parquet"
     frame = scoring_frame(3000, seed=5)
     frame.to_parquet(source, index=False)
-    job = (
-        "import json, sys\n"
-        "from mlcycle.cli.main import main\n"
-        "sys.argv = ['mlcycle', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('sklearn', 'scipy', 'joblib', 'treelite', 'tl2cgen', 'onnx'))\n"
-        "print(json.dumps(heavy), file=sys.stderr)\n"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
     out = tmp_path / "out.parquet"
-    args = ["predict", str(folder), "-i", str(source), "-o", str(out), "--json"]
-    done = subprocess.run(
-        [sys.executable, "-c", job, *args], capture_output=True, text=True, env=env, timeout=120
+    stdout, heavy = cli_in_fresh_process(
+        ["predict", str(folder), "-i", str(source), "-o", str(out), "--json"],
+        ("sklearn", "scipy", "joblib", "treelite", "tl2cgen", "onnx"),
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
-    assert json.loads(done.stdout)["engine"] == "native"
+    assert heavy == []
+    assert json.loads(stdout)["engine"] == "native"
     scored = pd.read_parquet(out)
     kept = frame[frame["flight_id"].isin(scored["flight_id"])]
     np.testing.assert_allclose(

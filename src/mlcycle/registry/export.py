@@ -315,24 +315,12 @@ def export_bundle(
     """
     bundle = Bundle(bundle_dir)
     meta = bundle.meta()
-    schema = bundle.schema()
-    model = bundle.load_model()
-    missing = [f for f in meta.features if f not in holdout.columns]
-    if missing:
-        raise BadInput(
-            "cannot check the ONNX export",
-            f"the holdout rows lack feature(s): {', '.join(missing)}",
-            "pass rows with every feature",
-        )
-    rows = holdout[meta.features]
-    by_name = {c.name: c for c in schema.columns}
-    strict = [f for f in meta.features if f in by_name and not by_name[f].nullable]
-    if strict:
-        rows = rows.dropna(subset=strict)
+    by_name = {c.name: c for c in bundle.schema().columns}
+    rows = contract_rows(bundle, holdout, "the ONNX export")
     features_schema = Schema(columns=[by_name[f] for f in meta.features if f in by_name])
     return export_onnx(
-        model,
-        rows.reset_index(drop=True),
+        bundle.load_model(),
+        rows,
         out_dir or bundle.onnx_dir,
         name=meta.name,
         version=None,
@@ -359,11 +347,48 @@ def try_export_bundle(
     import logging
 
     try:
-        source = HOLDOUT
-        if holdout is None or len(holdout) == 0:
-            holdout = Bundle(bundle_dir).reference()
-            source = REFERENCE_SAMPLE
-        return export_bundle(bundle_dir, holdout, rows_source=source)
+        rows, source = parity_rows(bundle_dir, holdout)
+        return export_bundle(bundle_dir, rows, rows_source=source)
     except Exception as exc:
         logging.getLogger("mlcycle.registry").info("no ONNX export for this bundle: %s", exc)
         return None
+
+
+def parity_rows(bundle_dir: Path, holdout: pd.DataFrame | None) -> tuple[pd.DataFrame, str]:
+    """The rows a registration-time check runs on, and what they are.
+
+    The evaluation's test split when there is one (:data:`HOLDOUT`), else the
+    bundle's reference sample of training rows (:data:`REFERENCE_SAMPLE`).
+
+    Example:
+        >>> parity_rows(staging_folder, None)[1]
+        'reference sample'
+    """
+    if holdout is None or len(holdout) == 0:
+        return Bundle(bundle_dir).reference(), REFERENCE_SAMPLE
+    return holdout, HOLDOUT
+
+
+def contract_rows(bundle: Bundle, rows: pd.DataFrame, checked: str) -> pd.DataFrame:
+    """The model's feature columns of ``rows``, without rows the contract refuses.
+
+    A row with a null in a non-nullable feature never reaches a scorer, so it
+    does not judge one. Raises :class:`BadInput` (naming ``checked``) when a
+    feature is missing.
+
+    Example:
+        >>> contract_rows(bundle, test_split, "the ONNX export").columns.tolist() == features
+        True
+    """
+    features = bundle.meta().features
+    missing = [f for f in features if f not in rows.columns]
+    if missing:
+        raise BadInput(
+            f"cannot check {checked}",
+            f"the holdout rows lack feature(s): {', '.join(missing)}",
+            "pass rows with every feature",
+        )
+    by_name = {c.name: c for c in bundle.schema().columns}
+    strict = [f for f in features if f in by_name and not by_name[f].nullable]
+    kept = rows[features].dropna(subset=strict) if strict else rows[features]
+    return kept.reset_index(drop=True)

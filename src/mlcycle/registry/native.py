@@ -49,7 +49,13 @@ from mlcycle import native
 from mlcycle.bundle import NATIVE_LIB_FILE, NATIVE_MANIFEST_FILE, Bundle
 from mlcycle.errors import BadInput
 from mlcycle.hashing import hash_file
-from mlcycle.registry.export import HOLDOUT, REFERENCE_SAMPLE, atomic_folder, parity_report
+from mlcycle.registry.export import (
+    HOLDOUT,
+    atomic_folder,
+    contract_rows,
+    parity_report,
+    parity_rows,
+)
 
 logger = logging.getLogger("mlcycle.registry")
 
@@ -178,22 +184,11 @@ def compile_bundle(
         True
     """
     bundle = Bundle(bundle_dir)
-    meta = bundle.meta()
-    missing = [f for f in meta.features if f not in rows.columns]
-    if missing:
-        raise BadInput(
-            "cannot check the native model",
-            f"the parity rows lack feature(s): {', '.join(missing)}",
-            "pass rows with every feature",
-        )
-    by_name = {c.name: c for c in bundle.schema().columns}
-    strict = [f for f in meta.features if f in by_name and not by_name[f].nullable]
-    kept = rows[meta.features].dropna(subset=strict) if strict else rows[meta.features]
     return compile_native(
         bundle.load_model(),
-        kept.reset_index(drop=True),
+        contract_rows(bundle, rows, "the native model"),
         bundle.native_dir,
-        task=meta.task,
+        task=bundle.meta().task,
         rows_source=rows_source,
     )
 
@@ -207,11 +202,8 @@ def try_compile_bundle(
         >>> try_compile_bundle(staging_folder, test_split)  # in the gate's package step
     """
     try:
-        source = HOLDOUT
-        if holdout is None or len(holdout) == 0:
-            holdout = Bundle(bundle_dir).reference()
-            source = REFERENCE_SAMPLE
-        report = compile_bundle(bundle_dir, holdout, rows_source=source)
+        rows, source = parity_rows(bundle_dir, holdout)
+        report = compile_bundle(bundle_dir, rows, rows_source=source)
     except BadInput as exc:
         logger.info("no native model in this bundle: %s (%s)", exc.what, exc.why)
         return None

@@ -9,9 +9,7 @@ it, and then it must be the model the manifest describes.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "integration"))
 
-from serve_fixtures import FEATURES, build_bundle, flights_frame
+from serve_fixtures import FEATURES, build_bundle, cli_in_fresh_process, flights_frame
 
 from mlcycle.errors import BadInput
 from mlcycle.serve.batch.job import predict_file
@@ -131,25 +129,11 @@ def test_batch_predict_from_an_export_imports_no_scikit_learn(
     source = tmp_path / "in.parquet"
     rows.assign(flight_id=[f"F{i}" for i in range(len(rows))]).to_parquet(source)
     out = tmp_path / "onnx.parquet"
-    job = (
-        "import json, sys\n"
-        "from mlcycle.cli.main import main\n"
-        "sys.argv = ['mlcycle', *sys.argv[1:]]\n"
-        "try:\n"
-        "    main()\n"
-        "except SystemExit as exc:\n"
-        "    assert not exc.code, exc.code\n"
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
-        "print(json.dumps(heavy), file=sys.stderr)\n"
+    stdout, heavy = cli_in_fresh_process(
+        ["predict", str(folders["binary"]), "-i", str(source), "-o", str(out), "--json"], HEAVY
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}
-    args = ["predict", str(folders["binary"]), "-i", str(source), "-o", str(out), "--json"]
-    done = subprocess.run(
-        [sys.executable, "-c", job, *args], capture_output=True, text=True, env=env, timeout=120
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert json.loads(done.stderr.strip().splitlines()[-1]) == []
-    assert json.loads(done.stdout)["engine"] == "onnxruntime"
+    assert heavy == []
+    assert json.loads(stdout)["engine"] == "onnxruntime"
     # The same rows through the scikit-learn engine, as that engine loads them.
     expected = tmp_path / "sklearn.parquet"
     predict_file(ModelRuntime.load(folders["binary"]), str(source), str(expected), engine="sklearn")
