@@ -74,6 +74,12 @@ def test_run_registers_a_champion_and_a_second_run_is_all_cache(project: Path) -
     assert shown["metrics"]["roc_auc"] > shown["baseline_metrics"]["roc_auc"] + 0.05
     for leaky in ("arr_delay", "arr_time", "air_time"):
         assert leaky not in shown["features"]
+    # The gate left both fast paths, each within its parity bound.
+    native, onnx = shown["fast_paths"]["native"], shown["fast_paths"]["onnx"]
+    assert native["max_abs_diff"] <= 1e-9 and native["platform"].startswith("linux-")
+    assert onnx["max_abs_diff"] <= 1e-5 and onnx["platform"] is None
+    shown_text = cli(project, "models", "show", "flights@champion").stdout
+    assert "fast paths: onnx (max |Δ|" in shown_text and "native (max |Δ|" in shown_text
     again = json.loads(cli(project, "run", "--json").stdout)
     assert again["status"] == "succeeded"
     assert {s["status"] for s in again["steps"]} == {"cached"}

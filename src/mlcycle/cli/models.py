@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from pathlib import Path
@@ -158,7 +159,27 @@ def _show_data(project: Any, ref: str) -> dict[str, Any]:
         "report": str(bundle.report_html_path) if bundle.report_html_path.is_file() else None,
         "model_card": str(bundle.card_path),
         "lineage": bundle.lineage() if bundle.lineage_path.is_file() else None,
+        "fast_paths": _fast_paths(bundle),
     }
+
+
+def _fast_paths(bundle: Any) -> dict[str, Any]:
+    """What the bundle carries besides the pipeline: the ONNX export and the native model."""
+    found: dict[str, Any] = {"onnx": None, "native": None}
+    for name, path in (
+        ("onnx", bundle.onnx_manifest_path),
+        ("native", bundle.native_manifest_path),
+    ):
+        if not path.is_file():
+            continue
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        parity = manifest.get("parity") or {}
+        found[name] = {
+            "max_abs_diff": parity.get("max_abs_diff"),
+            "parity_rows": parity.get("rows"),
+            "platform": manifest.get("platform"),  # native only: where it loads
+        }
+    return found
 
 
 @app.command()
@@ -201,6 +222,17 @@ def show(
     for check in data["checks"]:
         mark = "[green]✔[/]" if check["passed"] else "[red]✘[/]"
         console.print(f"{mark} {check['name']}: {check['detail']}", highlight=False)
+    paths = data["fast_paths"]
+    shown = [
+        f"{name} (max |Δ| {info['max_abs_diff']:.2g}"
+        + (f", {info['platform']})" if info.get("platform") else ")")
+        for name, info in paths.items()
+        if info and info.get("max_abs_diff") is not None
+    ]
+    console.print(
+        "fast paths: " + (", ".join(shown) if shown else "none (scikit-learn scores it)"),
+        highlight=False,
+    )
     console.print(f"bundle: {data['bundle_path']}", highlight=False, soft_wrap=True)
     if data["report"]:
         console.print(f"report: {data['report']}", highlight=False, soft_wrap=True)
