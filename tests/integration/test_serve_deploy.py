@@ -301,6 +301,40 @@ def test_app_freezes_the_heap_at_start_and_can_be_told_not_to(bundles: dict[int,
         assert gc.get_threshold()[0] == GEN0_THRESHOLD
 
 
+def test_a_stopped_server_cancels_its_pending_refreeze(
+    bundles: dict[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # After a swap the app re-freezes the heap a few seconds later; a server that
+    # stopped in between must not touch the process's collector any more (another
+    # app in the same process froze it meanwhile, or an embedding program unfroze it).
+    import asyncio
+    import gc
+
+    from mlcycle.serve.http import deploy
+
+    calls: list[float] = []
+    monkeypatch.setattr(deploy, "refreeze", lambda: calls.append(time.monotonic()))
+    monkeypatch.setattr(deploy, "_REFREEZE_AFTER_SECONDS", 0.3)
+    runtime = ModelRuntime.load(bundles[1], 1, warmup=False)
+    gc.freeze()
+    swapper = deploy.Swapper(
+        deploy.Deployment.start(runtime), resolver=lambda role: (2, bundles[2])
+    )
+    assert swapper.check()["champion_version"] == 2
+    asyncio.run(swapper.stop())
+    time.sleep(0.6)
+    assert calls == []
+    # Still running: the re-freeze happens, once for two quick swaps.
+    swapper = deploy.Swapper(
+        deploy.Deployment.start(runtime), resolver=lambda role: (2, bundles[2])
+    )
+    swapper.check()
+    swapper.resolver = lambda role: (1, bundles[1])
+    swapper.check()
+    time.sleep(0.6)
+    assert len(calls) == 1
+
+
 def test_log_queue_full_drops_and_counts(tmp_path: Path, bundles: dict[int, Path]) -> None:
     from mlcycle.serve.predlog import LogRows, ModelInfo, now
 

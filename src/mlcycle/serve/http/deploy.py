@@ -150,6 +150,7 @@ class Swapper:
         self.loader: Loader = loader or (lambda folder, version: ModelRuntime.load(folder, version))
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._refreeze: threading.Timer | None = None
         if metrics is not None:
             # Every worker says what it serves, so any worker's scrape can tell.
             metrics.set_versions(deployment.versions())
@@ -164,6 +165,11 @@ class Swapper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        # A stopped server leaves the process's collector alone (an embedding program,
+        # the next app in a test process): a pending re-freeze would unfreeze it later.
+        if self._refreeze is not None:
+            self._refreeze.cancel()
+            self._refreeze = None
 
     async def _poll(self) -> None:
         while True:
@@ -226,9 +232,11 @@ class Swapper:
         if gc.get_freeze_count():
             # The app froze the heap (serve/model/gctune.py): once in-flight requests on the
             # old model are done, let it go and freeze the new one.
-            timer = threading.Timer(_REFREEZE_AFTER_SECONDS, refreeze)
-            timer.daemon = True
-            timer.start()
+            if self._refreeze is not None:
+                self._refreeze.cancel()  # one re-freeze after the latest swap is enough
+            self._refreeze = threading.Timer(_REFREEZE_AFTER_SECONDS, refreeze)
+            self._refreeze.daemon = True
+            self._refreeze.start()
         if self.metrics is not None and (
             new.champion is not current.champion or new.challenger is not current.challenger
         ):
