@@ -8,7 +8,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -21,41 +20,16 @@ VersionArg = typer.Argument(
 
 
 def dataset_versions(project: Any) -> list[dict[str, Any]]:
-    """Every dataset version, newest first, with its validation status.
+    """Every dataset version, newest first, with its validation status (the CLI's JSON shape).
 
     Example:
         >>> [v["status"] for v in dataset_versions(project)]
         ['valid', 'invalid']
     """
-    import sqlalchemy as sa
+    from mlcycle.store.listings import dataset_versions as listed
 
-    from mlcycle.data.landing import statuses
-    from mlcycle.store import tables as t
-
-    with project.store.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(t.artifacts.c.id, t.artifacts.c.created_at, t.artifacts.c.record)
-            .where(t.artifacts.c.kind == "dataset")
-            .order_by(t.artifacts.c.created_at.desc())
-        ).all()
-    status = statuses(project.store)
-    out = []
-    for artifact_id, created, record in rows:
-        rec = json.loads(record)
-        st = status.get(artifact_id)
-        out.append(
-            {
-                "id": artifact_id,
-                "created_at": created,
-                "rows": rec["rows"],
-                "columns": len(rec["columns"]),
-                "partitions": len(rec.get("partitions", [])),
-                "source": rec["source"],
-                "status": st["status"] if st else "unvalidated",
-                "reason": st["reason"] if st else None,
-            }
-        )
-    return out
+    shown = ("id", "created_at", "rows", "columns", "partitions", "source", "status", "reason")
+    return [{key: getattr(v, key) for key in shown} for v in listed(project.store)]
 
 
 def resolve_dataset(project: Any, version: str | None) -> str:
