@@ -189,7 +189,8 @@ def restore_gc() -> Iterator[None]:
 
 
 def cli_in_fresh_process(args: list[str], roots: tuple[str, ...]) -> tuple[str, list[str]]:
-    """Run ``mlcycle ARGS`` in a fresh interpreter: its stdout, and which of ``roots`` it imported.
+    """Run ``mlcycle ARGS`` in a fresh interpreter: its stdout, and the modules it imported
+    of ``roots`` (packages: ``sklearn`` or ``mlcycle.store``, with their submodules).
 
     Fails the test when the command fails.
     """
@@ -206,7 +207,9 @@ def cli_in_fresh_process(args: list[str], roots: tuple[str, ...]) -> tuple[str, 
         "    main()\n"
         "except SystemExit as exc:\n"
         "    assert not exc.code, exc.code\n"
-        f"found = sorted(m for m in sys.modules if m.split('.')[0] in {roots!r})\n"
+        f"roots = {roots!r}\n"
+        "found = sorted(m for m in sys.modules if any(m == r or m.startswith(r + '.') "
+        "for r in roots))\n"
         "print(json.dumps(found), file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCYCLE_")}

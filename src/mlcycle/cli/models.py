@@ -21,6 +21,7 @@ from mlcycle.cli.common import (
     print_json,
 )
 from mlcycle.errors import BadInput
+from mlcycle.local_store import DB_FILE, STORE_DIR
 
 app = typer.Typer(
     help="Registered models: versions, aliases, promotion and rollback.", no_args_is_help=True
@@ -64,9 +65,6 @@ _VERSIONS_SQL = (
     "ORDER BY r.name, v.version"
 )
 _ALIASES_SQL = "SELECT name, alias, version FROM aliases ORDER BY alias"
-# Where Store.open keeps the default SQLite store, relative to the spec's folder
-# (mlcycle.store.STORE_DIR / mlcycle.db); importing mlcycle.store would import SQLAlchemy.
-_DEFAULT_DB = (".mlcycle", "mlcycle.db")
 
 
 def registered_versions(spec: Path) -> dict[str, list[dict[str, Any]]]:
@@ -95,7 +93,7 @@ def registered_versions(spec: Path) -> dict[str, list[dict[str, Any]]]:
             aliases = [tuple(r) for r in conn.exec_driver_sql(_ALIASES_SQL)]
         store.close()
     else:
-        db = base.joinpath(*_DEFAULT_DB)
+        db = base / STORE_DIR / DB_FILE  # spelled in local_store: no SQLAlchemy import
         if not db.is_file():
             return {}  # no store yet: nothing registered (Store.open would create it empty)
         lite = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)

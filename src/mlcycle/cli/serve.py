@@ -28,13 +28,19 @@ OutOfRangeOption = typer.Option(
 )
 
 
-def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
+def resolve_bundle(
+    model: str, spec: Path, *, need_project: bool = True
+) -> tuple[Path, int | None, Any]:
     """A model reference (or a bundle folder) → (bundle folder, version, project or None).
 
     The folder is verified against its content id before anything in it is
     read (a registered one against the registry's id; a plain folder only when
     it is named by its id, as in the store), so callers may load it with
-    ``ModelRuntime.load(..., verify=False)``.
+    ``ModelRuntime.load(..., verify=False)``. With ``need_project=False`` a
+    reference into the default local store is looked up with sqlite3
+    (:func:`mlcycle.local_store.lookup_bundle`) and the project is not loaded
+    (``None``): no SQLAlchemy, store or spec import; anything else goes
+    through the registry as before.
 
     Example:
         >>> resolve_bundle("models:/flights@champion", Path("mlcycle.yaml"))[1]
@@ -46,6 +52,15 @@ def resolve_bundle(model: str, spec: Path) -> tuple[Path, int | None, Any]:
     if Bundle.looks_like(as_path):
         Bundle(as_path).verify_addressed()
         return as_path, None, None
+    if not need_project:
+        from mlcycle.local_store import lookup_bundle
+
+        spec_path = spec / "mlcycle.yaml" if spec.is_dir() else spec
+        if spec_path.is_file():
+            found = lookup_bundle(spec_path.resolve().parent, model)
+            if found is not None:
+                Bundle(found.folder).verify(found.bundle_id)
+                return found.folder, found.version, None
     from mlcycle.cli.common import load_project
 
     project = load_project(spec)
@@ -257,9 +272,9 @@ def predict(
 
     freeze_for_exit()  # at exit: the interpreter's shutdown need not walk the whole heap
     _check_policy(out_of_range)
-    folder, version, project = resolve_bundle(model, spec)
-    # A trusted ONNX export's manifest gives the plan and classes: no scikit-learn import,
-    # whether ONNX Runtime or the native model then scores.
+    # Without --log nothing needs the project: a local registry is read with sqlite3.
+    folder, version, project = resolve_bundle(model, spec, need_project=log)
+    # A trusted ONNX export gives the plan and classes for any engine: no scikit-learn.
     lazy = engine in ("auto", "onnx", "native")
     runtime = ModelRuntime.load(
         folder, version, verify=False, out_of_range=out_of_range, from_export=lazy

@@ -25,13 +25,11 @@ import sqlalchemy as sa
 from mlcycle.artifacts import ModelVersionInfo
 from mlcycle.bundle import Bundle, check_model_name
 from mlcycle.errors import BadInput, MlcycleError, NotFound
+from mlcycle.local_store import MODEL_REF_RE
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
 
 ALIAS_RE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-_REF_RE = re.compile(
-    r"^(?:models:/)?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:(?:@(?P<alias>[^/@]+))|(?:/(?P<version>\d+)))?$"
-)
 
 
 class AliasConflict(MlcycleError):
@@ -69,7 +67,7 @@ class ModelRef:
 
 def parse_model_ref(text: str) -> ModelRef:
     """Parse ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS`` or ``NAME/3``."""
-    match = _REF_RE.match(text.strip())
+    match = MODEL_REF_RE.match(text.strip())
     if not match:
         raise BadInput(
             f"{text!r} is not a model reference",

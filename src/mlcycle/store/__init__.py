@@ -36,12 +36,12 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 from mlcycle.errors import BadInput, NotFound, StorageUnavailable
+from mlcycle.local_store import ARTIFACTS_DIR, DB_FILE, STORE_DIR
 from mlcycle.store import tables as t
 from mlcycle.store.blobs import BlobStore
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _REVISION = re.compile(r"^(down_revision|revision)\s*=\s*(.+)$", re.MULTILINE)
-STORE_DIR = ".mlcycle"
 
 
 def now() -> str:
@@ -138,9 +138,9 @@ class Store:
         """Open (creating if needed) the store of the project in ``base_dir``."""
         home = base_dir / STORE_DIR
         home.mkdir(parents=True, exist_ok=True)
-        url = url or os.environ.get("MLCYCLE_STORE_URL") or f"sqlite:///{home / 'mlcycle.db'}"
+        url = url or os.environ.get("MLCYCLE_STORE_URL") or f"sqlite:///{home / DB_FILE}"
         artifacts_url = (
-            artifacts_url or os.environ.get("MLCYCLE_ARTIFACTS_URL") or str(home / "artifacts")
+            artifacts_url or os.environ.get("MLCYCLE_ARTIFACTS_URL") or str(home / ARTIFACTS_DIR)
         )
         engine = make_engine(url)
         try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from mlcycle.errors import NotFound
 from mlcycle.hashing import hash_dir, hash_file  # noqa: F401 (moved there; still importable here)
+from mlcycle.local_store import artifact_dest
 from mlcycle.store.owners import owner_tag, sweep_orphans
 from mlcycle.store.remote import check_reachable, filesystem, storage_error
 
@@ -75,7 +76,7 @@ class BlobStore:
         sweep_orphans(self.staging_root, STAGING_PREFIX)
 
     def _dest(self, artifact_id: str) -> str:
-        return f"{self.root}/{artifact_id[:2]}/{artifact_id}"
+        return artifact_dest(self.root, artifact_id)
 
     def new_staging(self) -> Path:
         """A fresh, empty local folder for a writer to fill (same filesystem as the store)."""
