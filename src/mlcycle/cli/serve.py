@@ -276,8 +276,14 @@ def predict(
     folder, version, project = resolve_bundle(model, spec, need_project=log)
     # A trusted ONNX export gives the plan and classes for any engine: no scikit-learn.
     lazy = engine in ("auto", "onnx", "native")
-    runtime = ModelRuntime.load(
-        folder, version, verify=False, out_of_range=out_of_range, from_export=lazy
+    runtime = ModelRuntime.load(  # a batch needs no warm-up: no first request to speed up
+        folder,
+        version,
+        verify=False,
+        out_of_range=out_of_range,
+        from_export=lazy,
+        lazy_onnx=lazy,
+        warmup=False,
     )
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(

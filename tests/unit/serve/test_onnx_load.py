@@ -143,6 +143,28 @@ def test_batch_predict_from_an_export_imports_no_scikit_learn(
     assert ours["flight_id"].tolist() == theirs["flight_id"].tolist()
 
 
+def test_a_batch_job_whose_export_will_not_open_falls_back_to_scikit_learn(
+    folders: dict[str, Path], tmp_path: Path, rows: pd.DataFrame, caplog: pytest.LogCaptureFixture
+) -> None:
+    # `mlcycle predict` opens ONNX Runtime only when it scores through it (lazy_onnx):
+    # a damaged model.onnx (in a folder no content id protects) is found then.
+    folder = tmp_path / "b"
+    shutil.copytree(folders["binary"], folder)
+    (folder / "onnx" / "model.onnx").write_bytes(b"not an onnx model")
+    rt = ModelRuntime.load(folder, from_export=True, lazy_onnx=True, warmup=False)
+    assert (rt.onnx_checked, rt.model_loaded) == ("export", False)  # nothing opened yet
+    source = tmp_path / "in.parquet"
+    rows.assign(flight_id=[f"F{i}" for i in range(len(rows))]).to_parquet(source)
+    with caplog.at_level("WARNING", logger="mlcycle.serve"):
+        result = predict_file(rt, str(source), str(tmp_path / "out.parquet"))
+    assert result["engine"] == "sklearn-compiled"
+    assert "cannot open the ONNX export" in caplog.text
+    expected = tmp_path / "sklearn.parquet"
+    predict_file(ModelRuntime.load(folders["binary"]), str(source), str(expected), engine="sklearn")
+    ours, theirs = pd.read_parquet(tmp_path / "out.parquet"), pd.read_parquet(expected)
+    assert ours["probability"].tolist() == theirs["probability"].tolist()
+
+
 def test_a_batch_command_freezes_its_heap_only_as_it_exits(monkeypatch: pytest.MonkeyPatch) -> None:
     import atexit
     import gc

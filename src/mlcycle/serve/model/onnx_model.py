@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import threading
 from typing import Any
 
 import numpy as np
@@ -31,33 +33,52 @@ PARALLEL_ROWS = 4096
 
 
 class OnnxModel:
-    """An ONNX Runtime session pair (one thread, all cores) over ``float32`` input ``X``."""
+    """An ONNX Runtime session pair (one thread, all cores) over ``float32`` input ``X``.
 
-    def __init__(self, model_bytes: bytes, manifest: dict[str, Any]) -> None:
-        import onnxruntime as ort
+    ``lazy=True`` opens the sessions (and imports ONNX Runtime) on the first
+    :meth:`run`: a batch job that scores through the native model never pays
+    for them.
+    """
 
+    def __init__(self, model_bytes: bytes, manifest: dict[str, Any], *, lazy: bool = False):
         self.manifest = manifest
-        self._sessions = []
-        for threads in (1, max(1, os.cpu_count() or 1)):
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-            options.log_severity_level = 3
-            if threads > 1:
-                # Idle pool threads sleep instead of spinning after each call: a spinning
-                # thread burned ~30 ms of a core after every big call, taking it from the
-                # event loop, the other worker and the batch job's reader.
-                options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            self._sessions.append(
-                ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-            )
-        session = self._sessions[0]
-        self.input_name = session.get_inputs()[0].name
-        self.output_names = [o.name for o in session.get_outputs()]
+        self._bytes = model_bytes
+        self._lock = threading.Lock()
+        self._sessions: list[Any] = []
+        if not lazy:
+            self._open()
+
+    def _open(self) -> list[Any]:
+        with self._lock:
+            if self._sessions:
+                return self._sessions
+            import onnxruntime as ort
+
+            sessions = []
+            for threads in (1, max(1, os.cpu_count() or 1)):
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = threads
+                options.inter_op_num_threads = 1
+                options.log_severity_level = 3
+                if threads > 1:
+                    # Idle pool threads sleep instead of spinning after each call: a spinning
+                    # thread burned ~30 ms of a core after every big call, taking it from the
+                    # event loop, the other worker and the batch job's reader.
+                    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+                sessions.append(
+                    ort.InferenceSession(self._bytes, options, providers=["CPUExecutionProvider"])
+                )
+            self.input_name = sessions[0].get_inputs()[0].name
+            self.output_names = [o.name for o in sessions[0].get_outputs()]
+            self._sessions = sessions
+            return sessions
 
     @classmethod
-    def load(cls, bundle: Bundle) -> OnnxModel | None:
+    def load(cls, bundle: Bundle, *, lazy: bool = False) -> OnnxModel | None:
         """The bundle's export if it exists, passed parity and loads; else ``None``.
+
+        With ``lazy`` the file is read but ONNX Runtime is not opened (nor
+        imported) until the first :meth:`run`; it must be installed.
 
         Example:
             >>> OnnxModel.load(Bundle(Path("bundle")))
@@ -71,7 +92,9 @@ class OnnxModel:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             if not manifest.get("parity", {}).get("passed"):
                 return None
-            return cls(model_path.read_bytes(), manifest)
+            if lazy and importlib.util.find_spec("onnxruntime") is None:
+                raise ImportError("onnxruntime")
+            return cls(model_path.read_bytes(), manifest, lazy=lazy)
         except ImportError:
             logger.info("onnxruntime is not installed; serving with scikit-learn")
         except Exception as exc:  # a broken export must never stop serving
@@ -84,7 +107,8 @@ class OnnxModel:
         Example:
             >>> labels, proba = onnx.run(matrix)
         """
-        session = self._sessions[1 if len(matrix) >= PARALLEL_ROWS else 0]
+        sessions = self._sessions or self._open()
+        session = sessions[1 if len(matrix) >= PARALLEL_ROWS else 0]
         x = np.ascontiguousarray(matrix, dtype=np.float32)
         return list(session.run(None, {self.input_name: x}))
 

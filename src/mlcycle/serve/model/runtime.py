@@ -260,6 +260,7 @@ class ModelRuntime(InputChecks):
         verify: bool = True,
         out_of_range: str | None = None,
         from_export: bool = False,
+        lazy_onnx: bool = False,
     ) -> ModelRuntime:
         """Load a bundle folder (its serving parts, see :class:`mlcycle.bundle.Bundle`).
 
@@ -284,7 +285,11 @@ class ModelRuntime(InputChecks):
         :attr:`onnx_max_diff` is the parity record's (``onnx_checked``:
         ``"export"``). Otherwise it loads as without it. A batch job that
         scores through ONNX uses it: the import of scikit-learn (and SciPy)
-        was most of its fixed cost.
+        was most of its fixed cost. ``lazy_onnx`` (with ``from_export``) skips
+        the one-row check of the export and opens ONNX Runtime only when
+        something scores through it: a batch job whose native model scores
+        never imports it (the batch scorer opens its own session and falls
+        back to scikit-learn if that fails).
 
         Example:
             >>> rt = ModelRuntime.load("bundle", version=2)
@@ -315,7 +320,9 @@ class ModelRuntime(InputChecks):
         # The profile gives the training ranges (monitoring's too); an old bundle may lack it.
         profile = bundle.profile() if bundle.profile_path.exists() else None
         if from_export:
-            lazy = cls._from_export(bundle, meta, schema, version, out_of_range, profile)
+            lazy = cls._from_export(
+                bundle, meta, schema, version, out_of_range, profile, lazy_onnx=lazy_onnx
+            )
             if lazy is not None:
                 if warmup:
                     lazy.warm_up()
@@ -344,10 +351,13 @@ class ModelRuntime(InputChecks):
         version: int | None,
         out_of_range: str | None,
         profile: Profile | None,
+        *,
+        lazy_onnx: bool = False,
     ) -> ModelRuntime | None:
         """A runtime scoring through the ONNX export with the manifest's plan; ``None``: load
         the pipeline (no export, a failed or loose parity record, a manifest it cannot use)."""
-        onnx = OnnxModel.load(bundle)  # None unless the parity record passed and it loads
+        # None unless the parity record passed and it loads (lazy: is installed)
+        onnx = OnnxModel.load(bundle, lazy=lazy_onnx)
         if onnx is None:
             return None
         manifest = onnx.manifest
@@ -388,17 +398,24 @@ class ModelRuntime(InputChecks):
         )
         if runtime.plan is None:
             return None
-        try:  # one synthetic row: the session takes the plan's matrix and answers in shape
-            matrix = runtime.plan.encode_frame(runtime.validate_records([runtime._synthetic_row()]))
-            width = len(runtime.classes or []) if runtime.is_classifier else None
+        # One synthetic row: the session takes the plan's matrix and answers in shape.
+        if not lazy_onnx and not runtime._answers_in_shape(onnx):
+            return None
+        runtime.onnx, runtime.onnx_max_diff, runtime.onnx_checked = onnx, float(diff), "export"
+        return runtime
+
+    def _answers_in_shape(self, onnx: OnnxModel) -> bool:
+        assert self.plan is not None
+        try:
+            matrix = self.plan.encode_frame(self.validate_records([self._synthetic_row()]))
+            width = len(self.classes or []) if self.is_classifier else None
             out = onnx.predict_proba(matrix) if width else onnx.predict(matrix)
             if out.shape != ((1, width) if width else (1,)) or not np.isfinite(out).all():
                 raise ValueError(f"it answered an array of shape {out.shape}")
         except Exception as exc:
             logger.warning("the ONNX export failed its load check (%s); loading the pipeline", exc)
-            return None
-        runtime.onnx, runtime.onnx_max_diff, runtime.onnx_checked = onnx, float(diff), "export"
-        return runtime
+            return False
+        return True
 
     def compile(self, sample: pd.DataFrame | None = None, *, onnx: bool = True) -> str:
         """Turn on the fast paths that reproduce the pipeline on ``sample`` (plus a synthetic row).
