@@ -69,6 +69,32 @@ def resolve_bundle(
     return folder, resolved.version, project
 
 
+def batch_runtime(folder: Path, version: int | None, out_of_range: str | None, engine: str) -> Any:
+    """The runtime a batch job scores with, loaded as cheaply as ``engine`` allows.
+
+    A trusted ONNX export gives the plan and classes for any engine but
+    ``sklearn`` (no scikit-learn import); ONNX Runtime is opened only if chunks
+    are scored through it; no warm-up row (a batch has no first request to
+    speed up). The folder was verified by :func:`resolve_bundle`.
+
+    Example:
+        >>> batch_runtime(Path("bundle"), 3, None, "auto").plan is not None
+        True
+    """
+    from mlcycle.serve import ModelRuntime
+
+    lazy = engine in ("auto", "onnx", "native")
+    return ModelRuntime.load(
+        folder,
+        version,
+        verify=False,
+        out_of_range=out_of_range,
+        from_export=lazy,
+        lazy_onnx=lazy,
+        warmup=False,
+    )
+
+
 def make_resolver(spec: Path, name: str, alias: str) -> Any:
     """role → (version, bundle folder): ``champion`` follows ``alias``, ``challenger`` its alias.
 
@@ -267,24 +293,14 @@ def predict(
     """
     from rich.progress import Progress
 
-    from mlcycle.serve import ModelRuntime, predict_file
+    from mlcycle.serve import predict_file
     from mlcycle.serve.model import freeze_for_exit
 
     freeze_for_exit()  # at exit: the interpreter's shutdown need not walk the whole heap
     _check_policy(out_of_range)
     # Without --log nothing needs the project: a local registry is read with sqlite3.
     folder, version, project = resolve_bundle(model, spec, need_project=log)
-    # A trusted ONNX export gives the plan and classes for any engine: no scikit-learn.
-    lazy = engine in ("auto", "onnx", "native")
-    runtime = ModelRuntime.load(  # a batch needs no warm-up: no first request to speed up
-        folder,
-        version,
-        verify=False,
-        out_of_range=out_of_range,
-        from_export=lazy,
-        lazy_onnx=lazy,
-        warmup=False,
-    )
+    runtime = batch_runtime(folder, version, out_of_range, engine)
     if Path(output).resolve() == Path(input).resolve():
         raise BadInput(
             "--output is the same file as --input",

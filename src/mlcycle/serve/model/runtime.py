@@ -285,11 +285,8 @@ class ModelRuntime(InputChecks):
         :attr:`onnx_max_diff` is the parity record's (``onnx_checked``:
         ``"export"``). Otherwise it loads as without it. A batch job that
         scores through ONNX uses it: the import of scikit-learn (and SciPy)
-        was most of its fixed cost. ``lazy_onnx`` (with ``from_export``) skips
-        the one-row check of the export and opens ONNX Runtime only when
-        something scores through it: a batch job whose native model scores
-        never imports it (the batch scorer opens its own session and falls
-        back to scikit-learn if that fails).
+        was most of its fixed cost. ``lazy_onnx`` skips the export's one-row
+        check and opens ONNX Runtime only when something scores through it.
 
         Example:
             >>> rt = ModelRuntime.load("bundle", version=2)
