@@ -148,6 +148,26 @@ def test_a_random_forest_is_fed_what_scikit_learn_compares(tmp_path: Path) -> No
     )
 
 
+def test_a_lightgbm_model_compiles_and_answers_as_lightgbm(tmp_path: Path) -> None:
+    lightgbm = pytest.importorskip("lightgbm")  # the "train" extra; dev installs it
+    folder = build_bundle(tmp_path / "lgbm", task="multiclass", encoder="ordinal")
+    model = joblib.load(folder / "model.joblib")
+    train = flights_frame(1500, seed=0)
+    model.steps[-1] = ("model", lightgbm.LGBMClassifier(n_estimators=25, verbose=-1))
+    model.fit(train[FEATURES], train["status"])
+    joblib.dump(model, folder / "model.joblib")
+    report = compiler.compile_bundle(folder, flights_frame(PARITY_ROWS, seed=3))
+    assert report["max_abs_diff"] <= 1e-12
+    assert json.loads(Bundle(folder).native_manifest_path.read_text())["input_dtype"] == "float64"
+    frame = scoring_frame(3000, seed=12)
+    result, out = score(folder, frame, tmp_path)
+    assert result["engine"] == "native"
+    kept = frame[frame["flight_id"].isin(out["flight_id"])]
+    truth = expected(folder, kept, "multiclass")
+    got = out[[f"proba_{c}" for c in model.classes_]].to_numpy()
+    np.testing.assert_allclose(got, truth, rtol=0, atol=1e-12)
+
+
 def test_unsupported_models_and_missing_tools_write_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

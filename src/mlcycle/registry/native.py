@@ -1,7 +1,7 @@
 """Compile a bundle's tree ensemble to native code, refused unless it reproduces scikit-learn.
 
 Treelite reads the fitted ensemble (HistGradientBoosting, random forests,
-extra trees, gradient boosting), TL2cgen writes it as C (one nested ``if`` per
+extra trees, gradient boosting, LightGBM), TL2cgen writes it as C (one nested ``if`` per
 node), and the machine's C compiler builds ``<bundle>/native/model.so`` with
 the row loop of :mod:`mlcycle.native`. The library scores the encoded matrix
 (the same one the ONNX export takes) about 2.7× faster than ONNX Runtime on
@@ -72,9 +72,13 @@ SUPPORTED = frozenset(
         "GradientBoostingRegressor",
     }
 )
-# HistGradientBoosting compares float64 inputs; scikit-learn's other trees cast the
-# input to float32 first, so the library is fed float32-rounded values for them.
-FLOAT64_INPUT = frozenset({"HistGradientBoostingClassifier", "HistGradientBoostingRegressor"})
+# LightGBM's scikit-learn estimators (the "lightgbm" family), read from their booster.
+LIGHTGBM = frozenset({"LGBMClassifier", "LGBMRegressor"})
+# HistGradientBoosting and LightGBM compare float64 inputs; scikit-learn's other trees
+# cast the input to float32 first, so the library is fed float32-rounded values for them.
+FLOAT64_INPUT = frozenset(
+    {"HistGradientBoostingClassifier", "HistGradientBoostingRegressor", *LIGHTGBM}
+)
 # Generated C beyond this is not compiled: a forest of deep trees can reach gigabytes
 # of source and hours of compiling (ONNX Runtime scores it instead).
 MAX_SOURCE_BYTES = 64 << 20
@@ -109,10 +113,14 @@ def compile_native(
         raise BadInput("cannot check the native model", "there are no parity rows", "pass rows")
     estimator = model.steps[-1][1]
     kind = type(estimator).__name__
-    if kind not in SUPPORTED or not type(estimator).__module__.startswith("sklearn."):
+    module = type(estimator).__module__
+    if not (
+        (kind in SUPPORTED and module.startswith("sklearn."))
+        or (kind in LIGHTGBM and module.startswith("lightgbm."))
+    ):
         raise BadInput(
             f"cannot compile a {kind} to native code",
-            "only scikit-learn tree ensembles are compiled (" + ", ".join(sorted(SUPPORTED)) + ")",
+            "only tree ensembles are compiled (" + ", ".join(sorted(SUPPORTED | LIGHTGBM)) + ")",
             "nothing to do: ONNX Runtime or scikit-learn scores this model",
         )
     compiler = find_compiler()
@@ -263,7 +271,10 @@ def _build(estimator: Any, work: Path, compiler: str) -> Path:
             warnings.catch_warnings(record=True) as seen,
         ):
             warnings.simplefilter("always")
-            model = treelite.sklearn.import_model(estimator)
+            if type(estimator).__name__ in LIGHTGBM:
+                model = treelite.frontend.from_lightgbm(estimator.booster_)
+            else:
+                model = treelite.sklearn.import_model(estimator)
             # One translation unit per core: they compile in parallel below.
             params = {"parallel_comp": cores} if cores > 1 else {}
             tl2cgen.generate_c_code(model, str(source), params=params)
