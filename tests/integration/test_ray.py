@@ -1,7 +1,7 @@
 """Ray: batch prediction and tuning.
 
-Batch (``engine="ray"``): the local engine's rows exactly, rejects included; a
-worker killed mid-job costs nothing; clear errors without Ray or without a
+Batch (``engine="ray"``): the local engine's rows exactly, rejects included, and
+its prediction log; a worker killed mid-job costs nothing; clear errors without Ray or without a
 cluster. Tuning (``train.tuning.backend: ray``): one worker finds the local
 backend's trials, one for one; several workers all take trials; the study is
 the stored one.
@@ -193,17 +193,33 @@ def test_an_actors_error_reaches_the_caller_as_mlcycles_and_nothing_is_written(
     assert {p.name for p in tmp_path.iterdir()} == {"in.parquet"}
 
 
-def test_logging_a_ray_job_is_refused_before_any_work(rt: ModelRuntime, tmp_path: Path) -> None:
-    log: Any = object()  # refused before the log is ever touched
-    with pytest.raises(BadInput, match="--log is not supported with --engine ray"):
-        predict_file(
-            rt,
-            str(tmp_path / "in.parquet"),
-            str(tmp_path / "o.parquet"),
-            engine="ray",
-            prediction_log=log,
-        )
-    assert list(tmp_path.iterdir()) == []
+@pytest.mark.ray
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_logged_ray_job_logs_what_the_local_engine_logs(
+    ray_cluster: Any, rt: ModelRuntime, tmp_path: Path, fmt: str
+) -> None:
+    from mlcycle.serve import PredictionLog
+
+    data = tmp_path / f"in.{fmt}"
+    frame = dirty()
+    frame.to_parquet(data) if fmt == "parquet" else frame.to_csv(data, index=False)
+
+    def logged(engine: str) -> pd.DataFrame:
+        log = PredictionLog(tmp_path / f"log-{engine}")
+        out = tmp_path / f"{engine}.parquet"
+        predict_file(rt, str(data), str(out), chunk_rows=1000, engine=engine, prediction_log=log)
+        log.close()
+        files = sorted((tmp_path / f"log-{engine}").rglob("*.parquet"))
+        rows = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+        return rows.sort_values("row_id", ignore_index=True)
+
+    local, on_ray = logged("auto"), logged("ray")
+    assert len(on_ray) == 3000 - 3  # every scored row, no reject
+    # Each job has its own request id and clock; everything else is the same rows.
+    per_job = ["request_id", "ts", "logged_at", "date", "latency_ms"]
+    kept = [c for c in local.columns if c not in per_job]
+    pd.testing.assert_frame_equal(on_ray[kept], local[kept])
+    assert on_ray["request_id"].nunique() == 1
 
 
 # --- tuning on Ray ------------------------------------------------------------------

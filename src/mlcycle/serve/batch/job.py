@@ -114,12 +114,6 @@ def predict_file(
     """
     started = time.perf_counter()
     check_engine(runtime, engine)  # a bad choice fails before any file is touched
-    if engine == "ray" and prediction_log is not None:
-        raise BadInput(
-            "--log is not supported with --engine ray",
-            "the prediction log is written by one process; Ray actors score elsewhere",
-            "score with --engine auto to log the predictions, or drop --log",
-        )
     if is_remote(output_path):
         return _predict_remote(
             input_path,
@@ -292,8 +286,16 @@ class _Job:
             from mlcycle.serve.batch.ray_engine import scored_on_ray  # the optional extra
 
             self.engine = ray_engine_name(self.runtime)
+            # Logged, the actors send each chunk's checked rows back: this process writes
+            # the log, as it does for the local engine.
             yield from scored_on_ray(
-                self.runtime, self.files, self.fmt, columns, self.chunk_rows, builder
+                self.runtime,
+                self.files,
+                self.fmt,
+                columns,
+                self.chunk_rows,
+                builder,
+                with_rows=self.log is not None,
             )
             return
         pending: deque[PendingChunk] = deque()

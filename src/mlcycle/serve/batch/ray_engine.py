@@ -17,7 +17,8 @@ into the one output file.
 A chunk yields two tables of different shapes (the scored rows, and the
 rejected rows with the input's columns and a reason), while a Ray Data batch
 has one schema: so each chunk maps to one record that carries both as Arrow
-IPC streams (a copy of the buffers, no per-row work).
+IPC streams (a copy of the buffers, no per-row work); a logged job's record
+also carries the checked rows and probabilities, for the driver's log.
 
 The bundle travels through Ray's object store (its files, a few MB), so
 actors on other nodes need no access to the model store. An actor that dies
@@ -40,6 +41,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
@@ -99,6 +102,7 @@ class RayChunkScorer:
         fmt: Format,
         schema: pa.Schema,
         id_column: str | None,
+        with_rows: bool = False,
     ) -> None:
         import ray
 
@@ -116,6 +120,8 @@ class RayChunkScorer:
         self.scorer = Scorer(self.runtime, workers=1, engine="auto")
         self.builder = OutputBuilder(self.runtime, schema, id_column)
         self.from_text = fmt == "csv"
+        # For the prediction log: each chunk's checked rows and probabilities travel back.
+        self.with_rows = with_rows
 
     def __call__(self, batch: pa.Table) -> pa.Table:
         """One chunk in, one record out: output and rejects as Arrow IPC, and the counts.
@@ -130,7 +136,10 @@ class RayChunkScorer:
             return _record(None, None, 0, 0, "{}", error)
         rejects = _ipc(done.rejects) if done.rejects is not None else None
         counts = json.dumps(done.out_of_range)
-        return _record(_ipc(done.table), rejects, done.rows, done.rejected, counts, None)
+        checked = None
+        if self.with_rows and done.frame is not None:
+            checked = _ipc(_checked_rows(done.frame, done.proba))
+        return _record(_ipc(done.table), rejects, done.rows, done.rejected, counts, None, checked)
 
     def score(self, batch: pa.Table) -> ScoredChunk:
         """The local engine's checks and scoring of one chunk."""
@@ -162,12 +171,15 @@ def scored_on_ray(
     *,
     actors: int | None = None,
     scorer_class: type[RayChunkScorer] | None = None,
+    with_rows: bool = False,
 ) -> Iterator[ScoredChunk]:
     """The scored chunks of ``files``, in input order, scored by Ray actors.
 
     Joins the cluster at ``RAY_ADDRESS`` (else starts a local one for the
     job); ``actors`` defaults to the cluster's CPUs less one, which the
     read tasks need (with every CPU held by an actor, none could run).
+    ``with_rows`` brings each chunk's checked rows, probabilities and ids
+    back too (what the prediction log writes), as the local engine has them.
 
     Example:
         >>> for done in scored_on_ray(rt, files, "parquet", cols, 100_000, builder):
@@ -196,6 +208,7 @@ def scored_on_ray(
                     "fmt": fmt,
                     "schema": builder.schema,
                     "id_column": builder.id_column,
+                    "with_rows": with_rows,
                 },
                 batch_size=chunk_rows,
                 batch_format="pyarrow",
@@ -205,7 +218,7 @@ def scored_on_ray(
             try:
                 for block in mapped.iter_batches(batch_size=None, batch_format="pyarrow"):
                     for record in block.to_pylist():
-                        yield _decode(record)
+                        yield _decode(record, builder.id_column)
             except ray.exceptions.RayError as exc:
                 raise _job_failed(exc) from None
         finally:
@@ -276,6 +289,7 @@ def _record(
     rejected: int,
     out_of_range: str,
     error: str | None,
+    checked: bytes | None = None,
 ) -> pa.Table:
     return pa.table(
         {
@@ -285,20 +299,43 @@ def _record(
             "rejected": pa.array([rejected], pa.int64()),
             "out_of_range": pa.array([out_of_range], pa.string()),
             "error": pa.array([error], pa.string()),
+            "checked": pa.array([checked], pa.large_binary()),
         }
     )
 
 
-def _decode(record: dict[str, Any]) -> ScoredChunk:
+# The probability columns ride beside the checked feature rows under names no feature has.
+_PROBA_PREFIX = "__mlcycle_proba_"
+
+
+def _checked_rows(frame: pd.DataFrame, proba: np.ndarray | None) -> pa.Table:
+    """A chunk's checked rows, plus its probability matrix as columns, as one Arrow table."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for j in range(proba.shape[1] if proba is not None else 0):
+        assert proba is not None
+        table = table.append_column(f"{_PROBA_PREFIX}{j}", pa.array(proba[:, j], pa.float64()))
+    return table
+
+
+def _decode(record: dict[str, Any], id_column: str | None) -> ScoredChunk:
     if record["error"] is not None:
         error = json.loads(record["error"])
         kind = BadInput if error["exit_code"] == BadInput.exit_code else MlcycleError
         raise kind(error["error"], error["why"], error["fix"])
     rejects = record["rejects"]
-    return ScoredChunk(
-        table=_table(record["output"]),
+    table = _table(record["output"])
+    done = ScoredChunk(
+        table=table,
         rejects=_table(rejects) if rejects is not None else None,
         rows=int(record["rows"]),
         rejected=int(record["rejected"]),
         out_of_range=json.loads(record["out_of_range"]),
     )
+    if record.get("checked") is not None:
+        checked = _table(record["checked"])
+        names = [n for n in checked.column_names if n.startswith(_PROBA_PREFIX)]
+        done.frame = checked.drop_columns(names).to_pandas()
+        if names:
+            done.proba = np.column_stack([checked.column(n).to_numpy() for n in names])
+        done.ids = table.column(id_column) if id_column else None
+    return done

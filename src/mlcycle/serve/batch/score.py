@@ -310,8 +310,8 @@ class ScoredChunk:
     """One chunk's output rows, its rejects (input columns + ``reason``) and counts.
 
     ``frame`` (the checked feature rows), ``proba`` and ``ids`` feed the
-    prediction log; a chunk scored elsewhere (on a Ray actor) comes back
-    without them.
+    prediction log; a chunk scored on a Ray actor brings them back only when
+    the job logs.
     """
 
     table: pa.Table
