@@ -31,7 +31,7 @@ logger = logging.getLogger("mlcycle.serve")
 
 
 class NativeModel:
-    """A compiled model checked for one runtime: matrix in, labels' order out.
+    """A compiled model checked for one runtime: its matrix in, its class order out.
 
     :meth:`predict` takes the runtime plan's float64 matrix and returns the
     probabilities in ``runtime.classes`` order (values for regression).
