@@ -6,15 +6,9 @@ A trial's score is the mean over the cross-validation folds when ``train.cv`` is
 set (reported fold by fold so the median pruner can stop a poor trial early),
 else the score on the validation rows.
 
-``tuning.backend: ray`` runs the trials as Ray tasks (see :func:`_optimize_on_ray`):
-this process keeps the one sampler and asks it for each trial's parameters, as
-``study.optimize`` does; a task loads the same stored study, runs the trial
-(its fold reports and pruning go through the study storage, as they do
-locally), and this process records the outcome. Optuna trials as Ray tasks
-rather than Ray Tune with ``OptunaSearch``: the study stays the one in the
-store (an interrupted tuning resumes from it, whichever backend ran it), the
-median pruner and the trial tracking work unchanged, and with one worker the
-trials are those of the local backend, one for one.
+One trial (the objective, its report, the search-space sampling) is
+``trials.py``; ``tuning.backend: ray`` runs the trials as Ray tasks
+(``tuning_ray.py``, imported only then).
 
 Example:
     >>> result = tune(train_df, candidate, schema=schema, problem=problem, seed=42,
@@ -26,10 +20,7 @@ Example:
 
 from __future__ import annotations
 
-import os
 import re
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,28 +30,20 @@ import pandas as pd
 
 from mlcycle.errors import BadInput
 from mlcycle.schema import Schema
-from mlcycle.spec import Candidate, CrossValidation, Problem, SearchParam, Tuning
-from mlcycle.train.cv import Metric, PreparedFolds, cross_validate, folds
-from mlcycle.train.fit import build_pipeline, check_training_data, predictions, target_values
+from mlcycle.spec import Candidate, CrossValidation, Problem, Tuning
+from mlcycle.train.cv import Metric, folds
+from mlcycle.train.fit import build_pipeline, check_training_data, target_values
 from mlcycle.train.progress import TuningProgress
+from mlcycle.train.trials import (
+    TRIAL_ERRORS,
+    Objective,
+    TrialCallback,
+    TrialReport,
+    open_storage,
+    suggest,
+)
 
-
-@dataclass
-class TrialReport:
-    """One finished trial: its params, score (None unless complete), state and folds."""
-
-    number: int
-    params: dict[str, Any]
-    value: float | None
-    state: str  # complete | pruned | fail
-    # Complete: each fold's score. Pruned: the running means reported to the pruner,
-    # the last being the one it stopped the trial at.
-    fold_scores: list[float]
-    seconds: float
-
-
-# Called after each trial (e.g. to track it as a run).
-TrialCallback = Callable[[TrialReport], None]
+__all__ = ["TrialCallback", "TrialReport", "TuningResult", "optuna_url", "suggest", "tune"]
 
 
 @dataclass
@@ -77,25 +60,6 @@ class TuningResult:
     failed: int
     resumed: int = 0  # finished trials found in the store from an earlier, interrupted tuning
     best_oof: np.ndarray | None = field(default=None, repr=False)
-
-
-def suggest(trial: Any, name: str, space: SearchParam) -> Any:
-    """One value from a search parameter (Optuna's suggest_* API).
-
-    Example:
-        >>> suggest(trial, "max_depth", SearchParam(type="int", low=2, high=8))
-        5
-    """
-    if space.type == "categorical":
-        return trial.suggest_categorical(name, space.choices)
-    assert space.low is not None and space.high is not None
-    log = space.log or space.type == "log"
-    if space.type == "int":
-        step = int(space.step) if space.step and not log else 1
-        return trial.suggest_int(name, int(space.low), int(space.high), step=step, log=log)
-    return trial.suggest_float(
-        name, space.low, space.high, log=log, step=None if log else space.step
-    )
 
 
 def optuna_url(store_url: str) -> str:
@@ -138,32 +102,6 @@ def optuna_url(store_url: str) -> str:
         url = url.update_query_dict({"options": f"{others} -csearch_path={schema}".strip()})
         return url.render_as_string(hide_password=False)
     return store_url
-
-
-def _storage(url: str | None) -> Any:
-    import optuna
-
-    if url is None:
-        return None
-    kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # Parallel trials write from several threads; wait for the lock rather than fail.
-        kwargs = {"connect_args": {"timeout": 60}}
-    storage = optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    if url.startswith("sqlite"):
-        import sqlalchemy as sa
-
-        def pragmas(dbapi_conn: Any, _record: Any) -> None:
-            # WAL: readers never block the trials' writes; NORMAL: no fsync per
-            # commit (a trial makes a dozen), still safe against a process crash.
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        sa.event.listen(storage.engine, "connect", pragmas)
-        storage.engine.dispose()  # reconnect with the pragmas
-    return storage
 
 
 def tune(
@@ -227,7 +165,7 @@ def tune(
         best=best_before,
         enabled=progress,
     )
-    objective = _Objective(
+    objective = Objective(
         train=train,
         candidate=candidate,
         schema=schema,
@@ -245,21 +183,26 @@ def tune(
     )
     if remaining != 0:
         with display:
-            if tuning.backend == "ray":
-                _optimize_on_ray(study, objective, storage, tuning, remaining)
-            else:
-                study.optimize(
-                    objective,
-                    n_trials=remaining,
-                    timeout=tuning.seconds,
-                    n_jobs=tuning.n_jobs,
-                    catch=_CATCH,
-                )
+            _run_trials(study, objective, storage, tuning, remaining)
     return _result(study, objective, resumed)
 
 
-# A parameter combination the estimator rejects fails that trial only.
-_CATCH = (ValueError, ArithmeticError)
+def _run_trials(
+    study: Any, objective: Objective, storage: str | None, tuning: Tuning, n_trials: int | None
+) -> None:
+    """Up to ``n_trials`` more trials (``None``: until the time budget) on the spec's backend."""
+    if tuning.backend == "ray":
+        from mlcycle.train.tuning_ray import optimize_on_ray  # imports the optional ray
+
+        optimize_on_ray(study, objective, storage, tuning, n_trials)
+        return
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=tuning.seconds,
+        n_jobs=tuning.n_jobs,
+        catch=TRIAL_ERRORS,
+    )
 
 
 def _open_study(
@@ -287,7 +230,7 @@ def _open_study(
         else optuna.pruners.NopPruner()
     )
     return optuna.create_study(
-        storage=_storage(storage),
+        storage=open_storage(storage),
         study_name=study_name,
         sampler=sampler,
         pruner=pruner,
@@ -316,133 +259,7 @@ def _resume(study: Any, greater_is_better: bool) -> tuple[int, tuple[float, int]
     return len(done), best_before
 
 
-@dataclass
-class _Objective:
-    """One trial: build the candidate with the trial's params, score it, report it.
-
-    With several jobs, trials run on threads of one process: they share the
-    prepared folds and the best out-of-fold predictions kept here.
-    """
-
-    train: pd.DataFrame
-    candidate: Candidate
-    schema: Schema
-    problem: Problem
-    seed: int
-    features: list[str]
-    metric: Metric
-    greater_is_better: bool
-    cv: CrossValidation | None
-    split: list[tuple[np.ndarray, np.ndarray]] | None
-    valid: pd.DataFrame | None
-    y_valid: np.ndarray | None
-    display: TuningProgress | None
-    on_trial: TrialCallback | None
-    prepared: PreparedFolds = field(default_factory=PreparedFolds)
-    best_value: float | None = None
-    best_oof: np.ndarray | None = None
-
-    def __call__(self, trial: Any) -> float:
-        import optuna
-
-        started = time.perf_counter()
-        overrides = {
-            name: suggest(trial, name, space) for name, space in self.candidate.search.items()
-        }
-        pipeline, _, params = build_pipeline(
-            self.candidate,
-            schema=self.schema,
-            problem=self.problem,
-            seed=self.seed,
-            features=self.features,
-            overrides=overrides,
-        )
-        fold_scores: list[float] = []
-        state = "fail"
-        value: float | None = None
-        try:
-            if self.cv is not None:
-                value = self._cross_validate(trial, pipeline, self.cv, fold_scores)
-            else:
-                value = self._score_on_valid(pipeline)
-            state = "complete"
-            return value
-        except optuna.TrialPruned:
-            state = "pruned"
-            raise
-        finally:
-            report = TrialReport(
-                trial.number,
-                params,
-                value,
-                state,
-                list(fold_scores),
-                time.perf_counter() - started,
-            )
-            self.finished(report)
-
-    def __getstate__(self) -> dict[str, Any]:
-        # Shipped to Ray workers: without this process's display, callback and fold
-        # cache (it holds a lock); a worker starts with an empty cache.
-        state = dict(self.__dict__)
-        state.update(display=None, on_trial=None, prepared=None)
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, prepared=PreparedFolds())
-
-    def finished(self, report: TrialReport) -> None:
-        """Show and hand on a finished trial (a Ray trial: here, once its task returned)."""
-        if self.display is not None:
-            self.display.trial(report)
-        if self.on_trial is not None:
-            self.on_trial(report)
-
-    def keep_if_best(self, value: float, oof: np.ndarray | None) -> None:
-        """Keep the out-of-fold predictions of the best trial so far."""
-        best = self.best_value
-        if best is None or (value > best if self.greater_is_better else value < best):
-            self.best_value, self.best_oof = value, oof
-
-    def _cross_validate(
-        self, trial: Any, pipeline: Any, cv: CrossValidation, fold_scores: list[float]
-    ) -> float:
-        """The mean over the folds, reported fold by fold so a poor trial is pruned early."""
-        import optuna
-
-        def on_fold(i: int, running: float) -> None:
-            fold_scores.append(running)
-            trial.report(running, i)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-
-        result = cross_validate(
-            pipeline,
-            self.train,
-            cv=cv,
-            problem=self.problem,
-            features=self.features,
-            metric=self.metric,
-            seed=self.seed,
-            on_fold=on_fold,
-            split=self.split,
-            prepared=self.prepared,
-        )
-        fold_scores[:] = result.fold_scores
-        self.keep_if_best(result.mean, result.oof)
-        return result.mean
-
-    def _score_on_valid(self, pipeline: Any) -> float:
-        """The score on the validation rows of the pipeline fitted on all training rows."""
-        assert self.valid is not None and self.y_valid is not None
-        pipeline.fit(self.train[self.features], target_values(self.train, self.problem))
-        scores = predictions(
-            self.problem.task, pipeline, self.valid[self.features], self.problem.positive_label
-        )
-        return float(self.metric(self.y_valid, scores))
-
-
-def _result(study: Any, objective: _Objective, resumed: int) -> TuningResult:
+def _result(study: Any, objective: Objective, resumed: int) -> TuningResult:
     """The best trial's params (fixed ones included) and the study's counts."""
     from optuna.trial import TrialState
 
@@ -478,117 +295,3 @@ def _result(study: Any, objective: _Objective, resumed: int) -> TuningResult:
         resumed=resumed,
         best_oof=objective.best_oof,
     )
-
-
-# --- the Ray backend -------------------------------------------------------------------
-
-
-@dataclass
-class _RayOutcome:
-    """What a trial's Ray task sends back: how it ended, its report and its predictions."""
-
-    state: str  # complete | pruned | fail
-    value: float | None
-    report: TrialReport | None
-    oof: np.ndarray | None
-    error: BaseException | None = None  # anything but a caught error: re-raised here
-
-
-def _optimize_on_ray(
-    study: Any, objective: _Objective, storage: str | None, tuning: Tuning, n_trials: int | None
-) -> None:
-    """``study.optimize`` with each trial's objective in a Ray task, ``workers`` at once.
-
-    The sampler stays here: each trial is asked for and its parameters suggested
-    in this process, in the order ``study.optimize`` would (so one worker gives
-    the local backend's trials), then a task runs it against the stored study.
-    """
-    import optuna
-
-    from mlcycle.ray_cluster import cluster_cpus, connected
-
-    if storage is None:
-        raise BadInput(
-            "train.tuning.backend ray needs a stored study",
-            "Ray tasks share the trials through the study storage",
-            "tune inside a project (its store keeps the studies), or pass storage=",
-        )
-    with connected() as ray:
-        _check_storage_reachable(ray, storage)
-        # n_jobs set in the spec caps the trials at once; else every CPU of the cluster.
-        workers = tuning.n_jobs if "n_jobs" in tuning.model_fields_set else cluster_cpus(ray)
-        shipped = ray.put(objective)  # once, for every trial (see _Objective.__getstate__)
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_trial)
-        started = time.monotonic()
-        asked = 0
-        in_flight: dict[Any, int] = {}
-        while True:
-            while len(in_flight) < workers and (n_trials is None or asked < n_trials):
-                if tuning.seconds is not None and time.monotonic() - started > tuning.seconds:
-                    break
-                trial = study.ask()
-                for name, space in objective.candidate.search.items():
-                    suggest(trial, name, space)
-                ref = task.remote(shipped, storage, study.study_name, study.pruner, trial._trial_id)
-                in_flight[ref] = trial.number
-                asked += 1
-            if not in_flight:
-                return
-            ready, _ = ray.wait(list(in_flight), num_returns=1)
-            number = in_flight.pop(ready[0])
-            outcome: _RayOutcome = ray.get(ready[0])
-            if outcome.state == "complete":
-                assert outcome.value is not None
-                study.tell(number, outcome.value)
-                objective.keep_if_best(outcome.value, outcome.oof)
-            else:
-                state = optuna.trial.TrialState.PRUNED if outcome.state == "pruned" else None
-                study.tell(number, state=state or optuna.trial.TrialState.FAIL)
-            if outcome.report is not None:
-                objective.finished(outcome.report)
-            if outcome.error is not None:
-                for pending in in_flight:
-                    ray.cancel(pending)
-                raise outcome.error
-
-
-def _ray_trial(
-    objective: _Objective, storage: str, study_name: str, pruner: Any, trial_id: int
-) -> _RayOutcome:
-    """Run one asked trial in a Ray worker against the stored study (reports, pruning)."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # The parameters were suggested by the caller: this sampler is never asked.
-    study = optuna.load_study(
-        study_name=study_name,
-        storage=_storage(storage),
-        sampler=optuna.samplers.RandomSampler(),
-        pruner=pruner,
-    )
-    trial = optuna.trial.Trial(study, trial_id)
-    trial.set_user_attr("worker_pid", os.getpid())
-    reports: list[TrialReport] = []
-    objective.on_trial = reports.append  # the objective reports every trial, however it ends
-    state, value, error = "complete", None, None
-    try:
-        value = objective(trial)
-    except optuna.TrialPruned:
-        state = "pruned"
-    except _CATCH:
-        state = "fail"
-    except Exception as exc:  # not a trial's failure: the caller stops the tuning with it
-        state, error = "fail", exc
-    oof = objective.best_oof if state == "complete" else None
-    return _RayOutcome(state, value, reports[0] if reports else None, oof, error)
-
-
-def _check_storage_reachable(ray: Any, storage: str) -> None:
-    """Refuse a SQLite study on a cluster of several nodes: the others cannot open the file."""
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    if storage.startswith("sqlite") and len(nodes) > 1:
-        raise BadInput(
-            f"the Ray cluster has {len(nodes)} nodes but the study is a SQLite file on this one",
-            "every trial's task reads and writes the study storage",
-            "use a PostgreSQL store (MLCYCLE_STORE_URL=postgresql://…) for a multi-node cluster",
-        )
