@@ -186,3 +186,36 @@ def test_an_unexpected_error_in_a_step_is_one_clear_line(
     assert run["status"] == "failed"
     error = _steps(root, run["id"])["train"]["error"]
     assert "Traceback" in error and "ZeroDivisionError" in error  # kept for `mlcycle steps`
+
+
+def test_a_run_fits_within_the_thread_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The cap on OpenMP/BLAS threads (train/threads.py) holds for the steps of a run.
+    import contextlib
+
+    from mlcycle.train import threads
+
+    active: list[bool] = []
+    inside = [False]
+
+    @contextlib.contextmanager
+    def capped() -> Any:
+        inside[0] = True
+        try:
+            yield 1
+        finally:
+            inside[0] = False
+
+    original = Train.run
+
+    def recording(self: Train, ctx: Any, inputs: Any) -> Any:
+        active.append(inside[0])
+        return original(self, ctx, inputs)
+
+    monkeypatch.setattr(threads, "fitting_threads", capped)
+    monkeypatch.setattr(Train, "run", recording)
+    project = Project.load(_project_dir(tmp_path))
+    try:
+        project.run()
+    finally:
+        project.close()
+    assert active == [True] and inside == [False]

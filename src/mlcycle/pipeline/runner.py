@@ -182,6 +182,7 @@ class Runner:
         it and the step in progress ``killed`` and re-raises; a process killed
         outright is marked ``killed`` by the next start (:meth:`RunLog.reap`).
         """
+        from mlcycle.train.threads import fitting_threads
         from mlcycle.train.tracking.process import install_sigterm
 
         names = self.step_names()
@@ -197,7 +198,9 @@ class Runner:
         run_id = self._start()
         current = _Current()
         try:
-            return self._walk(run_id, until, force, listener, current)
+            # Fitting, scoring and evaluating all run OpenMP: on the cores free now.
+            with fitting_threads():
+                return self._walk(run_id, until, force, listener, current)
         except StepFailed:
             raise  # recorded by _finish
         except BaseException as exc:
