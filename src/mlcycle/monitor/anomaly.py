@@ -263,7 +263,11 @@ def fit_outlier_model(folder: Path, *, seed: int = 0) -> Path | None:
     medians = np.nanmedian(np.where(np.isnan(x), np.nan, x), axis=0)
     medians = np.where(np.isnan(medians), 0.0, medians)
     x = np.where(np.isnan(x), medians, x)
-    forest = IsolationForest(n_estimators=100, max_samples=256, random_state=seed, n_jobs=1)
+    # 256 rows per tree (the paper's default), or every row of a smaller reference
+    # (what scikit-learn would do anyway, minus its warning in `mlcycle run`).
+    forest = IsolationForest(
+        n_estimators=100, max_samples=min(256, len(x)), random_state=seed, n_jobs=1
+    )
     forest.fit(x)
     numeric = np.array([f not in categories for f in features])
     lows = np.where(numeric, x.min(axis=0), -np.inf)
