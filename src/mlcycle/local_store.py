@@ -27,6 +27,9 @@ STORE_DIR = ".mlcycle"
 DB_FILE = "mlcycle.db"
 ARTIFACTS_DIR = "artifacts"
 #: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``NAME@ALIAS``, ``NAME/3`` or ``NAME``.
+# The largest version a registry holds (its version column is a 32-bit INTEGER on
+# PostgreSQL); a larger number names no version, and must not reach the database.
+MAX_VERSION = 2**31 - 1
 MODEL_REF_RE = re.compile(
     r"^(?:models:/)?(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:(?:@(?P<alias>[^/@]+))|(?:/(?P<version>\d+)))?$"
 )
@@ -84,6 +87,8 @@ def lookup_bundle(base: Path, ref: str) -> LocalBundle | None:
     if db is None or match is None:
         return None
     name, alias, number = match.group("name"), match.group("alias"), match.group("version")
+    if number is not None and not 1 <= int(number) <= MAX_VERSION:
+        return None
     try:
         lite = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
     except sqlite3.Error:

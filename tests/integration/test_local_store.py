@@ -63,8 +63,10 @@ def test_the_lookup_answers_what_the_registry_answers(project: Path, ref: str) -
 
 
 @pytest.mark.parametrize(
-    "ref", ["nosuch@champion", "flights@canary", "flights/9", "not a ref", "churn@challenger"]
-)
+    "ref",
+    ["nosuch@champion", "flights@canary", "flights/9", "not a ref", "churn@challenger",
+     "flights/99999999999999999999", "flights/0"],
+)  # fmt: skip
 def test_what_the_lookup_cannot_settle_goes_to_the_registry(project: Path, ref: str) -> None:
     assert lookup_bundle(project, ref) is None
 

@@ -48,6 +48,19 @@ def test_promote_resolve_history_and_rollback(
     assert events[-1]["reason"] == "regression"
 
 
+@pytest.mark.parametrize("version", [2**31, 10**20, 0, -1])
+def test_a_version_no_registry_can_hold_is_not_found(store: Store, version: int) -> None:
+    # Typed by a user (a reference, `models promote`, a dashboard URL): it must be a
+    # clear "no such version", not the database refusing the number (an internal error).
+    reg = Registry(store)
+    reg.promote("m", reg.register("m", _bundle(store, "1"), blessed=True), reason="first")
+    with pytest.raises(NotFound, match=f"model 'm' has no version {version}"):
+        reg.promote("m", version, reason="x")
+    if version >= 0:  # a reference spells only digits
+        with pytest.raises(NotFound, match=f"model 'm' has no version {version}"):
+            reg.resolve(f"m/{version}")
+
+
 def test_unblessed_needs_force_and_reason(store: Store) -> None:
     reg = Registry(store)
     v = reg.register("m", _bundle(store, "x"), blessed=False)

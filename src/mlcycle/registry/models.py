@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from mlcycle.artifacts import ModelVersionInfo
 from mlcycle.bundle import Bundle, check_model_name
 from mlcycle.errors import BadInput, MlcycleError, NotFound
-from mlcycle.local_store import MODEL_REF_RE
+from mlcycle.local_store import MAX_VERSION, MODEL_REF_RE
 from mlcycle.store import Store, now
 from mlcycle.store import tables as t
 
@@ -217,12 +217,15 @@ class Registry:
                     f"see `mlcycle models show {parsed.name}`; promote one with "
                     f"`mlcycle models promote {parsed.name} VERSION`",
                 )
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(t.model_versions.c.bundle_id, t.model_versions.c.blessed).where(
-                    t.model_versions.c.name == parsed.name, t.model_versions.c.version == version
-                )
-            ).first()
+        row = None
+        if 1 <= version <= MAX_VERSION:  # beyond it the database refuses the number itself
+            with self.engine.connect() as conn:
+                row = conn.execute(
+                    sa.select(t.model_versions.c.bundle_id, t.model_versions.c.blessed).where(
+                        t.model_versions.c.name == parsed.name,
+                        t.model_versions.c.version == version,
+                    )
+                ).first()
         if row is None:
             raise NotFound(
                 f"model '{parsed.name}' has no version {version}",
