@@ -116,7 +116,7 @@ def export_onnx(
             if task != "regression"
             else {"value": "variable"}
         ),
-        "estimator_classes": _plain(getattr(estimator, "classes_", None)),
+        "estimator_classes": estimator_classes(estimator),
         "opset": OPSET,
         "parity": report,
     }
@@ -283,8 +283,15 @@ def atomic_folder(target: Path) -> Iterator[Path]:
         raise
 
 
-def _plain(values: Any) -> Any:
-    return None if values is None else np.asarray(values).tolist()
+def estimator_classes(estimator: Any) -> list[Any] | None:
+    """The estimator's ``classes_`` as JSON values (a manifest's ``estimator_classes``).
+
+    Example:
+        >>> estimator_classes(hgb_classifier)
+        [False, True]
+    """
+    classes = getattr(estimator, "classes_", None)
+    return None if classes is None else list(np.asarray(classes).tolist())
 
 
 def _unsupported(why: str) -> BadInput:

@@ -53,6 +53,7 @@ from mlcycle.registry.export import (
     HOLDOUT,
     atomic_folder,
     contract_rows,
+    estimator_classes,
     parity_report,
     parity_rows,
 )
@@ -156,7 +157,7 @@ def compile_native(
             "libraries": _versions(),
             "estimator": kind,
             "task": task,
-            "estimator_classes": _plain(getattr(estimator, "classes_", None)),
+            "estimator_classes": estimator_classes(estimator),
             # Checked before the file is loaded: loading a damaged library can crash the
             # process (a truncated one faults on first touch) instead of raising.
             "sha256": hash_file(library),
@@ -397,7 +398,3 @@ def _versions() -> dict[str, str]:
         with contextlib.suppress(PackageNotFoundError):
             found[name] = version(name)
     return found
-
-
-def _plain(values: Any) -> Any:
-    return None if values is None else np.asarray(values).tolist()
