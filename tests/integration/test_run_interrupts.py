@@ -196,9 +196,11 @@ def test_a_run_fits_within_the_thread_cap(tmp_path: Path, monkeypatch: pytest.Mo
 
     active: list[bool] = []
     inside = [False]
+    entered: list[int] = []
 
     @contextlib.contextmanager
     def capped() -> Any:
+        entered.append(1)
         inside[0] = True
         try:
             yield 1
@@ -216,6 +218,8 @@ def test_a_run_fits_within_the_thread_cap(tmp_path: Path, monkeypatch: pytest.Mo
     project = Project.load(_project_dir(tmp_path))
     try:
         project.run()
+        assert active == [True] and inside == [False] and len(entered) == 1
+        project.run()  # every step cached: the machine is not measured at all
     finally:
         project.close()
-    assert active == [True] and inside == [False]
+    assert active == [True] and len(entered) == 1

@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -168,6 +169,10 @@ class Runner:
         self.ctx = ctx
         self.steps = list(steps)
         self.log = RunLog(ctx.store)
+        # Open for a run: the thread cap is entered into it before the first step that
+        # computes (a run whose every step is cached never measures the machine).
+        self._cap: contextlib.ExitStack | None = None
+        self._capped = False
 
     def step_names(self) -> list[str]:
         return [s.name for s in self.steps]
@@ -182,7 +187,6 @@ class Runner:
         it and the step in progress ``killed`` and re-raises; a process killed
         outright is marked ``killed`` by the next start (:meth:`RunLog.reap`).
         """
-        from mlcycle.train.threads import fitting_threads
         from mlcycle.train.tracking.process import install_sigterm
 
         names = self.step_names()
@@ -198,8 +202,8 @@ class Runner:
         run_id = self._start()
         current = _Current()
         try:
-            # Fitting, scoring and evaluating all run OpenMP: on the cores free now.
-            with fitting_threads():
+            with contextlib.ExitStack() as self._cap:
+                self._capped = False
                 return self._walk(run_id, until, force, listener, current)
         except StepFailed:
             raise  # recorded by _finish
@@ -267,6 +271,16 @@ class Runner:
         self.log.start(run_id, spec_hash=self.ctx.spec.hash(), git_sha=self.ctx.git_sha)
         return run_id
 
+    def _cap_threads(self) -> None:
+        """Fitting, scoring and evaluating all run OpenMP: cap it at the cores free now,
+        once per run, for the rest of it (``train/threads.py``)."""
+        if self._cap is None or self._capped:
+            return
+        from mlcycle.train.threads import fitting_threads
+
+        self._cap.enter_context(fitting_threads())
+        self._capped = True
+
     def _skip_reason(self, step: Step, inputs: dict[str, str]) -> str | None:
         missing = [name for name in step.inputs if name not in inputs]
         if missing:
@@ -298,6 +312,7 @@ class Runner:
                     step.name, "cached", seconds, cached.summary, None, step_started
                 )
                 return key, report, None, None
+            self._cap_threads()
             result = step.run(self.ctx, Inputs(self.ctx.catalog, inputs))
             undeclared = set(result.outputs) - set(step.outputs)
             if undeclared:

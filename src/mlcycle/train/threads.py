@@ -6,9 +6,10 @@ where another process holds a core, the thread that shares it stalls the
 others at every step: a 150,000-row fit took 2.5 s with a busy-loop on one of
 two cores against 0.66 s idle, and 1.0 s with one thread; `mlcycle run` on
 the flights sample 17.1 s against 8.0 s. So a pipeline run measures the cores
-left idle by the rest of the machine when it starts (the ``cpu`` line of
-``/proc/stat``, twice, 50 ms apart) and caps OpenMP at that many, at least
-one, for its steps (fitting, scoring and evaluating all run OpenMP). ``OMP_NUM_THREADS``
+left idle by the rest of the machine before its first step that computes (the
+``cpu`` line of ``/proc/stat``, twice, 50 ms apart) and caps OpenMP and BLAS
+at that many, at least one, for the rest of the run (fitting, scoring and
+evaluating all run OpenMP). ``OMP_NUM_THREADS``
 set by the user is their choice and is left alone; where ``/proc/stat`` does
 not exist (not Linux) nothing changes.
 
