@@ -3,9 +3,10 @@
 Public surface: :func:`predict_file` (the job), :class:`Scorer` and
 :data:`ENGINES` (how chunks are scored), :func:`use_onnx`, :func:`native_model`. Inside:
 ``job.py`` (the read → check → score → write pipeline), ``io.py`` (finding and
-reading inputs on a thread), ``score.py`` (parallel scoring, output
-columns), ``write.py`` (streaming the output on a thread), ``remote.py``
-(outputs on object stores, published only when the job finished).
+reading inputs on a thread), ``score.py`` (parallel scoring, one chunk start to
+finish), ``output.py`` (the output columns and a chunk's table), ``write.py``
+(streaming the output on a thread), ``remote.py`` (outputs on object stores,
+published only when the job finished).
 
 Example:
     >>> rt = ModelRuntime.load(Path("bundle"), version=3)

@@ -51,15 +51,14 @@ from mlcycle.serve.batch.io import (
     resolve_inputs,
     total_rows,
 )
+from mlcycle.serve.batch.output import OutputBuilder, output_schema
 from mlcycle.serve.batch.remote import is_remote, publish, staged
 from mlcycle.serve.batch.score import (
-    OutputBuilder,
     PendingChunk,
     ScoredChunk,
     Scorer,
     check_engine,
     finish_chunk,
-    output_schema,
     ray_engine_name,
     submit_chunk,
 )

@@ -49,13 +49,8 @@ import pyarrow.csv as pacsv
 from mlcycle.errors import BadInput, MlcycleError
 from mlcycle.ray_cluster import cluster_cpus, connected
 from mlcycle.serve.batch.io import Format, InputFile
-from mlcycle.serve.batch.score import (
-    OutputBuilder,
-    ScoredChunk,
-    Scorer,
-    finish_chunk,
-    submit_chunk,
-)
+from mlcycle.serve.batch.output import OutputBuilder
+from mlcycle.serve.batch.score import ScoredChunk, Scorer, finish_chunk, submit_chunk
 from mlcycle.serve.model import ModelRuntime
 
 __all__ = ["RayChunkScorer", "scored_on_ray"]
